@@ -1,0 +1,91 @@
+"""Command line: `qpt-nb demo | scf | train | evaluate`.
+
+Errors in the user's input end with a one-line message and exit code 2, never a
+traceback from inside JAX or PySCF.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _molecule(args):
+  from .molecule import Molecule
+  if getattr(args, "xyz", None):
+    return Molecule.from_xyz(args.xyz, charge=args.charge, spin=args.spin)
+  mol = Molecule.builtin(args.molecule)
+  if args.charge or args.spin:
+    mol = Molecule.from_arrays(mol.symbols, mol.coords_angstrom, charge=args.charge,
+                               spin=args.spin, name=mol.name)
+  return mol
+
+
+def _add_molecule_args(p, default="uracil"):
+  p.add_argument("--molecule", default=default, help="built-in molecule name (see `qpt-nb list`)")
+  p.add_argument("--xyz", help="xyz file (Angstrom) instead of a built-in molecule")
+  p.add_argument("--charge", type=int, default=0)
+  p.add_argument("--spin", type=int, default=0)
+  p.add_argument("--basis", default="sto-3g")
+  p.add_argument("--xc", default="b3lyp5")
+  p.add_argument("--grid-level", type=int, default=3)
+
+
+def cmd_scf(args) -> int:
+  """JAX SCF next to PySCF: energies, difference and timings."""
+  from .compare import compare_with_pyscf, format_comparison
+  mol = _molecule(args)
+  row = compare_with_pyscf(mol, args.basis, args.xc, args.grid_level, pyscf=not args.no_pyscf)
+  print(format_comparison(row))
+  return 0
+
+
+def cmd_list(args) -> int:
+  from .molecule import Molecule
+  from .xc import SUPPORTED
+  print("molecules:   " + ", ".join(Molecule.builtins()))
+  print("functionals: " + ", ".join(SUPPORTED))
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="qpt-nb", description=__doc__.splitlines()[0])
+  sub = parser.add_subparsers(dest="command", required=True)
+  p = sub.add_parser("scf", help="run qpt_nb's JAX SCF (and PySCF beside it)")
+  _add_molecule_args(p)
+  p.add_argument("--no-pyscf", action="store_true", help="skip the PySCF reference")
+  p.set_defaults(func=cmd_scf)
+  p = sub.add_parser("list", help="built-in molecules and functionals")
+  p.set_defaults(func=cmd_list)
+  p = sub.add_parser("demo", help="the main job on the built-in default molecule")
+  _add_molecule_args(p)
+  p.add_argument("--no-pyscf", action="store_true")
+  p.set_defaults(func=cmd_demo)
+  try:
+    from .train_cli import add_train_commands
+    add_train_commands(sub)
+  except ImportError:
+    pass
+  return parser
+
+
+def cmd_demo(args) -> int:
+  """Issue-2 demo: JAX SCF on uracil next to PySCF (timings printed)."""
+  return cmd_scf(args)
+
+
+def main(argv=None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  try:
+    return int(args.func(args) or 0)
+  except (ValueError, FileNotFoundError, KeyboardInterrupt) as exc:
+    if isinstance(exc, KeyboardInterrupt):
+      print("interrupted", file=sys.stderr)
+      return 130
+    print(f"qpt-nb {args.command}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,88 @@
+"""Generalised eigenproblem H C = S C eps, with gradients safe at degeneracies.
+
+The overlap is factorised once per geometry, S = L L^T, and X = L^-T is stored in
+`DFTTensors.orthogonalizer`.  Then
+
+    H' = X^T H X,    H' Q = Q eps,    C = X Q,    D = 2 C_occ C_occ^T.
+
+`eigh_guarded` differentiates the symmetric eigensolve with the textbook
+first-order perturbation formulas, with two guards:
+
+* eigenvector tangents use F_ij = 1 / (eps_j - eps_i), set to 0 when
+  |eps_j - eps_i| < `DEGENERACY_TOL` (the derivative of an eigenvector inside a
+  degenerate subspace is undefined; the subspace itself is what matters);
+* the density tangent is computed from the occupied-virtual block only,
+  dP = 2 (Q_v M Q_o^T + Q_o M^T Q_v^T),  M_ai = (Q^T dH' Q)_ai / (eps_i - eps_a),
+  which is exact whatever degeneracies lie inside the occupied or virtual
+  space; only a closed HOMO-LUMO gap (|eps_i - eps_a| < tol) is guarded.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+DEGENERACY_TOL = 1e-10
+
+
+def _safe_inverse_gap(gap):
+  """1/gap with zero where |gap| < DEGENERACY_TOL (double-where, NaN-free)."""
+  small = jnp.abs(gap) < DEGENERACY_TOL
+  return jnp.where(small, 0.0, 1.0 / jnp.where(small, 1.0, gap))
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def eigh_guarded(h, n_occ: int):
+  """Eigen-decomposition of a symmetric matrix plus its closed-shell density.
+
+  Args:
+    h: (N, N) symmetric matrix in an orthonormal basis (Hartree).
+    n_occ: number of doubly occupied orbitals (static).
+
+  Returns:
+    eps (N,) ascending eigenvalues, q (N, N) eigenvectors (columns),
+    p (N, N) = 2 q[:, :n_occ] q[:, :n_occ]^T.
+  """
+  eps, q = jnp.linalg.eigh(h)
+  qo = q[:, :n_occ]
+  return eps, q, 2.0 * qo @ qo.T
+
+
+@eigh_guarded.defjvp
+def _eigh_guarded_jvp(n_occ, primals, tangents):
+  (h,), (dh,) = primals, tangents
+  eps, q, p = eigh_guarded(h, n_occ)
+  dh = 0.5 * (dh + dh.T)
+  dmo = q.T @ dh @ q
+  deps = jnp.diagonal(dmo)
+  f = _safe_inverse_gap(eps[None, :] - eps[:, None])
+  f = f * (1.0 - jnp.eye(eps.shape[0]))
+  dq = q @ (f * dmo)
+  qo, qv = q[:, :n_occ], q[:, n_occ:]
+  m = dmo[n_occ:, :n_occ] * _safe_inverse_gap(eps[None, :n_occ] - eps[n_occ:, None])
+  dp = 2.0 * (qv @ m @ qo.T + qo @ m.T @ qv.T)
+  return (eps, q, p), (deps, dq, dp)
+
+
+def solve_fock(fock, orthogonalizer, n_occ: int):
+  """Solves F C = S C eps through the orthogonaliser X = L^-T.
+
+  Args:
+    fock: (N, N) Fock / Kohn-Sham matrix in the AO basis, Hartree.
+    orthogonalizer: (N, N) X with X^T S X = 1.
+    n_occ: number of doubly occupied orbitals (static).
+
+  Returns:
+    mo_energy (N,) Hartree, mo_coeff (N, N) AO coefficients (columns), and the
+    density matrix D = 2 C_occ C_occ^T (N, N).
+  """
+  x = orthogonalizer
+  hp = x.T @ fock @ x
+  eps, q, p = eigh_guarded(0.5 * (hp + hp.T), n_occ)
+  return eps, x @ q, x @ p @ x.T
+
+
+def density_from_fock(fock, orthogonalizer, n_occ: int):
+  """Closed-shell aufbau density D (N, N) of a Fock matrix (see `solve_fock`)."""
+  return solve_fock(fock, orthogonalizer, n_occ)[2]
