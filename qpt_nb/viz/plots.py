@@ -1,0 +1,231 @@
+"""Pure matplotlib plots used by the widgets and notebooks.
+
+Every function takes plain data (arrays, lists of dicts) and returns a new
+``matplotlib.figure.Figure`` (no pyplot state, safe in background threads).
+Energies come in Hartree and are shown in eV / meV / uHa as labelled.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+
+HARTREE_EV = 27.211386245988
+HARTREE_MEV = HARTREE_EV * 1000.0
+
+__all__ = ["energy_levels", "scf_convergence", "training_curves", "per_conformer_errors",
+           "orbital_energy_comparison", "HARTREE_EV", "HARTREE_MEV", "new_figure"]
+
+
+def new_figure(figsize=(5, 3.5)):
+    from matplotlib.figure import Figure
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _levels(ax, eps_ev, n_occ, x0, width, color_occ="#1f4e9c", color_virt="#aaaaaa",
+            label=None, max_virtual=None):
+    eps_ev = np.asarray(eps_ev, dtype=float)
+    n = len(eps_ev) if max_virtual is None else min(len(eps_ev), n_occ + max_virtual)
+    for i in range(n):
+        occ = i < n_occ
+        ax.hlines(eps_ev[i], x0, x0 + width, color=color_occ if occ else color_virt,
+                  lw=2.2 if occ else 1.6)
+        if occ:
+            ax.plot([x0 + 0.38 * width, x0 + 0.62 * width], [eps_ev[i]] * 2, ls="none",
+                    marker="$\\uparrow\\downarrow$", ms=9, color=color_occ)
+    if label:
+        ax.text(x0 + width / 2, 1.0, label, transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=8)
+
+
+def energy_levels(mo_energy, n_occ: int, *, reference=None, labels=("qpt_nb", "PySCF"),
+                  max_virtual: Optional[int] = 6, title: Optional[str] = None, figsize=(3.8, 4.2)):
+    """Orbital energy-level diagram (eV): occupied levels dark with electron pairs,
+    virtual levels grey, HOMO/LUMO labelled and the gap marked.
+
+    reference: optional second set of orbital energies (e.g. PySCF's) drawn beside.
+    max_virtual: how many virtual levels to show (None = all).
+    """
+    eps = np.asarray(mo_energy, dtype=float) * HARTREE_EV
+    n_occ = int(n_occ)
+    fig = new_figure(figsize)
+    ax = fig.add_subplot()
+    _levels(ax, eps, n_occ, 0.0, 1.0, label=labels[0] if reference is not None else None,
+            max_virtual=max_virtual)
+    right = 1.0
+    if reference is not None:
+        ref = np.asarray(reference, dtype=float) * HARTREE_EV
+        _levels(ax, ref, n_occ, 1.6, 1.0, color_occ="#2a8a3e", label=labels[1],
+                max_virtual=max_virtual)
+        right = 2.6
+    if 0 < n_occ < len(eps):
+        homo, lumo = eps[n_occ - 1], eps[n_occ]
+        ax.annotate("", xy=(right + 0.25, lumo), xytext=(right + 0.25, homo),
+                    arrowprops=dict(arrowstyle="<->", color="#c0392b"))
+        ax.text(right + 0.32, 0.5 * (homo + lumo), f"gap\n{lumo - homo:.2f} eV", va="center",
+                fontsize=8, color="#c0392b")
+        ax.text(-0.05, homo, "HOMO", ha="right", va="center", fontsize=8)
+        ax.text(-0.05, lumo, "LUMO", ha="right", va="center", fontsize=8)
+    ax.set_xlim(-0.8, right + 1.2)
+    shown = eps[: (len(eps) if max_virtual is None else min(len(eps), n_occ + max_virtual))]
+    span = shown.max() - shown.min() if len(shown) > 1 else 1.0
+    ax.set_ylim(shown.min() - 0.05 * span, shown.max() + 0.08 * span)
+    ax.set_xticks([])
+    ax.set_ylabel("orbital energy (eV)")
+    ax.set_title(title or "orbital energies", fontsize=9)
+    return fig
+
+
+def scf_convergence(energies: Sequence[float], *, errors: Optional[Sequence[float]] = None,
+                    reference: Optional[float] = None, title: Optional[str] = None,
+                    figsize=(4.2, 3.2)):
+    """|E_k - E_final| (or |E_k - reference|) per SCF iteration on a log scale, and
+    the commutator norm |FDS - SDF| when ``errors`` is given."""
+    e = np.asarray(energies, dtype=float)
+    target = e[-1] if reference is None else float(reference)
+    fig = new_figure(figsize)
+    ax = fig.add_subplot()
+    it = np.arange(1, len(e) + 1)
+    diff = np.abs(e - target)
+    mask = diff > 0
+    ax.semilogy(it[mask], diff[mask], "o-", ms=4,
+                label="|E - E_final|" if reference is None else "|E - E_ref|")
+    if errors is not None:
+        err = np.asarray(errors, dtype=float)
+        ax.semilogy(np.arange(1, len(err) + 1), err, "s--", ms=3, label="|FDS - SDF|")
+    ax.set_xlabel("SCF iteration")
+    ax.set_ylabel("Hartree")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"SCF convergence ({len(e)} iterations)", fontsize=9)
+    return fig
+
+
+_TRAIN_PANELS = (("loss", "loss"), ("test_energy_mae_mev", "test energy MAE (meV)"),
+                 ("test_hamiltonian_mae_uha", "test Hamiltonian MAE (uHa)"))
+
+
+def _series(history, key, x):
+    pts = [(r[x], r[key]) for r in history
+           if r.get(key) is not None and r.get(x) is not None
+           and not (isinstance(r[key], float) and math.isnan(r[key]))]
+    if not pts:
+        return np.zeros(0), np.zeros(0)
+    a = np.asarray(pts, dtype=float)
+    return a[:, 0], a[:, 1]
+
+
+def training_curves(history: Sequence[dict], *, xs=("step", "wall_s"), runs: Optional[dict] = None,
+                    title: Optional[str] = None, figsize=None):
+    """Loss and test errors against step and wall-clock seconds.
+
+    history: list of records (Trainer.history); or pass ``runs={label: history}``
+    to overlay several runs.  One row per entry of ``xs``, one column per metric
+    present (loss, test_energy_mae_mev, test_hamiltonian_mae_uha).  Error panels
+    use log scales.
+    """
+    runs = dict(runs) if runs is not None else {"": list(history)}
+    panels = [(k, lab) for k, lab in _TRAIN_PANELS
+              if k == "loss" or any(r.get(k) is not None for h in runs.values() for r in h)]
+    xs = tuple(xs)
+    fig = new_figure(figsize or (3.3 * len(panels), 2.6 * len(xs)))
+    axes = fig.subplots(len(xs), len(panels), squeeze=False)
+    xlab = {"step": "step", "wall_s": "wall-clock (s)"}
+    for i, x in enumerate(xs):
+        for j, (key, lab) in enumerate(panels):
+            ax = axes[i, j]
+            for name, hist in runs.items():
+                xv, yv = _series(hist, key, x)
+                if len(xv):
+                    style = "-" if key == "loss" else "o-"
+                    ax.plot(xv, yv, style, ms=3, lw=1.2, label=name or None)
+            if key != "loss":
+                ys = [v for h in runs.values() for v in _series(h, key, x)[1]]
+                if ys and min(ys) > 0:
+                    ax.set_yscale("log")
+            ax.set_xlabel(xlab.get(x, x), fontsize=8)
+            ax.set_ylabel(lab, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(True, alpha=0.3)
+            if i == 0 and j == 0 and len(runs) > 1:
+                ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def per_conformer_errors(rows: Sequence[dict], *, sort_by: str = "index",
+                         selected: Optional[int] = None,
+                         keys=("energy_error_mev", "hamiltonian_mae_uha"), figsize=(6.4, 3.0)):
+    """Bar chart of each test conformer's errors (|energy error| in meV and the
+    Hamiltonian MAE in uHa), ordered by ``sort_by`` (a row key, e.g. 'index' or
+    'energy_error_mev'; sorting by an error key sorts by its absolute value,
+    largest first).  The ``selected`` conformer index is highlighted."""
+    rows = list(rows)
+    keys = [k for k in keys if rows and k in rows[0]]
+    order = sort_rows(rows, sort_by)
+    fig = new_figure(figsize)
+    axes = fig.subplots(1, max(len(keys), 1), squeeze=False)[0]
+    if not rows:
+        axes[0].text(0.5, 0.5, "no evaluation yet", ha="center", va="center",
+                     transform=axes[0].transAxes)
+        axes[0].set_axis_off()
+        return fig
+    labels = [str(rows[i].get("index", i)) for i in order]
+    for ax, key in zip(axes, keys):
+        vals = np.array([abs(float(rows[i][key])) for i in order])
+        colors = ["#e67e22" if selected is not None and rows[i].get("index", i) == selected
+                  else "#4c72b0" for i in order]
+        ax.bar(np.arange(len(order)), vals, color=colors)
+        ax.set_xticks(np.arange(len(order)))
+        ax.set_xticklabels(labels, fontsize=6 if len(order) > 20 else 7,
+                           rotation=90 if len(order) > 20 else 0)
+        unit = "meV" if key.endswith("mev") else ("uHa" if key.endswith("uha") else "")
+        name = key.replace("_mev", "").replace("_uha", "").replace("_", " ")
+        ax.set_ylabel(f"|{name}| ({unit})" if unit else name, fontsize=8)
+        ax.axhline(vals.mean(), color="k", lw=0.8, ls="--", label=f"mean {vals.mean():.3g}")
+        ax.legend(fontsize=7)
+        ax.set_xlabel(f"test conformer (sorted by {sort_by})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    return fig
+
+
+def sort_rows(rows: Sequence[dict], sort_by: str = "index") -> list:
+    """Positions of ``rows`` in display order: ascending for 'index', descending
+    absolute value for error keys."""
+    rows = list(rows)
+    if not rows or sort_by in (None, "index") or sort_by not in rows[0]:
+        return sorted(range(len(rows)), key=lambda i: rows[i].get("index", i))
+    return sorted(range(len(rows)), key=lambda i: -abs(float(rows[i][sort_by])))
+
+
+def orbital_energy_comparison(predicted, reference, n_occ: int, *, max_virtual: Optional[int] = 4,
+                              labels=("predicted", "PySCF"), title: Optional[str] = None,
+                              figsize=(6.0, 3.4)):
+    """Predicted vs reference orbital energies: a level diagram side by side and the
+    per-orbital error (uHa) with the occupied-orbital MAE."""
+    p = np.asarray(predicted, dtype=float)
+    r = np.asarray(reference, dtype=float)
+    n = min(len(p), len(r)) if max_virtual is None else min(len(p), len(r), n_occ + max_virtual)
+    fig = new_figure(figsize)
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 1.3])
+    _levels(ax1, p[:n] * HARTREE_EV, n_occ, 0.0, 1.0, label=labels[0])
+    _levels(ax1, r[:n] * HARTREE_EV, n_occ, 1.6, 1.0, color_occ="#2a8a3e", label=labels[1])
+    for i in range(n):
+        ax1.plot([1.0, 1.6], [p[i] * HARTREE_EV, r[i] * HARTREE_EV], color="#999", lw=0.6)
+    ax1.set_xlim(-0.2, 2.8)
+    ax1.set_xticks([])
+    ax1.set_ylabel("orbital energy (eV)", fontsize=8)
+    err = (p[:n] - r[:n]) * 1e6
+    colors = ["#1f4e9c" if i < n_occ else "#aaaaaa" for i in range(n)]
+    ax2.bar(np.arange(n), err, color=colors)
+    mae_occ = float(np.mean(np.abs(err[:n_occ]))) if n_occ else float("nan")
+    ax2.axhline(0, color="k", lw=0.6)
+    ax2.set_xlabel("orbital (dark: occupied)", fontsize=8)
+    ax2.set_ylabel("predicted - PySCF (uHa)", fontsize=8)
+    ax2.set_title(f"occupied MAE {mae_occ:.1f} uHa", fontsize=8)
+    ax2.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
