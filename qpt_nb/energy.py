@@ -58,26 +58,81 @@ def density_on_grid(density, t: DFTTensors):
   rho_g = sum_ij D_ij phi_i(g) phi_j(g);  grad rho_g = 2 sum_ij D_ij grad phi_i(g) phi_j(g).
   Returns (rho, sigma) with sigma None when `t.ao` has no gradient rows.
   """
+  rho, grad = _rho_and_gradient(density, t)
+  return rho, None if grad is None else jnp.sum(grad * grad, axis=0)
+
+
+def _rho_and_gradient(density, t: DFTTensors):
+  """rho (G,) and grad rho (3, G) (None without AO gradients)."""
   phi_d = t.ao[0] @ density                      # (G, N)
   rho = jnp.einsum("gi,gi->g", phi_d, t.ao[0])
   if t.ao.shape[0] < 4:
     return rho, None
-  grad = 2.0 * jnp.einsum("xgi,gi->xg", t.ao[1:4], phi_d)
-  return rho, jnp.sum(grad * grad, axis=0)
+  return rho, 2.0 * jnp.einsum("xgi,gi->xg", t.ao[1:4], phi_d)
 
 
 def xc_energy(density, t: DFTTensors, xc: XCLike):
-  """E_xc[rho_D] (Hartree) by quadrature on the grid; 0 for Hartree-Fock."""
+  """E_xc[rho_D] (Hartree) by quadrature on the grid; 0 for Hartree-Fock.
+
+  Differentiable (custom JVP): dE_xc = sum_ij V_ij dD_ij with V from
+  `xc_energy_and_potential`, so jax.grad gives V_xc at the cost of one extra
+  grid matmul, and higher derivatives (the XC kernel) work through it.
+  """
   f = _xc(xc)
   if f.family == "hf":
     return jnp.zeros((), density.dtype)
   if f.needs_gradient and t.ao.shape[0] < 4:
     raise ValueError(f"Functional {f.name!r} needs AO gradients: build the tensors with xc={f.name!r} "
                      "or without xc=.")
-  rho, sigma = density_on_grid(density, t)
-  if sigma is None:
-    sigma = jnp.zeros_like(rho)
-  return jnp.sum(t.weights * f.energy_density(rho, sigma))
+  return _xc_energy(density, t, f)
+
+
+def xc_energy_and_potential(density, t: DFTTensors, xc: XCLike):
+  """(E_xc (), V_xc (N, N)) in Hartree, by the explicit quadrature formula.
+
+  With e(rho, sigma) the energy density, w the weights and v_rho = de/drho,
+  v_sigma = de/dsigma per point, u_g = 2 w v_sigma grad rho (3, G):
+
+    V = A + A^T,   A = phi^T [ (w v_rho / 2) phi + sum_x u_x dphi/dx ]
+
+  (PySCF's formula; one (G, N) x (G, N) matmul.)  The grid is processed in
+  blocks of `t.grid_block` points under `lax.scan` so each block stays in cache.
+  """
+  f = _xc(xc)
+  n_grid, block = t.weights.shape[-1], t.grid_block
+  if block <= 0 or n_grid % block:
+    block = n_grid
+
+  def one_block(carry, start):
+    ao = jax.lax.dynamic_slice_in_dim(t.ao, start, block, axis=1)
+    w = jax.lax.dynamic_slice_in_dim(t.weights, start, block)
+    phi_d = ao[0] @ density
+    rho = jnp.sum(phi_d * ao[0], axis=-1)
+    grad = 2.0 * jnp.einsum("xgi,gi->xg", ao[1:4], phi_d) if ao.shape[0] >= 4 else None
+    sigma = jnp.zeros_like(rho) if grad is None else jnp.sum(grad * grad, axis=0)
+    e, (w_vrho, w_vsigma) = jax.value_and_grad(
+        lambda r, s: jnp.sum(w * f.energy_density(r, s)), argnums=(0, 1))(rho, sigma)
+    aow = 0.5 * w_vrho[:, None] * ao[0]
+    if grad is not None and f.needs_gradient:
+      aow = aow + jnp.einsum("xg,xgi->gi", 2.0 * w_vsigma * grad, ao[1:4])
+    return (carry[0] + e, carry[1] + ao[0].T @ aow), None
+
+  init = (jnp.zeros((), density.dtype), jnp.zeros_like(density))
+  (e, a), _ = jax.lax.scan(one_block, init, jnp.arange(0, n_grid, block))
+  return e, a + a.T
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _xc_energy(density, t, f):
+  return xc_energy_and_potential(density, t, f)[0]
+
+
+@_xc_energy.defjvp
+def _xc_energy_jvp(f, primals, tangents):
+  density, t = primals
+  d_density = tangents[0]
+  e, v = xc_energy_and_potential(density, t, f)
+  return e, jnp.sum(v * d_density)
 
 
 def energy_components(density, t: DFTTensors, xc: XCLike) -> dict:
@@ -122,8 +177,11 @@ def fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
 
 
 def xc_potential(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
-  """V_xc[D] = dE_xc/dD (N, N) in the AO basis, Hartree."""
-  return _symmetrize(jax.grad(xc_energy)(density, t, _xc(xc)))
+  """V_xc[D] = dE_xc/dD (N, N) in the AO basis, Hartree (zero for Hartree-Fock)."""
+  f = _xc(xc)
+  if f.family == "hf":
+    return jnp.zeros_like(density)
+  return xc_energy_and_potential(density, t, f)[1]
 
 
 @functools.partial(jax.jit, static_argnums=(2,))

@@ -161,3 +161,15 @@ def test_rotation_translation_invariance():
   shifted = mol.with_coords(mol.coords_angstrom + np.array([0.5, 0.2, -0.3]))
   assert abs(e(mol, "input") - e(shifted, "input")) < 1e-8
   assert abs(e(mol, "input") - e(moved, "input")) < 1e-4
+
+
+@pytest.mark.parametrize("xc", ["lda,vwn", "b3lyp"])
+def test_fock_is_the_derivative_of_the_energy(xc):
+  """F = dE/dD: <F, V> against central differences of E(D + eps V)."""
+  t = dft_tensors(Molecule.builtin("water"), "6-31g", grid_level=1)
+  v = np.random.default_rng(3).normal(size=(t.n_ao, t.n_ao))
+  v = jnp.asarray(0.01 * (v + v.T))
+  _, f = energy_and_fock(t.dm0, t, xc)
+  h = 1e-4
+  fd = (energy(t.dm0 + h * v, t, xc) - energy(t.dm0 - h * v, t, xc)) / (2 * h)
+  assert abs(float(jnp.sum(f * v)) - float(fd)) < 1e-7 * abs(float(fd)) + 1e-9

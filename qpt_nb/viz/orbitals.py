@@ -23,6 +23,7 @@ __all__ = ["orbital_cube", "compact_cube", "orbital_on_plane", "molecule_plane",
 # Jmol-like element colours for the 2D sketches
 CPK = {"H": "#bbbbbb", "C": "#444444", "N": "#3050f8", "O": "#ff0d0d", "F": "#90e050",
        "S": "#c8c800", "Cl": "#1ff01f", "Li": "#cc80ff", "B": "#ffb5b5", "P": "#ff8000"}
+CUBE_QUANTUM = 1e-3      # compact cubes store integers in units of this (Bohr^-3/2)
 POS_COLOR = "#2166ac"     # + lobe (blue)
 NEG_COLOR = "#b2182b"     # - lobe (red)
 
@@ -36,11 +37,12 @@ def _coeff_vector(mo_coeff, index: int) -> np.ndarray:
     return c[:, int(index)]
 
 
-def compact_cube(text: str, n_atoms: int, *, digits: int = 3, zero_below: float = 1e-3) -> str:
-    """Rewrites the values of a cube file with ``digits`` significant digits and
-    ``0`` for |value| < ``zero_below`` (header kept verbatim).  A 40^3 orbital
-    cube shrinks from ~830 kB to typically 100-250 kB; isosurfaces at |0.02|
-    or more are unchanged to the eye."""
+def compact_cube(text: str, n_atoms: int, *, quantum: float = 1e-3) -> str:
+    """Rewrites the values of a cube file as integers in units of ``quantum``
+    (header kept verbatim), so ``value = integer * quantum``.  A 40^3 orbital
+    cube shrinks from ~840 kB to typically 60-150 kB; isosurfaces at
+    |value| >= 0.02 move by less than the grid spacing.  Only for display: pass
+    isovalues divided by ``quantum`` (`add_orbital` does this)."""
     lines = text.splitlines()
     n_head = 6 + abs(n_atoms)
     head, body = lines[:n_head], lines[n_head:]
@@ -48,11 +50,11 @@ def compact_cube(text: str, n_atoms: int, *, digits: int = 3, zero_below: float 
     nx, ny, nz = (abs(int(lines[k].split()[0])) for k in (3, 4, 5))
     if vals.size != nx * ny * nz:
         raise ValueError(f"cube has {vals.size} values, header says {nx}x{ny}x{nz}")
-    fmt = f"%.{max(int(digits), 1)}g"
+    q = np.rint(vals / quantum).astype(np.int64).reshape(nx * ny, nz)
     out = io.StringIO()
     out.write("\n".join(head) + "\n")
-    for row in vals.reshape(nx * ny, nz):        # one z-row per line (any whitespace is valid)
-        out.write(" ".join("0" if abs(v) < zero_below else fmt % v for v in row))
+    for row in q:                                  # one z-row per line
+        out.write(" ".join(map(str, row.tolist())))
         out.write("\n")
     return out.getvalue()
 
@@ -60,7 +62,8 @@ def compact_cube(text: str, n_atoms: int, *, digits: int = 3, zero_below: float 
 def orbital_cube(mol, basis: str, mo_coeff, index: int = 0, *, n: int = 40, margin: float = 3.0,
                  compact: bool = True, pmol=None) -> str:
     """Cube text of one orbital, written by ``pyscf.tools.cubegen.orbital`` on an
-    ``n^3`` grid (``margin`` Bohr around the atoms), then made compact.
+    ``n^3`` grid (``margin`` Bohr around the atoms); ``compact=True`` stores the
+    values as integers in units of ``CUBE_QUANTUM`` (see `compact_cube`).
 
     mo_coeff: (N_AO, N_MO) array (or one (N_AO,) column); index: the column.
     pmol: an already built PySCF Mole for ``mol``/``basis`` (saves a rebuild).
@@ -79,7 +82,7 @@ def orbital_cube(mol, basis: str, mo_coeff, index: int = 0, *, n: int = 40, marg
             text = fh.read()
     finally:
         os.unlink(path)
-    return compact_cube(text, pmol.natm) if compact else text
+    return compact_cube(text, pmol.natm, quantum=CUBE_QUANTUM) if compact else text
 
 
 # ----------------------------------------------------------------------------- 2D slices
@@ -104,26 +107,39 @@ def molecule_plane(coords_angstrom) -> tuple:
 
 
 def orbital_on_plane(mol, basis: str, mo_coeff, index: int = 0, *, n: int = 81,
-                     margin: float = 2.5, pmol=None):
-    """Orbital values on an ``n x n`` grid in the molecular plane.
+                     margin: float = 2.5, plane: str = "auto", pmol=None):
+    """Orbital values on an ``n x n`` grid in a plane through the atoms' centroid.
 
-    Returns (u (n,), v (n,) in Angstrom along e1/e2, values (n, n) [v, u] in
-    Bohr^-3/2, atoms (A, 2) projected positions in Angstrom)."""
+    plane: 'molecular' (the two directions of largest spread), 'perpendicular'
+    (largest spread and the normal: shows pi orbitals of planar molecules),
+    'third' (the other two), or 'auto' (the one of the three where the orbital is
+    largest).  Returns (u (n,), v (n,) in Angstrom along the in-plane axes,
+    values (n, n) [v, u] in Bohr^-3/2, atoms (A, 2) projected, plane name)."""
     pmol = mol.to_pyscf(basis) if pmol is None else pmol
     c = _coeff_vector(mo_coeff, index)
     xyz = np.asarray(mol.coords_angstrom)
     center, e1, e2 = molecule_plane(xyz)
-    proj = np.column_stack([(xyz - center) @ e1, (xyz - center) @ e2])
-    lo = proj.min(0) - margin
-    hi = proj.max(0) + margin
-    half = 0.5 * max(hi - lo)                    # square window
-    mid = 0.5 * (lo + hi)
-    u = np.linspace(mid[0] - half, mid[0] + half, n)
-    v = np.linspace(mid[1] - half, mid[1] + half, n)
-    uu, vv = np.meshgrid(u, v)
-    pts = center + uu.reshape(-1, 1) * e1 + vv.reshape(-1, 1) * e2     # Angstrom
-    ao = pmol.eval_gto("GTOval_sph", pts / BOHR)
-    return u, v, (ao @ c).reshape(n, n), proj
+    e3 = np.cross(e1, e2)
+    planes = {"molecular": (e1, e2), "perpendicular": (e1, e3), "third": (e2, e3)}
+    if plane != "auto" and plane not in planes:
+        raise ValueError(f"plane must be 'auto' or one of {sorted(planes)}, got {plane!r}")
+    best = None
+    for name in (planes if plane == "auto" else [plane]):
+        a, b = planes[name]
+        proj = np.column_stack([(xyz - center) @ a, (xyz - center) @ b])
+        lo = proj.min(0) - margin
+        hi = proj.max(0) + margin
+        half = 0.5 * max(hi - lo)                    # square window
+        mid = 0.5 * (lo + hi)
+        u = np.linspace(mid[0] - half, mid[0] + half, n)
+        v = np.linspace(mid[1] - half, mid[1] + half, n)
+        uu, vv = np.meshgrid(u, v)
+        pts = center + uu.reshape(-1, 1) * a + vv.reshape(-1, 1) * b     # Angstrom
+        vals = (pmol.eval_gto("GTOval_sph", pts / BOHR) @ c).reshape(n, n)
+        score = float(np.abs(vals).max())
+        if best is None or score > 1.05 * best[0]:      # prefer the molecular plane on ties
+            best = (score, (u, v, vals, proj, name))
+    return best[1]
 
 
 def _new_figure(figsize):
@@ -148,11 +164,13 @@ def _draw_atoms(ax, symbols, proj, bonds=True, label=True):
 
 def orbital_slice_figure(mol, basis: str, mo_coeff, index: int = 0, *, isovalue: float = 0.05,
                          mo_energy=None, n_occ: Optional[int] = None, n: int = 81,
-                         title: Optional[str] = None, pmol=None, figsize=(4.2, 3.8)):
-    """Static fallback of the orbital viewer: filled contours of the orbital in the
-    molecular plane (blue +, red -), the +/-``isovalue`` contour lines, and the
-    atoms.  Returns a matplotlib Figure."""
-    u, v, vals, proj = orbital_on_plane(mol, basis, mo_coeff, index, n=n, pmol=pmol)
+                         plane: str = "auto", title: Optional[str] = None, pmol=None,
+                         figsize=(4.2, 3.8)):
+    """Static fallback of the orbital viewer: filled contours of the orbital in a
+    plane through the molecule (see `orbital_on_plane`; blue +, red -), the
+    +/-``isovalue`` contour lines, and the atoms.  Returns a matplotlib Figure."""
+    u, v, vals, proj, plane = orbital_on_plane(mol, basis, mo_coeff, index, n=n, plane=plane,
+                                               pmol=pmol)
     fig = _new_figure(figsize)
     ax = fig.add_subplot()
     vmax = max(float(np.abs(vals).max()), 1e-12)
@@ -161,11 +179,11 @@ def orbital_slice_figure(mol, basis: str, mo_coeff, index: int = 0, *, isovalue:
     cs = ax.contourf(u, v, np.clip(vals, -lim, lim), levels=levels, cmap="RdBu")
     ax.contour(u, v, vals, levels=[-isovalue, isovalue], colors=[NEG_COLOR, POS_COLOR],
                linewidths=1.5)
-    fig.colorbar(cs, ax=ax, shrink=0.8, label=r"$\psi$ (Bohr$^{-3/2}$)", format="%.2f")
+    fig.colorbar(cs, ax=ax, shrink=0.8, label=r"$\psi$ (Bohr$^{-3/2}$)")
     _draw_atoms(ax, mol.symbols, proj)
     ax.set_aspect("equal")
-    ax.set_xlabel("in-plane axis 1 (Angstrom)")
-    ax.set_ylabel("in-plane axis 2 (Angstrom)")
+    ax.set_xlabel(f"Angstrom ({plane} plane)", fontsize=8)
+    ax.set_ylabel("Angstrom", fontsize=8)
     if title is None:
         title = f"{mol.name or mol.formula}: orbital {index}"
         if n_occ is not None:
@@ -221,10 +239,12 @@ def add_molecule(view, mol, *, style: str = "ballstick"):
 
 
 def add_orbital(view, cube_text: str, *, isovalue: float = 0.05, opacity: float = 0.85,
-                colors: Sequence[str] = (POS_COLOR, NEG_COLOR)):
+                colors: Sequence[str] = (POS_COLOR, NEG_COLOR), quantum: float = CUBE_QUANTUM):
     """Adds the +/-``isovalue`` isosurfaces of a cube to a py3Dmol view.  The cube
-    text is written into the page once and shared by both surfaces."""
+    text is written into the page once and shared by both surfaces.
+    ``quantum``: the unit of a compact cube's values (1.0 for a plain cube)."""
     payload = _js_data(cube_text)
+    isovalue = float(isovalue) / float(quantum)
     view.startjs += (
         f"var vol_UNIQUEID = new $3Dmol.VolumeData({payload}, 'cube');\n"
         f"viewer_UNIQUEID.addIsosurface(vol_UNIQUEID, {{isoval: {float(isovalue)!r}, "

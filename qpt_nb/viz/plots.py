@@ -24,7 +24,7 @@ def new_figure(figsize=(5, 3.5)):
 
 
 def _levels(ax, eps_ev, n_occ, x0, width, color_occ="#1f4e9c", color_virt="#aaaaaa",
-            label=None, max_virtual=None):
+            max_virtual=None):
     eps_ev = np.asarray(eps_ev, dtype=float)
     n = len(eps_ev) if max_virtual is None else min(len(eps_ev), n_occ + max_virtual)
     for i in range(n):
@@ -34,44 +34,56 @@ def _levels(ax, eps_ev, n_occ, x0, width, color_occ="#1f4e9c", color_virt="#aaaa
         if occ:
             ax.plot([x0 + 0.38 * width, x0 + 0.62 * width], [eps_ev[i]] * 2, ls="none",
                     marker="$\\uparrow\\downarrow$", ms=9, color=color_occ)
-    if label:
-        ax.text(x0 + width / 2, 1.0, label, transform=ax.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=8)
+
+
+def _window(eps_ev, n_occ, max_virtual, below_homo_ev):
+    n = len(eps_ev) if max_virtual is None else min(len(eps_ev), n_occ + max_virtual)
+    shown = eps_ev[:n]
+    lo = shown.min()
+    if below_homo_ev is not None and n_occ > 0:
+        lo = max(lo, eps_ev[n_occ - 1] - below_homo_ev)
+    top = shown.max()
+    span = max(top - lo, 1.0)
+    return lo - 0.05 * span, top + 0.08 * span, int(np.sum(shown < lo - 0.05 * span))
 
 
 def energy_levels(mo_energy, n_occ: int, *, reference=None, labels=("qpt_nb", "PySCF"),
-                  max_virtual: Optional[int] = 6, title: Optional[str] = None, figsize=(3.8, 4.2)):
+                  max_virtual: Optional[int] = 6, below_homo_ev: Optional[float] = 30.0,
+                  title: Optional[str] = None, figsize=(3.8, 4.2)):
     """Orbital energy-level diagram (eV): occupied levels dark with electron pairs,
     virtual levels grey, HOMO/LUMO labelled and the gap marked.
 
     reference: optional second set of orbital energies (e.g. PySCF's) drawn beside.
     max_virtual: how many virtual levels to show (None = all).
+    below_homo_ev: hide (and count) core levels deeper than this below the HOMO
+    (None = show all).
     """
     eps = np.asarray(mo_energy, dtype=float) * HARTREE_EV
     n_occ = int(n_occ)
     fig = new_figure(figsize)
     ax = fig.add_subplot()
-    _levels(ax, eps, n_occ, 0.0, 1.0, label=labels[0] if reference is not None else None,
-            max_virtual=max_virtual)
-    right = 1.0
+    _levels(ax, eps, n_occ, 0.0, 1.0, max_virtual=max_virtual)
+    right, ticks, ticklabels = 1.0, [0.5], [labels[0]]
     if reference is not None:
         ref = np.asarray(reference, dtype=float) * HARTREE_EV
-        _levels(ax, ref, n_occ, 1.6, 1.0, color_occ="#2a8a3e", label=labels[1],
-                max_virtual=max_virtual)
-        right = 2.6
+        _levels(ax, ref, n_occ, 1.6, 1.0, color_occ="#2a8a3e", max_virtual=max_virtual)
+        right, ticks, ticklabels = 2.6, [0.5, 2.1], list(labels[:2])
+    lo, hi, hidden = _window(eps, n_occ, max_virtual, below_homo_ev)
     if 0 < n_occ < len(eps):
         homo, lumo = eps[n_occ - 1], eps[n_occ]
         ax.annotate("", xy=(right + 0.25, lumo), xytext=(right + 0.25, homo),
                     arrowprops=dict(arrowstyle="<->", color="#c0392b"))
         ax.text(right + 0.32, 0.5 * (homo + lumo), f"gap\n{lumo - homo:.2f} eV", va="center",
                 fontsize=8, color="#c0392b")
-        ax.text(-0.05, homo, "HOMO", ha="right", va="center", fontsize=8)
-        ax.text(-0.05, lumo, "LUMO", ha="right", va="center", fontsize=8)
-    ax.set_xlim(-0.8, right + 1.2)
-    shown = eps[: (len(eps) if max_virtual is None else min(len(eps), n_occ + max_virtual))]
-    span = shown.max() - shown.min() if len(shown) > 1 else 1.0
-    ax.set_ylim(shown.min() - 0.05 * span, shown.max() + 0.08 * span)
-    ax.set_xticks([])
+        ax.text(-0.05, homo, f"HOMO {homo:.2f}", ha="right", va="center", fontsize=7)
+        ax.text(-0.05, lumo, f"LUMO {lumo:.2f}", ha="right", va="center", fontsize=7)
+    if hidden:
+        ax.text(0.02, 0.01, f"{hidden} deeper level(s) not shown", transform=ax.transAxes,
+                fontsize=7, color="#666")
+    ax.set_xlim(-1.3, right + 1.3)
+    ax.set_ylim(lo, hi)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(ticklabels, fontsize=8)
     ax.set_ylabel("orbital energy (eV)")
     ax.set_title(title or "orbital energies", fontsize=9)
     return fig
@@ -144,6 +156,8 @@ def training_curves(history: Sequence[dict], *, xs=("step", "wall_s"), runs: Opt
                 ys = [v for h in runs.values() for v in _series(h, key, x)[1]]
                 if ys and min(ys) > 0:
                     ax.set_yscale("log")
+            if key == "loss":
+                ax.ticklabel_format(axis="y", useOffset=False)
             ax.set_xlabel(xlab.get(x, x), fontsize=8)
             ax.set_ylabel(lab, fontsize=8)
             ax.tick_params(labelsize=7)
@@ -153,6 +167,11 @@ def training_curves(history: Sequence[dict], *, xs=("step", "wall_s"), runs: Opt
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+_ROW_LABELS = {"energy_error_mev": "|energy error| (meV)",
+               "hamiltonian_mae_uha": "Hamiltonian MAE (uHa)",
+               "mo_energy_mae_occ_uha": "occ. orbital energy MAE (uHa)"}
 
 
 def per_conformer_errors(rows: Sequence[dict], *, sort_by: str = "index",
@@ -181,12 +200,12 @@ def per_conformer_errors(rows: Sequence[dict], *, sort_by: str = "index",
         ax.set_xticks(np.arange(len(order)))
         ax.set_xticklabels(labels, fontsize=6 if len(order) > 20 else 7,
                            rotation=90 if len(order) > 20 else 0)
-        unit = "meV" if key.endswith("mev") else ("uHa" if key.endswith("uha") else "")
-        name = key.replace("_mev", "").replace("_uha", "").replace("_", " ")
-        ax.set_ylabel(f"|{name}| ({unit})" if unit else name, fontsize=8)
+        ax.set_ylabel(_ROW_LABELS.get(key, key), fontsize=8)
         ax.axhline(vals.mean(), color="k", lw=0.8, ls="--", label=f"mean {vals.mean():.3g}")
         ax.legend(fontsize=7)
-        ax.set_xlabel(f"test conformer (sorted by {sort_by})", fontsize=8)
+        ax.set_xlabel("test conformer" + ("" if sort_by in (None, "index") else
+                                          f" (sorted by {_ROW_LABELS.get(sort_by, sort_by)})"),
+                      fontsize=8)
         ax.tick_params(labelsize=7)
     return fig
 
@@ -210,12 +229,18 @@ def orbital_energy_comparison(predicted, reference, n_occ: int, *, max_virtual: 
     n = min(len(p), len(r)) if max_virtual is None else min(len(p), len(r), n_occ + max_virtual)
     fig = new_figure(figsize)
     ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 1.3])
-    _levels(ax1, p[:n] * HARTREE_EV, n_occ, 0.0, 1.0, label=labels[0])
-    _levels(ax1, r[:n] * HARTREE_EV, n_occ, 1.6, 1.0, color_occ="#2a8a3e", label=labels[1])
+    _levels(ax1, p[:n] * HARTREE_EV, n_occ, 0.0, 1.0)
+    _levels(ax1, r[:n] * HARTREE_EV, n_occ, 1.6, 1.0, color_occ="#2a8a3e")
+    lo, hi, hidden = _window(r * HARTREE_EV, n_occ, max_virtual, 30.0)
+    ax1.set_ylim(lo, hi)
+    if hidden:
+        ax1.text(0.02, 0.01, f"{hidden} deeper level(s) not shown", transform=ax1.transAxes,
+                 fontsize=7, color="#666")
     for i in range(n):
         ax1.plot([1.0, 1.6], [p[i] * HARTREE_EV, r[i] * HARTREE_EV], color="#999", lw=0.6)
     ax1.set_xlim(-0.2, 2.8)
-    ax1.set_xticks([])
+    ax1.set_xticks([0.5, 2.1])
+    ax1.set_xticklabels(list(labels[:2]), fontsize=8)
     ax1.set_ylabel("orbital energy (eV)", fontsize=8)
     err = (p[:n] - r[:n]) * 1e6
     colors = ["#1f4e9c" if i < n_occ else "#aaaaaa" for i in range(n)]

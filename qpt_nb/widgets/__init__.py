@@ -1,0 +1,60 @@
+"""Jupyter widgets for qpt_nb (ipywidgets + py3Dmol), and notebook helpers.
+
+State lives in plain objects (dataclasses you can inspect and test), drawing in
+the pure functions of `qpt_nb.viz`.
+
+* `orbital_view(mol, mo_coeff, index, basis=...)` -> `OrbitalView`: 3Dmol.js
+  isosurfaces of one molecular orbital, ``save_html(path)``, and a matplotlib
+  slice (``slice_figure()``) as the static fallback.
+* `MoleculeExplorer()`: molecule / basis / functional / grid -> SCF (and PySCF
+  beside it), energies, level diagram, convergence and an orbital slider.
+* `TrainingDashboard(trainer, test_set)`: Start / Pause / Step over
+  `qpt_nb.train.Trainer.run` in a background thread, live curves, per-conformer
+  errors.
+* `smoke_mode()` / `steps(full, smoke)`: notebook step counts that shrink when
+  the environment variable ``QPT_NB_SMOKE=1`` is set (the notebook tests).
+
+Importing this package does not import ipywidgets; the widget classes do, on
+first use.
+"""
+from __future__ import annotations
+
+import os
+
+__all__ = ["smoke_mode", "steps", "orbital_view", "OrbitalView", "orbital_gallery",
+           "MoleculeExplorer", "ExplorerState", "TrainingDashboard", "DashboardState"]
+
+SMOKE_ENV = "QPT_NB_SMOKE"
+
+
+def smoke_mode() -> bool:
+    """True when ``QPT_NB_SMOKE`` is set to anything but '', '0', 'false', 'no'."""
+    return os.environ.get(SMOKE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def steps(full, smoke):
+    """``smoke`` in smoke mode (``QPT_NB_SMOKE=1``, the notebook tests), else ``full``.
+
+    Works for any value: step counts, test-set sizes, molecule lists.
+    Example: ``trainer.run(steps(2000, 5))``.
+    """
+    return smoke if smoke_mode() else full
+
+
+_LAZY = {
+    "orbital_view": ".orbital", "OrbitalView": ".orbital", "orbital_gallery": ".orbital",
+    "MoleculeExplorer": ".explorer", "ExplorerState": ".explorer",
+    "TrainingDashboard": ".dashboard", "DashboardState": ".dashboard",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        mod = importlib.import_module(_LAZY[name], __name__)
+        return getattr(mod, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
