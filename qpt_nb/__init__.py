@@ -2,10 +2,42 @@
 
 Importing the package switches JAX to float64 (``jax_enable_x64``) before any
 array is created: every physics function here works in float64.
-Units: Angstrom at the user boundary, Bohr and Hartree inside.
+Units: Angstrom at the user boundary (`Molecule`), Bohr and Hartree inside.
+
+    >>> import qpt_nb
+    >>> mol = qpt_nb.Molecule.builtin("water")
+    >>> res = qpt_nb.scf(mol, basis="sto-3g", xc="b3lyp5", grid_level=3)
+    >>> round(res.energy, 6)    # PySCF: -75.312527 (B3LYP5 = VWN5 variant)
 """
 import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
+
+# Public API.  Function names shadow their submodules on purpose (qpt_nb.scf is the
+# function; `from qpt_nb.scf import ...` still reaches the module).
+from .molecule import Molecule  # noqa: E402
+from .tensors import DFTTensors, dft_tensors  # noqa: E402
+from .energy import energy, energy_and_fock, energy_components, fock  # noqa: E402
+from .scf import scf, scf_fixed, scf_loop, SCFResult  # noqa: E402
+from .sandwich import initial_iteration, refine, sandwich_energy  # noqa: E402
+from .qpt import qpt_energy, prepare_conformer, stack_batch  # noqa: E402
+from . import conformers  # noqa: E402,F401
+
+
+def __getattr__(name):
+  # Heavier, optional parts load on first use; the loaded object is cached in the
+  # package namespace (overriding the submodule attribute of the same name).
+  import importlib
+  homes = {"evaluate": "evaluate", "initial_guess": "evaluate", "make_test_set": "evaluate",
+           "Trainer": "train", "TrainConfig": "train", "TrainState": "train",
+           "doctor": "doctor"}
+  if name in homes:
+    value = getattr(importlib.import_module(f".{homes[name]}", __name__), name)
+  elif name == "reference":
+    value = importlib.import_module(".reference", __name__)
+  else:
+    raise AttributeError(f"module 'qpt_nb' has no attribute {name!r}")
+  globals()[name] = value
+  return value

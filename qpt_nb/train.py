@@ -73,6 +73,7 @@ class TrainConfig:
   log_every: int = 1
   prefetch_workers: int = 1
   queue_size: int = 2
+  devices: int = 1                     # data-parallel JAX devices (batch split across them)
 
   def __post_init__(self):
     get_xc(self.xc)
@@ -81,9 +82,11 @@ class TrainConfig:
       raise ValueError(f"Unknown loss {self.loss!r}; choose one of {LOSSES}.")
     if self.sampler not in SAMPLERS:
       raise ValueError(f"Unknown sampler {self.sampler!r}; choose one of {SAMPLERS}.")
-    for name in ("batch_size", "reuse", "n_refine", "checkpoint_every", "log_every"):
+    for name in ("batch_size", "reuse", "n_refine", "checkpoint_every", "log_every", "devices"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+    if self.batch_size % self.devices:
+      raise ValueError(f"batch_size={self.batch_size} must be a multiple of devices={self.devices}.")
 
   def molecule_object(self) -> Molecule:
     if self.xyz:
@@ -155,6 +158,42 @@ def make_update(cfg: TrainConfig) -> Callable:
   return update
 
 
+def data_mesh(devices: int):
+  """A 1-D device mesh with axis 'data' over the first `devices` JAX devices
+  (None for one device). Multi-host: call `jax.distributed.initialize()` first
+  (see `qpt-nb train --help`); then `jax.devices()` spans all hosts."""
+  if devices <= 1:
+    return None
+  available = jax.devices()
+  if len(available) < devices:
+    raise ValueError(f"devices={devices} requested but JAX sees {len(available)} "
+                     f"({available[0].platform}); on a CPU set "
+                     f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} before starting Python.")
+  return jax.sharding.Mesh(np.asarray(available[:devices]), ("data",))
+
+
+def replicate(tree, mesh):
+  """Places every leaf of `tree` on all devices of `mesh` (no-op without a mesh)."""
+  if mesh is None:
+    return tree
+  rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  return jax.device_put(tree, rep)
+
+
+def shard_batch(batch, mesh):
+  """Splits the leading (conformer) axis of every batch leaf across the mesh.
+
+  The jitted update then runs data-parallel: XLA all-reduces the batch-mean loss
+  and so the gradients, which equal one device's for the same global batch.
+  """
+  if mesh is None:
+    return batch
+  spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  if jax.process_count() > 1:
+    return jax.tree_util.tree_map(lambda x: jax.make_array_from_process_local_data(spec, x), batch)
+  return jax.device_put(batch, spec)
+
+
 def _chunks(it, size):
   while True:
     yield [next(it) for _ in range(size)]
@@ -181,7 +220,9 @@ class Trainer:
     self.timing = dict(step_s=0.0, wait_s=0.0, compile_s=0.0, steps=0)
     self._update = make_update(config)
     self._stream = None
-    self.state = _state if _state is not None else init_state(config, self._example())
+    self.mesh = data_mesh(config.devices)
+    state = _state if _state is not None else init_state(config, self._example())
+    self.state = replicate(state, self.mesh)
     if self.run_dir is not None:
       self.run_dir.mkdir(parents=True, exist_ok=True)
       ckpt.save_json(self.run_dir / "config.json", config.to_json())
@@ -233,7 +274,7 @@ class Trainer:
     c, logged = self.config, []
     for _ in range(int(n_steps)):
       t0 = time.perf_counter()
-      batch = next(self._stream)
+      batch = shard_batch(next(self._stream), self.mesh)
       t1 = time.perf_counter()
       self.state, metrics = self._update(self.state, batch)
       metrics = {k: float(v) for k, v in metrics.items()}   # blocks: one sync per step

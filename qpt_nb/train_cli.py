@@ -98,6 +98,33 @@ def add_demo_args(p) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
+def enable_compile_cache():
+  """Turns on JAX's persistent compilation cache for the command line (once).
+
+  A resumed run or a second `evaluate` then skips the 5-15 s XLA compiles.
+  Folder: ``$QPT_NB_JAX_CACHE`` or ``~/.cache/qpt_nb/jax``; ``QPT_NB_JAX_CACHE=0``
+  disables it, and a folder already configured (jax_compilation_cache_dir) is kept.
+  Returns the folder in use, or None.
+  """
+  import jax
+  env = os.environ.get("QPT_NB_JAX_CACHE", "")
+  if env.lower() in ("0", "off", "no", "false"):
+    return None
+  current = jax.config.jax_compilation_cache_dir
+  if current:
+    return current
+  path = Path(env).expanduser() if env else Path.home() / ".cache" / "qpt_nb" / "jax"
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    from jax.experimental.compilation_cache import compilation_cache
+    compilation_cache.reset_cache()     # re-read the folder even after earlier compiles
+  except Exception:                     # an unwritable folder or an older JAX: no cache
+    return None
+  return str(path)
+
+
 def _check_int(name, value, low=0):
   if value is not None and value < low:
     raise ValueError(f"{name} must be >= {low}, got {value}.")
@@ -212,6 +239,7 @@ def _finish(trainer, out, test_set, labels, *, cache_dir, progress, seed):
 def cmd_train(args) -> int:
   """`qpt-nb train`: fresh or resumed label-free training, then evaluation."""
   from .train import CHECKPOINT, TrainConfig, Trainer, load_run
+  enable_compile_cache()
   _check_int("--steps", args.steps)
   _check_int("--n-test", args.n_test)
   _check_int("--monitor-every", args.monitor_every)
@@ -276,6 +304,7 @@ def cmd_evaluate(args) -> int:
   from .evaluate import TEST_SEED, evaluate, guess_speedup, resolve_model
   _check_int("--n-test", args.n_test, 1)
   _check_int("--guess", args.guess)
+  enable_compile_cache()
   run = Path(args.run)
   if not run.is_dir():
     raise FileNotFoundError(f"No run directory {run}.")
@@ -309,6 +338,7 @@ def run_demo(args) -> int:
   cached). ``QPT_NB_SMOKE=1`` uses `DEMO_SMOKE` (water, 8 steps, under a minute).
   """
   from .train import TrainConfig, Trainer
+  enable_compile_cache()
   smoke = os.environ.get("QPT_NB_SMOKE", "") not in ("", "0")
   d = dict(DEMO_SMOKE if smoke else DEMO)
   for k in ("molecule", "basis", "xc", "grid_level", "model", "steps", "minutes", "n_test"):

@@ -17,6 +17,19 @@ TINY = ["--molecule", "water", "--basis", "sto-3g", "--grid-level", "1", "--samp
 @pytest.fixture(autouse=True)
 def label_cache(tmp_path_factory, monkeypatch):
   monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path_factory.getbasetemp() / "label-cache"))
+  monkeypatch.setenv("QPT_NB_JAX_CACHE", str(tmp_path_factory.getbasetemp() / "jax-cache"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_compile_cache():
+  """The CLI turns JAX's persistent compilation cache on; switch it off for later tests."""
+  import jax
+  before = jax.config.jax_compilation_cache_dir
+  yield
+  if not before and jax.config.jax_compilation_cache_dir:
+    from jax.experimental.compilation_cache import compilation_cache
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache.reset_cache()
 
 
 def _fails(argv, capsys, *needles):

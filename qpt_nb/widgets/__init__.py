@@ -11,6 +11,7 @@ the pure functions of `qpt_nb.viz`.
 * `TrainingDashboard(trainer, test_set)`: Start / Pause / Step over
   `qpt_nb.train.Trainer.run` in a background thread, live curves, per-conformer
   errors.
+* `setup_notebook()`: JAX persistent compilation cache for notebooks.
 * `smoke_mode()` / `steps(full, smoke)`: notebook step counts that shrink when
   the environment variable ``QPT_NB_SMOKE=1`` is set (the notebook tests).
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["smoke_mode", "steps", "orbital_view", "OrbitalView", "orbital_gallery",
+__all__ = ["smoke_mode", "steps", "setup_notebook", "orbital_view", "OrbitalView", "orbital_gallery",
            "MoleculeExplorer", "ExplorerState", "TrainingDashboard", "DashboardState"]
 
 SMOKE_ENV = "QPT_NB_SMOKE"
@@ -39,6 +40,29 @@ def steps(full, smoke):
     Example: ``trainer.run(steps(2000, 5))``.
     """
     return smoke if smoke_mode() else full
+
+
+def setup_notebook(*, compile_cache: bool = True, cache_dir=None) -> dict:
+    """Call at the top of a notebook: enables JAX's persistent compilation cache
+    (``$QPT_NB_JAX_CACHE`` or ``~/.cache/qpt_nb/jax``), so a second kernel (or
+    notebook) that compiles the same functions for the same shapes loads them from
+    disk instead of recompiling (water/STO-3G training: ~25 s -> ~5 s).  Only
+    takes effect before the first compilation of the process.  Returns the
+    settings used.  Set ``QPT_NB_JAX_CACHE=off`` to disable."""
+    from pathlib import Path
+    import jax
+    env = os.environ.get("QPT_NB_JAX_CACHE", "").strip()
+    info = dict(compile_cache=None, smoke=smoke_mode())
+    if compile_cache and env.lower() not in ("off", "0", "no", "false"):
+        path = Path(cache_dir or env or Path.home() / ".cache" / "qpt_nb" / "jax").expanduser()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            jax.config.update("jax_compilation_cache_dir", str(path))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+            info["compile_cache"] = str(path)
+        except (OSError, AttributeError, ValueError):     # read-only home, old JAX
+            pass
+    return info
 
 
 _LAZY = {
