@@ -94,13 +94,17 @@ def grid_block_size(n_ao: int) -> int:
   return int(min(max(2 ** int(round(np.log2(max(target, 1)))), 256), 8192))
 
 
-def pad_grid(ao: np.ndarray, weights: np.ndarray, block: int):
-  """Pads (C, G, N) AO values and (G,) weights with zeros to a multiple of `block`."""
+def pad_grid(coords: np.ndarray, weights: np.ndarray, block: int):
+  """Pads (G, 3) coords and (G,) weights to a multiple of `block` points.
+
+  Padding points repeat the last coordinate with zero weight (as PySCF's own
+  alignment padding does), so they contribute nothing and AO values need no copy.
+  """
   pad = (-weights.shape[0]) % block
   if pad:
-    ao = np.concatenate([ao, np.zeros((ao.shape[0], pad, ao.shape[2]))], axis=1)
+    coords = np.concatenate([coords, np.repeat(coords[-1:], pad, axis=0)])
     weights = np.concatenate([weights, np.zeros(pad)])
-  return ao, weights
+  return coords, weights
 
 
 def choose_eri_kind(n_ao: int, eri: str = "auto") -> str:
@@ -220,6 +224,8 @@ def dft_tensors(mol, basis: str = "def2-svp", grid_level: int = 3, *,
     coords, weights = build_grid(pmol, grid_level)
   clock["grid"] = time.perf_counter() - t0
 
+  block = grid_block_size(n)
+  coords, weights = pad_grid(coords, weights, block)
   t0 = time.perf_counter()
   if family == "gga":
     ao = pmol.eval_gto("GTOval_sph_deriv1", coords)
@@ -227,8 +233,6 @@ def dft_tensors(mol, basis: str = "def2-svp", grid_level: int = 3, *,
     ao = pmol.eval_gto("GTOval_sph", coords)[None]
   clock["ao"] = time.perf_counter() - t0
 
-  block = grid_block_size(n)
-  ao, weights = pad_grid(ao, weights, block)
 
   t0 = time.perf_counter()
   dm0 = pscf.hf.init_guess_by_minao(pmol)
