@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import time
 from pathlib import Path
@@ -59,6 +60,7 @@ class TrainConfig:
   sigma: float = 0.05                  # wiggle std, Angstrom
   batch_size: int = 1
   reuse: int = 16
+  dataset_size: int = 0                # 0: fresh conformers forever; N: cycle over the first N
   seed: int = 0
   lr: float = 5e-4
   warmup_steps: int = 1000
@@ -82,6 +84,8 @@ class TrainConfig:
       raise ValueError(f"Unknown loss {self.loss!r}; choose one of {LOSSES}.")
     if self.sampler not in SAMPLERS:
       raise ValueError(f"Unknown sampler {self.sampler!r}; choose one of {SAMPLERS}.")
+    if self.dataset_size < 0:
+      raise ValueError(f"dataset_size must be >= 0, got {self.dataset_size}.")
     for name in ("batch_size", "reuse", "n_refine", "checkpoint_every", "log_every", "devices"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
@@ -218,6 +222,7 @@ class Trainer:
     self.monitor: Optional[Callable] = None   # monitor(params) -> dict of test metrics
     self.monitor_every = 0
     self.timing = dict(step_s=0.0, wait_s=0.0, compile_s=0.0, steps=0)
+    self.label_seconds = 0.0
     self._update = make_update(config)
     self._stream = None
     self.mesh = data_mesh(config.devices)
@@ -229,9 +234,24 @@ class Trainer:
 
   # ---------------------------------------------------------------- data
   def make_batch(self, mols) -> QPTBatch:
-    """Precomputes and stacks conformers (runs in the prefetch workers)."""
+    """Precomputes and stacks conformers (runs in the prefetch workers).
+
+    For the supervised loss each conformer is labelled with PySCF
+    (`qpt_nb.reference.label`, disk-cached); the seconds spent labelling are
+    added to `self.label_seconds` (only fresh labels count).
+    """
     c = self.config
-    return stack_batch(prepare_conformer(m, c.basis, c.xc, c.grid_level, eri=c.eri) for m in mols)
+    items = []
+    for m in mols:
+      b = prepare_conformer(m, c.basis, c.xc, c.grid_level, eri=c.eri)
+      if c.loss == "supervised":
+        from .reference import label
+        lab = label(m, c.basis, c.xc, c.grid_level, eri_kind=b.tensors.eri_kind)
+        if not lab.cached:
+          self.label_seconds += lab.seconds
+        b = dataclasses.replace(b, ref_fock=jnp.asarray(lab.fock))
+      items.append(b)
+    return stack_batch(items)
 
   def _example(self) -> QPTBatch:
     return self.make_batch([self.mol])
@@ -240,8 +260,13 @@ class Trainer:
     c, step = self.config, self.step
     first = (step // c.reuse) * c.batch_size
     kw = dict(temperature=c.temperature) if c.sampler in ("normal_modes", "md") else dict(sigma=c.sigma)
-    source = _chunks(iter(ConformerStream(self.mol, c.sampler, seed=c.seed, start=first, **kw)),
-                     c.batch_size)
+    if c.dataset_size > 0:   # a fixed data set, cycled (e.g. label-then-train)
+      pool = list(itertools.islice(ConformerStream(self.mol, c.sampler, seed=c.seed, **kw),
+                                   c.dataset_size))
+      conformers = (pool[i % len(pool)] for i in itertools.count(first))
+    else:
+      conformers = iter(ConformerStream(self.mol, c.sampler, seed=c.seed, start=first, **kw))
+    source = _chunks(conformers, c.batch_size)
     self._stream = Prefetcher(source, self.make_batch, workers=c.prefetch_workers,
                               queue_size=c.queue_size, reuse=c.reuse)
     for _ in range(step % c.reuse):

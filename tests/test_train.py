@@ -164,3 +164,12 @@ def test_label_free_training_beats_the_w0_baseline():
   assert baseline > 1.0
   assert trained < baseline / 5, (trained, baseline)
   tr.close()
+
+
+def test_supervised_training_uses_pyscf_labels(tmp_path, monkeypatch):
+  monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path / "cache"))
+  tr = Trainer(small_config(loss="supervised", dataset_size=2, reuse=1, lr=3e-3, warmup_steps=1))
+  recs = tr.run(12)
+  assert tr.label_seconds > 0
+  assert recs[-1]["loss"] < recs[0]["loss"]   # fits the labels (Hartree^2)
+  tr.close()
