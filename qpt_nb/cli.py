@@ -57,21 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_scf)
   p = sub.add_parser("list", help="built-in molecules and functionals")
   p.set_defaults(func=cmd_list)
-  p = sub.add_parser("demo", help="the main job on the built-in default molecule")
+  p = sub.add_parser("demo", help="the main job: label-free training on uracil, then metrics "
+                                     "against PySCF")
   _add_molecule_args(p)
-  p.add_argument("--no-pyscf", action="store_true")
-  p.set_defaults(func=cmd_demo)
+  p.add_argument("--no-pyscf", action="store_true", help="skip the PySCF evaluation")
+  from .train_cli import add_demo_args, run_demo
+  add_demo_args(p)
+  p.set_defaults(func=run_demo)
   try:
     from .train_cli import add_train_commands
     add_train_commands(sub)
   except ImportError:
     pass
   return parser
-
-
-def cmd_demo(args) -> int:
-  """Issue-2 demo: JAX SCF on uracil next to PySCF (timings printed)."""
-  return cmd_scf(args)
 
 
 def main(argv=None) -> int:

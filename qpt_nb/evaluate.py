@@ -43,7 +43,7 @@ import numpy as np
 
 from .energy import energy_and_fock
 from .linalg import solve_fock
-from .qpt import predict_correction, prepare_conformer, sandwich_outputs, stack_batch
+from .qpt import predict_correction, prepare_conformer, sandwich_outputs
 from .reference import Label, label_many
 from .sandwich import refine
 from .xc import get_xc
@@ -264,7 +264,8 @@ def evaluate(model_or_run, test_set, *, basis: Optional[str] = None, xc: Optiona
     progress: tqdm bars for labelling and prediction.
 
   Returns:
-    `EvalResult`. Per-conformer rows hold CSV_COLUMNS (Hartree, meV, uHa, s).
+    `EvalResult`. Per-conformer rows hold CSV_COLUMNS (Hartree, meV, uHa, s);
+    metadata records the settings, `seed` as 'test_seed', and timings (s).
   """
   cfg, params, step = resolve_model(model_or_run, config)
   basis = basis or cfg.basis
@@ -280,8 +281,8 @@ def evaluate(model_or_run, test_set, *, basis: Optional[str] = None, xc: Optiona
     raise ValueError(f"{len(labels)} labels for {len(test_set)} test conformers.")
 
   t0 = time.perf_counter()
-  batches = [prepare_conformer(m, basis, xc, grid_level, eri=cfg.eri) for m in test_set[:1]]
-  kind = batches[0].tensors.eri_kind
+  first = prepare_conformer(test_set[0], basis, xc, grid_level, eri=cfg.eri)
+  kind, n_ao = first.tensors.eri_kind, int(first.tensors.n_ao)
   if labels is None:
     labels = label_many(test_set, basis, xc, grid_level, eri_kind=kind, cache_dir=cache_dir,
                         progress=progress)
@@ -292,11 +293,13 @@ def evaluate(model_or_run, test_set, *, basis: Optional[str] = None, xc: Optiona
   rows, trained, base, times = [], [], [], []
   for i in it:
     t1 = time.perf_counter()
-    batch = batches[0] if i == 0 else prepare_conformer(test_set[i], basis, xc, grid_level, eri=cfg.eri)
+    batch = first if i == 0 else prepare_conformer(test_set[i], basis, xc, grid_level, eri=cfg.eri)
     t2 = time.perf_counter()
     out = predict_pair(params, batch, model=cfg.model, n_refine=cfg.n_refine, mix=cfg.mix)
     times.append((t2 - t1, time.perf_counter() - t2))
     lab = labels[i]
+    if lab.fock.shape != (n_ao, n_ao):
+      raise ValueError(f"Label {i} has {lab.fock.shape[0]} AOs, the tensors {n_ao}: other basis?")
     errs = [conformer_errors(lab, *(out[k][j] for k in ("energy", "fock", "mo_energy", "mo_coeff")))
             for j in (0, 1)]
     trained.append(errs[0])
@@ -313,7 +316,7 @@ def evaluate(model_or_run, test_set, *, basis: Optional[str] = None, xc: Optiona
   meta = dict(molecule=cfg.molecule, basis=basis, xc=xc, grid_level=grid_level, eri_kind=kind,
               model=cfg.model if isinstance(cfg.model, str) else repr(cfg.model), loss=cfg.loss,
               n_refine=cfg.n_refine, train_seed=cfg.seed, train_sampler=cfg.sampler, step=step,
-              test_seed=seed, n_ao=int(batches[0].tensors.n_ao),
+              test_seed=seed, n_ao=n_ao,
               label_seconds_mean=float(np.mean([lab.seconds for lab in labels])),
               labels_cached=int(sum(bool(lab.cached) for lab in labels)),
               labels_converged=int(sum(bool(lab.converged) for lab in labels)),
@@ -345,8 +348,10 @@ def make_monitor(config, test_set, labels=None, *, cache_dir=None):
   test_set = list(test_set)
   if not test_set:
     raise ValueError("make_monitor needs at least one test conformer.")
-  batch = stack_batch(prepare_conformer(m, config.basis, config.xc, config.grid_level, eri=config.eri)
-                      for m in test_set)
+  items = [prepare_conformer(m, config.basis, config.xc, config.grid_level, eri=config.eri)
+           for m in test_set]
+  # stacked on the host (NumPy): no small XLA compile per leaf shape
+  batch = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *items)
   if labels is None:
     labels = label_many(test_set, config.basis, config.xc, config.grid_level,
                         eri_kind=batch.tensors.eri_kind, cache_dir=cache_dir)

@@ -97,7 +97,9 @@ def stack_batch(items) -> QPTBatch:
   items = list(items)
   if not items:
     raise ValueError("stack_batch needs at least one QPTBatch.")
-  return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *items)
+  # NumPy stacking: no per-shape compile of a stack op (the arrays are on the host).
+  return jax.tree_util.tree_map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])),
+                                *items)
 
 
 @functools.lru_cache(maxsize=None)

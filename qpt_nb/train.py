@@ -139,12 +139,23 @@ def init_state(cfg: TrainConfig, example: QPTBatch) -> TrainState:
   return TrainState(params, make_optimizer(cfg).init(params), rng, jnp.zeros((), jnp.int32))
 
 
+_UPDATE_FIELDS = ("loss", "model", "n_refine", "mix", "lr", "warmup_steps", "decay_steps",
+                  "final_lr", "b1", "b2", "eps", "weight_decay", "clip_norm")
+
+
 def make_update(cfg: TrainConfig) -> Callable:
   """Returns the pure, jitted `update(state, batch) -> (state, metrics)`.
 
   metrics: 'loss' (Hartree for the energy loss, Hartree^2 otherwise),
-  'grad_norm', 'lr'.
+  'grad_norm', 'lr'. Cached by the settings it depends on, so a new or
+  resumed Trainer with the same settings reuses the compiled function.
   """
+  return _make_update(tuple((k, getattr(cfg, k)) for k in _UPDATE_FIELDS))
+
+
+@functools.lru_cache(maxsize=16)
+def _make_update(key) -> Callable:
+  cfg = TrainConfig(**dict(key))
   opt = make_optimizer(cfg)
   schedule = make_schedule(cfg)
   loss = functools.partial(loss_fn, loss=cfg.loss, model=cfg.model, n_refine=cfg.n_refine,

@@ -21,9 +21,9 @@ _FIELDS = dict(molecule="molecule", charge="charge", spin="spin", basis="basis",
                grid_level="grid_level", eri="eri", model="model", loss="loss", sampler="sampler",
                temperature="temperature", sigma="sigma", batch_size="batch_size", reuse="reuse",
                seed="seed", lr="lr", warmup="warmup_steps", decay_steps="decay_steps",
-               checkpoint_every="checkpoint_every", n_refine="n_refine")
-DEMO = dict(molecule="uracil", basis="sto-3g", xc="b3lyp5", grid_level=1, model="nano", steps=300,
-            minutes=2.5, n_test=10, monitor_n=3, reuse=8)
+               checkpoint_every="checkpoint_every", n_refine="n_refine", devices="devices")
+DEMO = dict(molecule="uracil", basis="sto-3g", xc="b3lyp5", grid_level=1, model="nano", steps=120,
+            minutes=3.0, n_test=10, monitor_n=3, reuse=8)
 DEMO_SMOKE = dict(molecule="water", basis="sto-3g", xc="b3lyp5", grid_level=1, model="nano", steps=8,
                   minutes=0.4, n_test=2, monitor_n=0, reuse=4)
 
@@ -52,6 +52,10 @@ def _add_train_args(p):
   g.add_argument("--warmup", type=int, help="warm-up steps (default min(1000, steps // 10))")
   g.add_argument("--decay-steps", type=int, help="cosine decay length (default: --steps)")
   g.add_argument("--checkpoint-every", type=int)
+  g.add_argument("--devices", type=int,
+                 help="data-parallel JAX devices (batch split across them; on a CPU start with "
+                      "XLA_FLAGS=--xla_force_host_platform_device_count=K; multi-host: call "
+                      "jax.distributed.initialize() first)")
   g.add_argument("--steps", type=int, help="total optimiser steps (also with --resume)")
   g.add_argument("--out", help="run directory (default runs/MOLECULE-BASIS-MODEL-TIME)")
   g.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
@@ -195,7 +199,10 @@ def _train_loop(trainer, target, *, progress, minutes=None, chunk=10):
       if minutes is not None and time.perf_counter() - t0 > 60.0 * minutes:
         print(f"time budget of {minutes} min reached at step {trainer.step}", file=sys.stderr)
         break
-      trainer.run(min(chunk, target - trainer.step), callback)
+      # with a time budget, run in chunks to check the clock; otherwise in one call
+      # (the Trainer checkpoints every `checkpoint_every` steps and at the end)
+      left = target - trainer.step
+      trainer.run(left if minutes is None else min(chunk, left), callback)
   except KeyboardInterrupt:
     bar.close()
     if trainer.run_dir is not None:

@@ -124,3 +124,16 @@ def test_demo_parser_defaults():
   args = p.parse_args(["--steps", "5"])
   assert args.grid_level is None and args.molecule is None and args.steps == 5
   assert DEMO["molecule"] == "uracil" and DEMO["model"] == "nano"
+
+
+@pytest.mark.slow
+def test_demo_smoke_mode(tmp_path, monkeypatch, capsys):
+  from qpt_nb.cli import _add_molecule_args
+  from qpt_nb.train_cli import add_demo_args, run_demo
+  monkeypatch.setenv("QPT_NB_SMOKE", "1")
+  p = argparse.ArgumentParser()
+  _add_molecule_args(p)
+  add_demo_args(p)
+  assert run_demo(p.parse_args(["--out", str(tmp_path / "demo")])) == 0
+  out = capsys.readouterr().out
+  assert "W=0 baseline" in out and (tmp_path / "demo" / "metrics.json").is_file()

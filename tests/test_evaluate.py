@@ -111,6 +111,18 @@ def test_metrics_vanish_for_the_exact_correction(water, cache):
   assert m["energy_max_mev"] == pytest.approx(abs(base["energy_error_mev"]))
 
 
+def test_density_fitted_labels_match_the_df_tensors(water, cache):
+  batch = prepare_conformer(water, BASIS, XC, LEVEL, eri="df")
+  lab = label(water, BASIS, XC, LEVEL, eri_kind="df", cache_dir=cache)
+  assert batch.tensors.eri_kind == "df"
+  w = lab.fock - np.asarray(batch.init.h_init)
+  out = outputs_for_corrections(w[None], batch)
+  err = conformer_errors(lab, *(np.asarray(out[k][0]) for k in ("energy", "fock", "mo_energy",
+                                                                "mo_coeff")))
+  assert abs(err["energy_error_mev"]) < 1e-4 and err["hamiltonian_mae_uha"] < 0.05
+  assert abs(lab.energy - label(water, BASIS, XC, LEVEL, cache_dir=cache).energy) > 1e-7
+
+
 def test_psi_ignores_orbital_signs():
   c = np.random.default_rng(0).normal(size=(6, 6))
   assert psi_similarity(c * np.array([1, -1, 1, -1, 1, 1]), c, 4) == pytest.approx(100.0)
