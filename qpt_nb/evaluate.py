@@ -338,6 +338,9 @@ def _monitor_outputs(params, batch, model, n_refine, mix):
   return e, fk
 
 
+MONITOR_MAX_BYTES = 4 * 2**30
+
+
 def make_monitor(config, test_set, labels=None, *, cache_dir=None):
   """A fast `Trainer.monitor`: callable(params) -> dict(energy_mae_mev, hamiltonian_mae_uha).
 
@@ -350,6 +353,12 @@ def make_monitor(config, test_set, labels=None, *, cache_dir=None):
     raise ValueError("make_monitor needs at least one test conformer.")
   items = [prepare_conformer(m, config.basis, config.xc, config.grid_level, eri=config.eri)
            for m in test_set]
+  nbytes = len(items) * items[0].tensors.nbytes()
+  if nbytes > MONITOR_MAX_BYTES:
+    raise ValueError(
+        f"The monitor keeps its {len(items)} conformers in memory ({nbytes / 2**30:.1f} GiB > "
+        f"{MONITOR_MAX_BYTES / 2**30:.0f} GiB): monitor fewer conformers (e.g. 10-20) and use "
+        "evaluate(), which streams them, for the full test set.")
   # stacked on the host (NumPy): no small XLA compile per leaf shape
   batch = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *items)
   if labels is None:

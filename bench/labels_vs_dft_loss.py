@@ -1,0 +1,394 @@
+"""The headline: accuracy vs wall-clock time of label-trained vs label-free (DFT-loss) training.
+
+Same network preset, same conformer sampler ('md' when tblite is installed, else
+'wiggle'), same optimiser, same held-out test set (`evaluate.make_test_set`, seed 12345,
+labels from `reference.label` at the QH9 settings; test labels are not charged to anyone):
+
+  L  labels: samples conformers (Trainer's stream, seed 0), labels each with PySCF
+     (`reference.label(use_cache=False)`: real time, charged), precomputes the network
+     inputs (charged), then trains loss='supervised' (|H_init + W - F_ref|^2) cycling
+     over the labelled set. By default labelling stops after half of the budget
+     (--n-labels fixes the count instead).
+  Q  label-free: `Trainer` with loss='energy' (the DFT energy E[D3]), fresh conformers.
+  SC self-consistency: `Trainer` with loss='self_consistency' (label-free too).
+
+Every --eval-every seconds of charged time each pipeline is paused and evaluated on the
+test set (energy MAE, meV; Hamiltonian MAE of F[D3], uHa; evaluation time not charged).
+Reported: the wall-clock ratio  t_L(best) / t_Q(reaches L's best), per metric (the
+paper: 786 h / 31 h = 25x), and one figure of both metrics against charged wall-clock.
+
+  python bench/labels_vs_dft_loss.py          # quick: water/sto-3g grid 1, 8 test conformers, 30 s each
+  python bench/labels_vs_dft_loss.py --full   # uracil/sto-3g, 100 test conformers, 60 min each
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+NAME = "labels_vs_dft_loss"
+QUICK = dict(molecule="water", basis="sto-3g", grid_level=1, n_test=8, budget_s=30.0,
+             eval_every_s=5.0, warmup_steps=100)
+FULL = dict(molecule="uracil", basis="sto-3g", grid_level=3, n_test=100, budget_s=3600.0,
+            eval_every_s=300.0, warmup_steps=1000)
+PAPER_RATIO = 786.0 / 31.0
+
+
+# ----------------------------------------------------------------------------- evaluation
+@functools.partial(__import__("jax").jit, static_argnames=("model", "n_refine", "mix"))
+def _outputs(params, batch, model, n_refine, mix):
+  import jax
+  from qpt_nb.energy import energy_and_fock
+  from qpt_nb.qpt import sandwich_outputs
+  from qpt_nb.xc import get_xc
+  e, d, _ = sandwich_outputs(params, batch, model=model, n_refine=n_refine, mix=mix)
+  f = get_xc(batch.xc)
+  return e, jax.vmap(lambda di, ti: energy_and_fock(di, ti, f)[1])(d, batch.tensors)
+
+
+class ChunkedMonitor:
+  """Energy MAE (meV) and Hamiltonian MAE of F[D3] (uHa) on a test set, in chunks.
+
+  Like `evaluate.make_monitor`, but the test set is evaluated `chunk` conformers at a
+  time and only as many precomputed chunks are kept as fit in `keep_gb` (uracil/STO-3G at
+  grid level 3 is about 0.25 GB per conformer); the others are re-precomputed per call.
+  """
+
+  def __init__(self, cfg, test_set, labels, chunk=8, keep_gb=4.0):
+    import numpy as np
+    self.cfg, self.mols = cfg, list(test_set)
+    self.e_ref = np.asarray([lab.energy for lab in labels])
+    self.f_ref = [np.asarray(lab.fock) for lab in labels]
+    self.slices = [slice(i, i + chunk) for i in range(0, len(self.mols), chunk)]
+    self.kept, used = {}, 0.0
+    for i, s in enumerate(self.slices):
+      b = self._make(s)
+      used += b.tensors.nbytes() / 1e9
+      if used > keep_gb:
+        break
+      self.kept[i] = b
+
+  def _make(self, s):
+    from qpt_nb.qpt import prepare_conformer, stack_batch
+    c = self.cfg
+    return stack_batch(prepare_conformer(m, c.basis, c.xc, c.grid_level, eri=c.eri)
+                       for m in self.mols[s])
+
+  def __call__(self, params) -> dict:
+    import numpy as np
+    from qpt_nb.evaluate import MEV_PER_HARTREE, UHA_PER_HARTREE
+    c, de, dh = self.cfg, [], []
+    for i, s in enumerate(self.slices):
+      b = self.kept.get(i) or self._make(s)
+      e, fk = _outputs(params, b, c.model, int(c.n_refine), float(c.mix))
+      de.append(np.abs(np.asarray(e) - self.e_ref[s]))
+      dh += [np.abs(np.asarray(f) - r).mean() for f, r in zip(fk, self.f_ref[s])]
+    return dict(energy_mae_mev=float(np.concatenate(de).mean() * MEV_PER_HARTREE),
+                hamiltonian_mae_uha=float(np.mean(dh) * UHA_PER_HARTREE))
+
+
+def _log(curve, name, charged, step, monitor, params, **extra):
+  t0 = time.perf_counter()
+  m = monitor(params)
+  rec = dict(t_s=charged, step=int(step), eval_s=time.perf_counter() - t0, **m, **extra)
+  curve.append(rec)
+  print(f"   [{name}] t={charged:8.1f}s step={step:6d}  E MAE {m['energy_mae_mev']:10.3f} meV  "
+        f"H MAE {m['hamiltonian_mae_uha']:10.1f} uHa", flush=True)
+
+
+# ----------------------------------------------------------------------------- pipelines
+def _strip(batch):
+  """Drops the grid / ERI arrays the supervised loss never reads (keeps memory flat)."""
+  import dataclasses
+  import jax.numpy as jnp
+  t = dataclasses.replace(batch.tensors, eri=jnp.zeros((1,)), ao=jnp.zeros((1, 1, 1)),
+                          weights=jnp.zeros((1,)))
+  return dataclasses.replace(batch, tensors=t)
+
+
+def run_labels(cfg, budget_s, eval_every_s, monitor, n_labels=None, label_fraction=0.5,
+               label_threads=None):
+  """Pipeline L: sample, label (PySCF, no cache), precompute, train loss='supervised'."""
+  import dataclasses
+  import numpy as np
+  from qpt_nb import reference
+  from qpt_nb.conformers import ConformerStream
+  from qpt_nb.evaluate import sampler_kwargs
+  from qpt_nb.qpt import prepare_conformer, stack_batch
+  from qpt_nb.tensors import choose_eri_kind
+  from qpt_nb.train import init_state, make_update
+  cfg = dataclasses.replace(cfg, loss="supervised")
+  mol = cfg.molecule_object()
+  kind = choose_eri_kind(mol.to_pyscf(cfg.basis).nao_nr(), cfg.eri)
+  stream = ConformerStream(mol, cfg.sampler, seed=cfg.seed, **sampler_kwargs(cfg))
+  label_budget = budget_s * label_fraction if n_labels is None else float("inf")
+  charged, data, label_s, prep_s, curve, cycles = 0.0, [], 0.0, 0.0, [], []
+  while (n_labels is None and charged < label_budget) or (n_labels is not None and len(data) < n_labels):
+    t0 = time.perf_counter()
+    m = next(stream)
+    lab = reference.label(m, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=kind, use_cache=False,
+                          threads=label_threads)
+    t1 = time.perf_counter()
+    cycles.append((lab.n_cycles, lab.converged))
+    data.append(_strip(prepare_conformer(m, cfg.basis, cfg.xc, cfg.grid_level, eri=cfg.eri,
+                                         ref_fock=lab.fock)))
+    t2 = time.perf_counter()
+    label_s += t1 - t0
+    prep_s += t2 - t1
+    charged += t2 - t0
+  print(f"   [L] {len(data)} conformers labelled in {label_s:.1f} s "
+        f"({label_s / len(data):.2f} s each, {np.mean([c for c, _ in cycles]):.1f} PySCF cycles, "
+        f"{sum(ok for _, ok in cycles)} converged), inputs precomputed in {prep_s:.1f} s", flush=True)
+  t0 = time.perf_counter()
+  update = make_update(cfg)
+  state = init_state(cfg, stack_batch([data[0]]))
+  charged += time.perf_counter() - t0
+  _log(curve, "L", charged, 0, monitor, state.params, phase="labelled")
+  rng, order, pos, next_eval, steps = np.random.default_rng(cfg.seed), [], 0, charged + eval_every_s, 0
+  while charged < budget_s:
+    if pos >= len(order):
+      order, pos = rng.permutation(len(data)), 0
+    t0 = time.perf_counter()
+    state, metrics = update(state, stack_batch([data[order[pos]]]))
+    float(metrics["loss"])
+    charged += time.perf_counter() - t0
+    pos, steps = pos + 1, steps + 1
+    if charged >= next_eval or charged >= budget_s:
+      _log(curve, "L", charged, steps, monitor, state.params)
+      next_eval = charged + eval_every_s
+  return dict(curve=curve, n_labels=len(data), label_s=label_s, precompute_s=prep_s,
+              label_s_each=label_s / len(data), steps=steps,
+              label_cycles=[c for c, _ in cycles], labels_converged=sum(ok for _, ok in cycles),
+              epochs=steps / len(data), labels_end_s=label_s + prep_s)
+
+
+def run_trainer(cfg, loss, tag, budget_s, eval_every_s, monitor):
+  """Pipelines Q (loss='energy') and SC (loss='self_consistency') with the Trainer."""
+  import dataclasses
+  from qpt_nb.train import Trainer
+  cfg = dataclasses.replace(cfg, loss=loss)
+  t0 = time.perf_counter()
+  tr = Trainer(cfg)
+  setup = time.perf_counter() - t0
+  curve = []
+  _log(curve, tag, setup, 0, monitor, tr.params)
+  next_eval = setup + eval_every_s
+  while True:
+    tr.run(1)
+    charged = setup + tr.timing["step_s"]
+    if charged >= next_eval or charged >= budget_s:
+      _log(curve, tag, charged, tr.step, monitor, tr.params)
+      next_eval = charged + eval_every_s
+    if charged >= budget_s:
+      break
+  stats = tr.data_stats()
+  tr.close()
+  return dict(curve=curve, steps=tr.step, setup_s=setup, wait_s=tr.timing["wait_s"],
+              compile_s=tr.timing["compile_s"], conformers=stats.get("items_consumed"))
+
+
+def crossing(ref_curve, other_curve, key):
+  """(best of ref, time ref first reached it, time other first reached it or None, ratio).
+
+  Only evaluations after at least one optimiser step count (at step 0 every pipeline
+  has the same untrained network, so the same metrics)."""
+  ref_curve = [r for r in ref_curve if r["step"] > 0]
+  other_curve = [r for r in other_curve if r["step"] > 0] or other_curve
+  if not ref_curve:
+    return dict(best=None, t_ref_s=None, t_other_s=None, ratio=None,
+                other_best=min(r[key] for r in other_curve),
+                note="L did not reach a training step within its budget (labelling used it)")
+  best = min(r[key] for r in ref_curve)
+  t_ref = min(r["t_s"] for r in ref_curve if r[key] <= best)
+  hits = [r["t_s"] for r in other_curve if r[key] <= best]
+  t_other = min(hits) if hits else None
+  return dict(best=best, t_ref_s=t_ref, t_other_s=t_other,
+              ratio=(t_ref / t_other) if t_other else None,
+              other_best=min(r[key] for r in other_curve))
+
+
+def report(runs, budget):
+  """Prints final/best metrics and the L-vs-Q/SC crossing ratios; returns the summary."""
+  summary = {}
+  print()
+  for key, unit in (("energy_mae_mev", "meV"), ("hamiltonian_mae_uha", "uHa")):
+    for name, r in runs.items():
+      last = r["curve"][-1]
+      print(f"{name:3s} {key:20s} final {last[key]:12.3f} {unit}   best "
+            f"{min(c[key] for c in r['curve']):12.3f} {unit}   steps {r['steps']}")
+    if "L" in runs:
+      for other in ("Q", "SC"):
+        if other in runs:
+          c = crossing(runs["L"]["curve"], runs[other]["curve"], key)
+          summary[f"{other}_vs_L_{key}"] = c
+          if c.get("note"):
+            msg = f"{other} vs L on {key}: {c['note']}"
+          elif c["ratio"]:
+            msg = (f"{other} reaches L's best {key} ({c['best']:.3f} {unit}, L needed "
+                   f"{c['t_ref_s']:.0f} s) after {c['t_other_s']:.0f} s: ratio {c['ratio']:.2f}x")
+          else:
+            msg = (f"{other} does NOT reach L's best {key} ({c['best']:.3f} {unit}, at {c['t_ref_s']:.0f} s) "
+                   f"within {budget:.0f} s (its best {c['other_best']:.3f} {unit})")
+          print("  " + msg + f"   [paper: {PAPER_RATIO:.0f}x]")
+  if "L" in runs:
+    L = runs["L"]
+    print(f"L: {L['n_labels']} labels, {L['label_s_each']:.2f} s each ({L['label_s']:.0f} s in all), "
+          f"{L['steps']} steps = {L['epochs']:.1f} epochs")
+  for name in ("Q", "SC"):
+    if name in runs:
+      r = runs[name]
+      print(f"{name}: {r['steps']} steps on {r['conformers']} fresh conformers, compile "
+            f"{r['compile_s']:.1f} s, waiting for data {r['wait_s']:.1f} s")
+  return summary
+
+
+# ----------------------------------------------------------------------------- driver
+def main(argv=None):
+  p = common.make_parser(__doc__, NAME)
+  p.add_argument("--molecule")
+  p.add_argument("--basis")
+  p.add_argument("--xc", default="b3lyp5")
+  p.add_argument("--grid-level", type=int)
+  p.add_argument("--model", default="nano")
+  p.add_argument("--sampler", help="default: md if tblite is installed, else wiggle")
+  p.add_argument("--n-test", type=int)
+  p.add_argument("--budget-min", type=float, help="charged minutes per pipeline (full: 60)")
+  p.add_argument("--eval-every-min", type=float, help="minutes between evaluations (full: 5)")
+  p.add_argument("--n-labels", type=int, help="labelled conformers for L (default: label "
+                 "until --label-fraction of the budget is spent)")
+  p.add_argument("--label-fraction", type=float, default=0.5)
+  p.add_argument("--label-threads", type=int, help="PySCF threads (default reference.label_threads())")
+  p.add_argument("--pipelines", default="L,Q,SC", help="subset of L,Q,SC")
+  p.add_argument("--monitor-gb", type=float, default=4.0, help="test tensors kept in memory")
+  p.add_argument("--prelabel-only", action="store_true",
+                 help="only label the test set into the cache ($QPT_NB_CACHE) and stop")
+  p.add_argument("--combine", nargs="+", metavar="JSON",
+                 help="merge the pipelines of earlier runs' JSON files (e.g. L, Q and SC run in "
+                      "separate 10-minute device calls with --pipelines) and report them together")
+  args = p.parse_args(argv)
+  if args.combine:
+    return combine(args)
+  sel = dict(FULL if args.full else QUICK)
+  for k in ("molecule", "basis", "grid_level", "n_test"):
+    if getattr(args, k) is not None:
+      sel[k] = getattr(args, k)
+  budget = args.budget_min * 60 if args.budget_min else sel["budget_s"]
+  every = args.eval_every_min * 60 if args.eval_every_min else sel["eval_every_s"]
+  json_path, png_path = common.out_paths(args, NAME)
+
+  import qpt_nb  # noqa: F401
+  from qpt_nb import reference
+  from qpt_nb.evaluate import make_test_set, sampler_kwargs
+  from qpt_nb.tensors import choose_eri_kind
+  from qpt_nb.train import TrainConfig
+  sampler = args.sampler
+  if sampler is None:
+    try:
+      import tblite  # noqa: F401
+      sampler = "md"
+    except ImportError:
+      sampler = "wiggle"
+  cfg = TrainConfig(molecule=sel["molecule"], basis=sel["basis"], xc=args.xc,
+                    grid_level=sel["grid_level"], model=args.model, sampler=sampler,
+                    warmup_steps=sel["warmup_steps"], checkpoint_every=10 ** 9, log_every=10 ** 9)
+  mol = cfg.molecule_object()
+  print(f"{cfg.molecule}/{cfg.basis}/{cfg.xc} grid {cfg.grid_level}, model {cfg.model}, sampler "
+        f"{sampler}, budget {budget:.0f} s per pipeline, evaluation every {every:.0f} s", flush=True)
+  t0 = time.perf_counter()
+  test = make_test_set(mol, sel["n_test"], sampler=sampler, **sampler_kwargs(cfg))
+  kind = choose_eri_kind(mol.to_pyscf(cfg.basis).nao_nr(), cfg.eri)
+  test_labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=kind)
+  if args.prelabel_only:
+    print(f"{len(test)} test labels in {reference.default_cache_dir()}")
+    return None
+  monitor = ChunkedMonitor(cfg, test, test_labels, keep_gb=args.monitor_gb)
+  test_info = dict(seconds=[lab.seconds for lab in test_labels], cached=[lab.cached for lab in test_labels],
+                   cycles=[lab.n_cycles for lab in test_labels],
+                   converged=[lab.converged for lab in test_labels])
+  print(f"test set: {len(test)} conformers labelled/loaded in {time.perf_counter() - t0:.1f} s "
+        f"(not charged; PySCF {sum(lab.seconds for lab in test_labels) / len(test):.1f} s and "
+        f"{sum(test_info['cycles']) / len(test):.1f} cycles per label, "
+        f"{sum(test_info['converged'])}/{len(test)} converged, {sum(test_info['cached'])} from cache)",
+        flush=True)
+
+  runs = {}
+  wanted = args.pipelines.split(",")
+  if "L" in wanted:
+    print("-- L: labels + supervised", flush=True)
+    runs["L"] = run_labels(cfg, budget, every, monitor, n_labels=args.n_labels,
+                           label_fraction=args.label_fraction, label_threads=args.label_threads)
+  if "Q" in wanted:
+    print("-- Q: label-free, DFT energy loss", flush=True)
+    runs["Q"] = run_trainer(cfg, "energy", "Q", budget, every, monitor)
+  if "SC" in wanted:
+    print("-- SC: label-free, self-consistency loss", flush=True)
+    runs["SC"] = run_trainer(cfg, "self_consistency", "SC", budget, every, monitor)
+
+  summary = report(runs, budget)
+  info = common.machine_info()
+  print("machine:", common.machine_line(info))
+  common.write_json(json_path, dict(benchmark=NAME, mode="full" if args.full else "quick",
+                                    settings=dict(vars(args), **dict(sel, budget_s=budget,
+                                                  eval_every_s=every, sampler=sampler)),
+                                    config=cfg.to_json(), machine=info, runs=runs,
+                                    test_labels=test_info,
+                                    summary=summary, paper_ratio=PAPER_RATIO))
+  _plot(runs, summary, png_path, f"{cfg.molecule}/{cfg.basis}/{cfg.xc}, {cfg.model}, "
+        f"{len(test)} test conformers")
+  print(f"wrote {json_path} and {png_path}")
+  return runs, summary
+
+
+def combine(args):
+  """--combine: one report, JSON and figure from the pipelines of several result files."""
+  import json
+  runs, first, budget = {}, None, 0.0
+  for path in args.combine:
+    d = json.loads(Path(path).read_text())
+    first = first or d
+    runs.update(d["runs"])
+    budget = max(budget, d["settings"]["budget_s"])
+  summary = report(runs, budget)
+  json_path, png_path = common.out_paths(args, NAME)
+  common.write_json(json_path, dict(first, runs=runs, summary=summary, combined_from=args.combine,
+                                    machine=first["machine"]))
+  c = first["config"]
+  _plot(runs, summary, png_path, f"{c['molecule']}/{c['basis']}/{c['xc']}, {c['model']}, "
+        f"{first['settings']['n_test']} test conformers")
+  print(f"wrote {json_path} and {png_path}")
+  return runs, summary
+
+
+def _plot(runs, summary, path, title):
+  plt = common.pyplot()
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+  styles = dict(L="C0", Q="C3", SC="C2")
+  names = dict(L="L: PySCF labels + supervised", Q="Q: DFT energy loss (label-free)",
+               SC="SC: self-consistency (label-free)")
+  scale, unit = (60.0, "min") if max((r["curve"][-1]["t_s"] for r in runs.values()),
+                                     default=0) > 600 else (1.0, "s")
+  for ax, (key, label) in zip(axes, (("energy_mae_mev", "energy MAE (meV)"),
+                                     ("hamiltonian_mae_uha", "Hamiltonian MAE of F[D3] (uHa)"))):
+    for name, r in runs.items():
+      ax.plot([c["t_s"] / scale for c in r["curve"]], [c[key] for c in r["curve"]], "o-",
+              ms=3, color=styles[name], label=names[name])
+    if "L" in runs:
+      ax.axvline(runs["L"]["labels_end_s"] / scale, color=styles["L"], ls=":", lw=1,
+                 label="L: labelling done")
+      c = summary.get(f"Q_vs_L_{key}")
+      if c and c.get("best") is not None:
+        ax.axhline(c["best"], color="gray", ls="--", lw=1, label="best of L")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"wall-clock, labelling included ({unit})")
+    ax.set_ylabel(label)
+    ax.legend(fontsize=7)
+  fig.suptitle(title)
+  common.save_figure(fig, path)
+
+
+if __name__ == "__main__":
+  main()
