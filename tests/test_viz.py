@@ -90,12 +90,13 @@ def test_training_curves_panels():
     fig = viz.training_curves(hist)
     assert len(fig.axes) == 2                                 # loss vs step, vs wall
     for r in hist[4::5]:
-        r.update(test_energy_mae_mev=10.0 / r["step"], test_hamiltonian_mae_uha=100.0)
+        r.update(test_energy_mae_mev=10.0 ** (4 - 0.4 * r["step"]), test_hamiltonian_mae_uha=100.0)
     fig = viz.training_curves(hist)
     assert len(fig.axes) == 6
     ax = fig.axes[1]
     assert ax.get_yscale() == "log"
     np.testing.assert_allclose(ax.lines[0].get_xdata(), [5, 10])
+    assert fig.axes[2].get_yscale() == "linear"             # constant H error: no log axis
     assert fig.axes[3].get_xlabel().startswith("wall")
     fig = viz.training_curves(None, runs={"a": hist, "b": hist[:3]})
     assert len(fig.axes[0].lines) == 2
@@ -174,3 +175,30 @@ def test_bad_source_is_a_clear_error(monkeypatch):
     monkeypatch.setenv(threedmol.ENV_VAR, "no/such/file.js")
     with pytest.warns(RuntimeWarning, match="CDN"):
         assert threedmol.get_3dmol_js()["origin"] == "default"
+
+
+def test_published_table_marks_published_rows():
+    from qpt_nb.viz import PUBLISHED_URACIL, comparison_html, comparison_table
+    ours = {"label-free": dict(hamiltonian_mae_uha=1500.0, mo_energy_mae_occ_uha=900.0,
+                               psi_occ_percent=99.95, energy_mae_mev=3.2)}
+    text = comparison_table(ours, basis="sto-3g")
+    lines = text.splitlines()
+    assert "this run (uracil, sto-3g)" in lines[2]
+    assert sum("published, def2-SVP" in l for l in lines) == len(PUBLISHED_URACIL)
+    assert "227.8" in text and "0.524" in text and "99.950" in text
+    html = comparison_html(ours, basis="sto-3g")
+    assert html.count("font-style:italic") == len(PUBLISHED_URACIL) and "published numbers" in html
+
+
+def test_wall_clock_and_distribution_figures():
+    h = [dict(step=i, loss=-1.0, wall_s=float(i), test_energy_mae_mev=100.0 / i) for i in range(1, 6)]
+    fig = viz.wall_clock_comparison({"free": h, "labels": h}, offsets={"labels": 50.0})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    free, labels = ax.lines[0], [l for l in ax.lines if l.get_label() == "labels"][0]
+    assert any("labelling" in p.get_label() for p in ax.patches)
+    np.testing.assert_allclose(labels.get_xdata(), free.get_xdata() + 50.0)
+    rows = [dict(index=i, energy_error_mev=(-1) ** i * 0.5 * (i + 1), hamiltonian_mae_uha=10.0 * (i + 1))
+            for i in range(8)]
+    fig = viz.error_distribution({"a": rows, "b": rows[:4]})
+    assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"

@@ -274,3 +274,53 @@ def test_dashboard_with_real_trainer():
         assert mean_e == pytest.approx(tr.history[-1]["test_energy_mae_mev"], rel=1e-6)
     finally:
         tr.close()
+
+
+def test_find_saved_runs(tmp_path):
+    import json
+    from qpt_nb.train import TrainConfig
+    from qpt_nb.widgets.paper import LABELLING_FILE, find_runs
+
+    def write(name, loss, molecule="uracil", labelling=True):
+        d = tmp_path / "runs" / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps(TrainConfig(molecule=molecule, loss=loss).to_json()))
+        (d / "history.jsonl").write_text(json.dumps(dict(step=1, loss=1.0, wall_s=2.0)) + "\n")
+        (d / "metrics.json").write_text(json.dumps(dict(trained=dict(energy_mae_mev=1.0), baseline_w0={})))
+        if loss == "supervised" and labelling:
+            (d / LABELLING_FILE).write_text(json.dumps(dict(label_seconds=120.0, n_labels=8)))
+        return d
+
+    write("demo-uracil-1", "energy")
+    write("sup-no-timing", "supervised", labelling=False)      # not comparable: ignored
+    write("water-run", "energy", molecule="water")
+    sup = write("nested/sup", "supervised")
+    runs = find_runs("uracil", "sto-3g", grid_level=3, roots=[tmp_path / "runs", tmp_path / "missing"])
+    assert set(runs) == {"label-free", "label-then-train"}
+    assert runs["label-free"].path.name == "demo-uracil-1"
+    ltt = runs["label-then-train"]
+    assert ltt.path == sup and ltt.label_seconds == 120.0 and ltt.total_seconds == 122.0
+    assert ltt.metrics == dict(energy_mae_mev=1.0) and ltt.name == "label-then-train (supervised)"
+    assert find_runs("uracil", "def2-svp", roots=[tmp_path / "runs"]) == {}
+
+
+def test_dashboard_double_click_starts_one_thread(fake_dash):
+    tr, dash = fake_dash
+    dash.step(5)
+    first = dash._thread
+    dash.step(5)                                  # ignored while training
+    dash.start()
+    assert dash._thread is first
+    with pytest.raises(RuntimeError):
+        if dash.running:
+            dash.run(3)
+        else:
+            raise RuntimeError("finished already")
+    assert dash.wait(10) and tr.step == 5
+
+
+def test_project_root(tmp_path):
+    from qpt_nb.widgets.paper import project_root
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    assert project_root(tmp_path / "notebooks") == tmp_path.resolve()

@@ -7,8 +7,10 @@ environment variable ``QPT_NB_3DMOL_JS``; see `qpt_nb.viz.threedmol`.
 from .orbitals import (add_molecule, add_orbital, compact_cube, figure_png, molecule_plane,
                        molecule_sketch_figure, orbital_cube, orbital_label, orbital_on_plane,
                        orbital_slice_figure)
-from .plots import (HARTREE_EV, HARTREE_MEV, energy_levels, orbital_energy_comparison,
-                    per_conformer_errors, scf_convergence, sort_rows, training_curves)
+from .plots import (HARTREE_EV, HARTREE_MEV, energy_levels, error_distribution, new_figure,
+                    orbital_energy_comparison, per_conformer_errors, scf_convergence, sort_rows,
+                    training_curves, wall_clock_comparison)
+from .published import PUBLISHED_URACIL, comparison_html, comparison_table
 from .threedmol import (ENV_VAR, default_3dmol_url, get_3dmol_js, new_view, set_3dmol_js,
                         view_html)
 
@@ -16,5 +18,6 @@ __all__ = ["add_molecule", "add_orbital", "compact_cube", "figure_png", "molecul
            "molecule_sketch_figure", "orbital_cube", "orbital_label", "orbital_on_plane",
            "orbital_slice_figure", "HARTREE_EV", "HARTREE_MEV", "energy_levels",
            "orbital_energy_comparison", "per_conformer_errors", "scf_convergence", "sort_rows",
-           "training_curves", "ENV_VAR", "default_3dmol_url", "get_3dmol_js", "new_view",
+           "training_curves", "wall_clock_comparison", "error_distribution", "new_figure",
+           "PUBLISHED_URACIL", "comparison_table", "comparison_html", "ENV_VAR", "default_3dmol_url", "get_3dmol_js", "new_view",
            "set_3dmol_js", "view_html"]

@@ -143,8 +143,8 @@ def orbital_on_plane(mol, basis: str, mo_coeff, index: int = 0, *, n: int = 81,
 
 
 def _new_figure(figsize):
-    from matplotlib.figure import Figure
-    return Figure(figsize=figsize, layout="constrained")
+    from .plots import new_figure
+    return new_figure(figsize)
 
 
 def _draw_atoms(ax, symbols, proj, bonds=True, label=True):

@@ -15,12 +15,39 @@ HARTREE_EV = 27.211386245988
 HARTREE_MEV = HARTREE_EV * 1000.0
 
 __all__ = ["energy_levels", "scf_convergence", "training_curves", "per_conformer_errors",
+           "wall_clock_comparison", "error_distribution",
            "orbital_energy_comparison", "HARTREE_EV", "HARTREE_MEV", "new_figure"]
 
 
-def new_figure(figsize=(5, 3.5)):
+def _figure_class():
     from matplotlib.figure import Figure
-    return Figure(figsize=figsize, layout="constrained")
+
+    class QPTFigure(Figure):
+        """A matplotlib Figure that displays itself in any Jupyter front end
+        (``_repr_png_``), also without pyplot or the inline backend."""
+
+        def _repr_png_(self):
+            from .orbitals import figure_png
+            return figure_png(self, dpi=90)
+
+    return QPTFigure
+
+
+_FIGURE = None
+
+
+def _no_minor_labels(axis):
+    """No labels on the minor ticks of a log axis (they overlap on short ranges)."""
+    from matplotlib.ticker import NullFormatter
+    axis.set_minor_formatter(NullFormatter())
+
+
+def new_figure(figsize=(5, 3.5)):
+    """An empty constrained-layout Figure (no pyplot state) that displays as PNG."""
+    global _FIGURE
+    if _FIGURE is None:
+        _FIGURE = _figure_class()
+    return _FIGURE(figsize=figsize, layout="constrained")
 
 
 def _levels(ax, eps_ev, n_occ, x0, width, color_occ="#1f4e9c", color_virt="#aaaaaa",
@@ -129,17 +156,24 @@ def _series(history, key, x):
 
 
 def training_curves(history: Sequence[dict], *, xs=("step", "wall_s"), runs: Optional[dict] = None,
-                    title: Optional[str] = None, figsize=None):
+                    metrics: Optional[Sequence[str]] = None, title: Optional[str] = None,
+                    figsize=None):
     """Loss and test errors against step and wall-clock seconds.
 
     history: list of records (Trainer.history); or pass ``runs={label: history}``
     to overlay several runs.  One row per entry of ``xs``, one column per metric
-    present (loss, test_energy_mae_mev, test_hamiltonian_mae_uha).  Error panels
-    use log scales.
+    present (loss, test_energy_mae_mev, test_hamiltonian_mae_uha), or the keys in
+    ``metrics`` (e.g. only the test errors when runs with different losses are
+    overlaid: their loss values are not comparable).  Error panels use log
+    scales when they span more than a decade.
     """
     runs = dict(runs) if runs is not None else {"": list(history)}
-    panels = [(k, lab) for k, lab in _TRAIN_PANELS
-              if k == "loss" or any(r.get(k) is not None for h in runs.values() for r in h)]
+    names = dict(_TRAIN_PANELS)
+    if metrics is not None:
+        panels = [(k, names.get(k, k)) for k in metrics]
+    else:
+        panels = [(k, lab) for k, lab in _TRAIN_PANELS
+                  if k == "loss" or any(r.get(k) is not None for h in runs.values() for r in h)]
     xs = tuple(xs)
     fig = new_figure(figsize or (3.3 * len(panels), 2.6 * len(xs)))
     axes = fig.subplots(len(xs), len(panels), squeeze=False)
@@ -154,15 +188,16 @@ def training_curves(history: Sequence[dict], *, xs=("step", "wall_s"), runs: Opt
                     ax.plot(xv, yv, style, ms=3, lw=1.2, label=name or None)
             if key != "loss":
                 ys = [v for h in runs.values() for v in _series(h, key, x)[1]]
-                if ys and min(ys) > 0:
+                if ys and min(ys) > 0 and max(ys) / min(ys) > 10:    # log only over a decade
                     ax.set_yscale("log")
+                    _no_minor_labels(ax.yaxis)
             if key == "loss":
                 ax.ticklabel_format(axis="y", useOffset=False)
             ax.set_xlabel(xlab.get(x, x), fontsize=8)
             ax.set_ylabel(lab, fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
-            if i == 0 and j == 0 and len(runs) > 1:
+            if i == 0 and j == 0 and len(runs) > 1 and ax.lines:
                 ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -251,6 +286,78 @@ def orbital_energy_comparison(predicted, reference, n_occ: int, *, max_virtual: 
     ax2.set_ylabel("predicted - PySCF (uHa)", fontsize=8)
     ax2.set_title(f"occupied MAE {mae_occ:.1f} uHa", fontsize=8)
     ax2.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def wall_clock_comparison(runs: dict, *, keys=("test_energy_mae_mev", "test_hamiltonian_mae_uha"),
+                          offsets: Optional[dict] = None, title: Optional[str] = None,
+                          figsize=None):
+    """Test error against wall-clock time for several runs, one panel per metric.
+
+    runs: {label: history}; offsets: {label: seconds} added to every x value (the
+    labelling time of a label-then-train run, so its curve starts where labelling
+    ended; drawn as a dashed segment from x = 0).  Log-log axes.
+    """
+    offsets = dict(offsets or {})
+    keys = [k for k in keys if any(r.get(k) is not None for h in runs.values() for r in h)]
+    fig = new_figure(figsize or (4.2 * max(len(keys), 1), 3.2))
+    axes = fig.subplots(1, max(len(keys), 1), squeeze=False)[0]
+    names = dict(_TRAIN_PANELS)
+    for ax, key in zip(axes, keys):
+        for i, (name, hist) in enumerate(runs.items()):
+            xv, yv = _series(hist, key, "wall_s")
+            if not len(xv):
+                continue
+            off = float(offsets.get(name, 0.0))
+            color = f"C{i}"
+            ax.plot(xv + off, yv, "o-", ms=3, color=color, label=name)
+            if off > 0:                               # the labelling period: no model yet
+                ax.axvspan(min(1.0, 0.5 * float(xv[0] + off)), off, color=color, alpha=0.12,
+                           label=f"labelling ({off:.0f} s)")
+        ax.set_xscale("log")
+        _no_minor_labels(ax.xaxis)
+        ys = [v for h in runs.values() for v in _series(h, key, "wall_s")[1]]
+        if ys and min(ys) > 0:
+            ax.set_yscale("log")
+            _no_minor_labels(ax.yaxis)
+        ax.set_xlabel("wall-clock time (s, labelling included)", fontsize=8)
+        ax.set_ylabel(names.get(key, key), fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def error_distribution(rows_by_run: dict, *, keys=("energy_error_mev", "hamiltonian_mae_uha"),
+                       bins: int = 20, title: Optional[str] = None, figsize=None):
+    """Histograms of per-conformer errors (|energy error| in meV, Hamiltonian MAE in
+    uHa) for one or more runs ({label: rows}), with each run's median marked."""
+    keys = [k for k in keys if any(k in r for rows in rows_by_run.values() for r in rows)]
+    fig = new_figure(figsize or (4.0 * max(len(keys), 1), 3.0))
+    axes = fig.subplots(1, max(len(keys), 1), squeeze=False)[0]
+    for ax, key in zip(axes, keys):
+        allv = [abs(float(r[key])) for rows in rows_by_run.values() for r in rows if key in r]
+        positive = [v for v in allv if v > 0]
+        if not positive:
+            continue
+        lo, hi = min(positive), max(positive)
+        edges = np.geomspace(lo / 1.2, hi * 1.2, bins + 1) if hi > lo else bins
+        for i, (name, rows) in enumerate(rows_by_run.items()):
+            v = np.array([abs(float(r[key])) for r in rows if key in r])
+            if len(v):
+                ax.hist(v, bins=edges, alpha=0.55, color=f"C{i}", label=f"{name} (n={len(v)})")
+                ax.axvline(np.median(v), color=f"C{i}", lw=1.2, ls="--")
+        if hi > lo:
+            ax.set_xscale("log")
+            _no_minor_labels(ax.xaxis)
+        ax.set_xlabel(_ROW_LABELS.get(key, key), fontsize=8)
+        ax.set_ylabel("test conformers", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     return fig

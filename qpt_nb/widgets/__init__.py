@@ -47,8 +47,9 @@ def setup_notebook(*, compile_cache: bool = True, cache_dir=None) -> dict:
     (``$QPT_NB_JAX_CACHE`` or ``~/.cache/qpt_nb/jax``), so a second kernel (or
     notebook) that compiles the same functions for the same shapes loads them from
     disk instead of recompiling (water/STO-3G training: ~25 s -> ~5 s).  Only
-    takes effect before the first compilation of the process.  Returns the
-    settings used.  Set ``QPT_NB_JAX_CACHE=off`` to disable."""
+    takes effect before the first compilation of the process.  Also makes plain
+    matplotlib Figures display as PNG without pyplot.  Returns the settings
+    used.  Set ``QPT_NB_JAX_CACHE=off`` to disable the cache."""
     from pathlib import Path
     import jax
     env = os.environ.get("QPT_NB_JAX_CACHE", "").strip()
@@ -62,7 +63,29 @@ def setup_notebook(*, compile_cache: bool = True, cache_dir=None) -> dict:
             info["compile_cache"] = str(path)
         except (OSError, AttributeError, ValueError):     # read-only home, old JAX
             pass
+    info["figure_formatter"] = _register_figure_png()
     return info
+
+
+def _register_figure_png() -> bool:
+    """Lets plain matplotlib Figures (no pyplot) display as PNG in IPython even
+    without the inline backend (e.g. under MPLBACKEND=Agg)."""
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+        if ip is None:
+            return False
+        from matplotlib.figure import Figure
+        fmt = ip.display_formatter.formatters["image/png"]
+        try:
+            fmt.lookup_by_type(Figure)
+            return True                       # the inline backend already handles it
+        except KeyError:
+            from ..viz import figure_png
+            fmt.for_type(Figure, lambda fig: figure_png(fig, dpi=90))
+            return True
+    except Exception:
+        return False
 
 
 _LAZY = {

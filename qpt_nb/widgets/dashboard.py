@@ -29,7 +29,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import viz
-from .orbital import MoleculeView, _set_output_html
+from .orbital import MoleculeView, _set_output_html, _set_png
 
 __all__ = ["TrainingDashboard", "DashboardState", "SORT_KEYS"]
 
@@ -161,7 +161,7 @@ class TrainingDashboard:
     def run(self, n: int):
         """Runs ``n`` steps in the calling thread (blocking), refreshing every
         ``refresh_every`` steps.  Returns the state."""
-        if self.running:
+        if not self._lock.acquire(blocking=False):
             raise RuntimeError("the dashboard is training in the background; pause it first")
         self._stop.clear()
         self._loop(int(n))
@@ -176,14 +176,15 @@ class TrainingDashboard:
 
     # ------------------------------------------------------------------ training loop
     def _launch(self, n: Optional[int]):
+        if not self._lock.acquire(blocking=False):      # already training
+            return
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, args=(n,), daemon=True,
                                         name="qpt_nb-dashboard")
         self._thread.start()
 
     def _loop(self, n: Optional[int]):
-        if not self._lock.acquire(blocking=False):
-            return
+        """The training loop; the caller holds ``_lock``, released here at the end."""
         self._buttons(running=True)
         try:
             self.state.error = None
@@ -279,7 +280,7 @@ class TrainingDashboard:
         hist = list(self.trainer.history)
         if hist:
             s.last_record = hist[-1]
-        self.curves_w.value = viz.figure_png(viz.training_curves(hist), dpi=72)
+        _set_png(self.curves_w, viz.training_curves(hist))
         self.stats_w.value = self._stats_html()
         if (self.evaluate_conformers and (self._prepared or self.evaluate_fn is not None)
                 and s.step > 0 and s.rows_step != s.step):
@@ -311,8 +312,7 @@ class TrainingDashboard:
         rows = s.rows
         key = SORT_KEYS[self.sort_w.value]
         s.sort_by = key
-        self.per_conf_w.value = viz.figure_png(viz.per_conformer_errors(
-            rows, sort_by=key, selected=s.selected), dpi=72)
+        _set_png(self.per_conf_w, viz.per_conformer_errors(rows, sort_by=key, selected=s.selected))
         order = viz.sort_rows(rows, key)
         options = [(f"#{rows[i]['index']}: {rows[i]['energy_error_mev']:+.2f} meV, "
                     f"H {rows[i]['hamiltonian_mae_uha']:.0f} uHa", rows[i]["index"]) for i in order]
@@ -348,8 +348,8 @@ class TrainingDashboard:
             finally:
                 self._setting_options = False
         if self.state.rows:
-            self.per_conf_w.value = viz.figure_png(viz.per_conformer_errors(
-                self.state.rows, sort_by=self.state.sort_by, selected=int(index)), dpi=72)
+            _set_png(self.per_conf_w, viz.per_conformer_errors(
+                self.state.rows, sort_by=self.state.sort_by, selected=int(index)))
         self._draw_selected(int(index))
 
     def _draw_selected(self, index: int):
@@ -360,9 +360,9 @@ class TrainingDashboard:
         eps = self.state.predicted_mo_energy.get(index)
         ref = self.state.reference_mo_energy.get(index)
         if eps is not None and ref is not None:
-            self.orbitals_w.value = viz.figure_png(viz.orbital_energy_comparison(
+            _set_png(self.orbitals_w, viz.orbital_energy_comparison(
                 eps, ref[0], ref[1], labels=("QPT", "PySCF"),
-                title=f"conformer {index} at step {self.state.rows_step}"), dpi=72)
+                title=f"conformer {index} at step {self.state.rows_step}"))
 
     # ------------------------------------------------------------------ widget plumbing
     def _set_status(self, status: str):

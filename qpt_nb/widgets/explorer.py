@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .. import viz
-from .orbital import OrbitalView, _set_output_html
+from .orbital import OrbitalView, _set_output_html, _set_png
 
 __all__ = ["MoleculeExplorer", "ExplorerState", "BASES", "PASTE"]
 
@@ -247,11 +247,10 @@ class MoleculeExplorer:
             return
         self.status_w.value = self._status_html()
         r = s.result
-        self.levels_w.value = viz.figure_png(viz.energy_levels(
+        _set_png(self.levels_w, viz.energy_levels(
             r.mo_energy, s.n_occ, reference=s.pyscf_mo_energy,
-            title=f"{s.mol.name or s.mol.formula} orbital energies"), dpi=72)
-        self.convergence_w.value = viz.figure_png(viz.scf_convergence(
-            r.energies, reference=s.pyscf_energy), dpi=72)
+            title=f"{s.mol.name or s.mol.formula} orbital energies"))
+        _set_png(self.convergence_w, viz.scf_convergence(r.energies, reference=s.pyscf_energy))
         self._orbitals = OrbitalView(s.mol, s.basis, r.mo_coeff, s.n_occ - 1, r.mo_energy,
                                      s.n_occ, n=self.orbital_n)
         homo = s.n_occ - 1
@@ -297,7 +296,7 @@ class MoleculeExplorer:
         else:
             self.orbital_out.layout.display = "none"
             self.slice_w.layout.display = None
-            self.slice_w.value = viz.figure_png(ov.slice_figure(), dpi=72)
+            _set_png(self.slice_w, ov.slice_figure())
 
     @property
     def orbital_view(self) -> Optional[OrbitalView]:

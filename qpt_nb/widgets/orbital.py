@@ -26,6 +26,13 @@ __all__ = ["OrbitalView", "orbital_view", "resolve_orbital_index", "orbital_gall
            "molecule_view"]
 
 
+def _zoom_factor(mol) -> float:
+    """3Dmol's zoomTo leaves small molecules tiny: zoom in up to 2.2x below ~5 Angstrom."""
+    x = np.asarray(mol.coords_angstrom)
+    extent = float(np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1)).max()) if len(x) > 1 else 0.0
+    return float(np.clip(7.0 / (extent + 2.0), 1.0, 2.2))
+
+
 def resolve_orbital_index(index: Union[int, str], n_occ: Optional[int], n_mo: int) -> int:
     """0-based orbital index from an int or 'homo', 'lumo', 'homo-1', 'lumo+2'."""
     if isinstance(index, (int, np.integer)):
@@ -130,9 +137,10 @@ class OrbitalView:
     def fallback_png(self) -> Optional[bytes]:
         if not self.fallback:
             return None
-        key = ("png", self.index, self.isovalue)
-        if key not in self._cache:
-            self._cache[key] = viz.figure_png(self.slice_figure(figsize=(4.2, 3.2)), dpi=72)
+        key = ("png", self.index, self.isovalue, self.width, self.height)
+        if key not in self._cache:           # the image fills the viewer's box
+            fig = self.slice_figure(figsize=(self.width / 72, self.height / 72))
+            self._cache[key] = viz.figure_png(fig, dpi=72)
         return self._cache[key]
 
     def view(self):
@@ -141,6 +149,7 @@ class OrbitalView:
         viz.add_molecule(v, self.mol)
         viz.add_orbital(v, self.cube(), isovalue=self.isovalue)
         v.zoomTo()
+        v.zoom(_zoom_factor(self.mol))
         return v
 
     def html(self, inline: Optional[bool] = None) -> str:
@@ -213,6 +222,7 @@ class MoleculeView:
         v = threedmol.new_view(self.width, self.height)
         viz.add_molecule(v, self.mol)
         v.zoomTo()
+        v.zoom(_zoom_factor(self.mol))
         return v
 
     def fallback_png(self) -> bytes:
@@ -257,14 +267,21 @@ def orbital_gallery(molecules, basis: str = "sto-3g", xc: str = "b3lyp5", grid_l
             ov = orbital_view(mol, res, orb, basis=basis, n=n, width=width, height=height)
             head = W.HTML(f"<b>{mol.name or mol.formula}</b> {ov.label}")
             if static:
-                body = W.Image(value=viz.figure_png(ov.slice_figure(figsize=(3.4, 2.8)), dpi=72),
-                               format="png")
+                body = W.Image(format="png")
+                _set_png(body, ov.slice_figure(figsize=(3.4, 2.8)))
             else:
                 body = W.Output()
                 _set_output_html(body, ov.html(), ov.label)
             cells.append(W.VBox([head, body]))
     return W.GridBox(cells, layout=W.Layout(
         grid_template_columns=f"repeat({len(orbitals)}, {width + 20}px)"))
+
+
+def _set_png(image_widget, fig, dpi: int = 72):
+    """Shows a matplotlib Figure in an ipywidgets Image at its natural pixel size."""
+    w_in, _ = fig.get_size_inches()
+    image_widget.value = viz.figure_png(fig, dpi=dpi)
+    image_widget.width = str(int(round(w_in * dpi)))
 
 
 def _set_output_html(out, html: str, text: str = ""):
