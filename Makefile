@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.qpt_nb-installed
 EXTRAS ?= notebook,test,md
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test test-fast test-slow test-notebooks lab bench install clean
+.PHONY: demo test test-fast test-slow test-notebooks lab bench install clean test-browser browser-deps
+BROWSER_DIR := tests/browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ test: $(STAMP)
 	  QPT_NB_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider \
 	    --nbval-lax --nbval-current-env notebooks/; \
 	fi
+	@if command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" = 0 ]; then \
+	  $(MAKE) --no-print-directory test-browser; \
+	else echo "skipping the browser test: no chromium and not root (make browser-deps)"; fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q -x tests
@@ -35,8 +39,21 @@ test-fast: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q tests
 
+## make lab: JupyterLab on notebooks/ (uses the local 3Dmol.js when the browser deps are installed)
 lab: $(STAMP)
+	@if [ -f $(BROWSER_DIR)/node_modules/3dmol/build/3Dmol-min.js ]; then \
+	  export QPT_NB_3DMOL_JS=$(CURDIR)/$(BROWSER_DIR)/node_modules/3dmol/build/3Dmol-min.js; fi; \
 	$(BIN)/jupyter lab notebooks/
+
+## make browser-deps: headless Chromium + npm packages (3dmol = py3Dmol's version, playwright-core)
+browser-deps:
+	command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y chromium; }
+	command -v npm >/dev/null 2>&1 || { apt-get update && apt-get install -y nodejs npm; }
+	npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund
+
+## make test-browser: JupyterLab + headless Chromium run notebooks/00_quickstart.ipynb; screenshots in test-artifacts/browser/
+test-browser: $(STAMP) browser-deps
+	$(BIN)/python scripts/browser_test.py
 
 bench: $(STAMP)
 	@for s in bench/*.py; do echo "== $$s"; $(BIN)/python $$s || exit 1; done

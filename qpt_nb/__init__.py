@@ -24,20 +24,9 @@ from .scf import scf, scf_fixed, scf_loop, SCFResult  # noqa: E402
 from .sandwich import initial_iteration, refine, sandwich_energy  # noqa: E402
 from .qpt import qpt_energy, prepare_conformer, stack_batch  # noqa: E402
 from . import conformers  # noqa: E402,F401
+from .evaluate import evaluate, initial_guess, make_test_set  # noqa: E402
+from .doctor import doctor  # noqa: E402
+from .train import Trainer, TrainConfig, TrainState  # noqa: E402
+from . import reference  # noqa: E402,F401
 
 
-def __getattr__(name):
-  # Heavier, optional parts load on first use; the loaded object is cached in the
-  # package namespace (overriding the submodule attribute of the same name).
-  import importlib
-  homes = {"evaluate": "evaluate", "initial_guess": "evaluate", "make_test_set": "evaluate",
-           "Trainer": "train", "TrainConfig": "train", "TrainState": "train",
-           "doctor": "doctor"}
-  if name in homes:
-    value = getattr(importlib.import_module(f".{homes[name]}", __name__), name)
-  elif name == "reference":
-    value = importlib.import_module(".reference", __name__)
-  else:
-    raise AttributeError(f"module 'qpt_nb' has no attribute {name!r}")
-  globals()[name] = value
-  return value

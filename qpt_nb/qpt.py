@@ -158,7 +158,7 @@ def self_consistency_loss(params, batch: QPTBatch, *, model="nano"):
 
 def supervised_loss(params, batch: QPTBatch, *, model="nano"):
   """mean |H_init + W - F_ref|^2 (Hartree^2) against PySCF Fock labels."""
-  if batch.ref_fock.ndim < 2:
+  if batch.ref_fock.ndim < 2 or batch.ref_fock.shape[-1] == 0:
     raise ValueError("The supervised loss needs PySCF Fock labels (ref_fock) in the batch.")
   w = predict_correction(params, batch, model)
   return jnp.mean((batch.init.h_init + w - batch.ref_fock) ** 2)
