@@ -16,7 +16,7 @@ H   0.0000000 -0.7572000 -0.4692000
 """
 EXPECTED = {"water": 10, "uracil": 58, "ammonia": 10, "methane": 10, "ethanol": 26,
             "malondialdehyde": 38, "benzene": 42, "h2": 2, "lih": 4, "formaldehyde": 16}
-SHARED_URACIL = Path("/work/shared/data/uracil.xyz")
+SHARED_URACIL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uracil.xyz"
 
 
 def random_rotation(rng):
