@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
+
+from .checkpoint import atomic_write_bytes
 
 CONV_TOL = 1e-13
 DIIS_SPACE = 8
@@ -126,20 +128,11 @@ def cache_key(mol, basis: str, xc: str, grid_level: int, eri_kind: str = "dense"
 
 
 def _save(path: Path, lab: Label) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-  try:
-    with os.fdopen(fd, "wb") as fh:
-      np.savez(fh, energy=lab.energy, n_occ=lab.n_occ, converged=lab.converged,
-               n_cycles=lab.n_cycles, seconds=lab.seconds,
-               **{k: getattr(lab, k) for k in _ARRAYS})
-      fh.flush()
-      os.fsync(fh.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  """Writes the label as .npz atomically (`checkpoint.atomic_write_bytes`)."""
+  buf = io.BytesIO()
+  np.savez(buf, energy=lab.energy, n_occ=lab.n_occ, converged=lab.converged,
+           n_cycles=lab.n_cycles, seconds=lab.seconds, **{k: getattr(lab, k) for k in _ARRAYS})
+  atomic_write_bytes(path, buf.getvalue())
 
 
 def _load(path: Path, key: str) -> Optional[Label]:
