@@ -169,14 +169,32 @@ def _symmetrize(m):
 
 
 def energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
-  """(E[D], F[D]) with F = dE/dD symmetrised: h + J - a_x/2 K + V_xc."""
-  e, g = jax.value_and_grad(energy)(density, t, _xc(xc))
-  return e, _symmetrize(g)
+  """(E[D], F[D]) with the Fock matrix F = dE/dD = h + J - a_x/2 K + V_xc (Hartree).
+
+  Computed explicitly (one J, one K and one XC quadrature): equal to the autodiff
+  gradient `fock_autodiff` (tested), without autodiff's second pass over the
+  two-electron integrals. Differentiable (the sandwich backpropagates through it).
+  """
+  f = _xc(xc)
+  veff = coulomb(density, t)
+  if f.hyb != 0:
+    veff = veff - 0.5 * f.hyb * exchange(density, t)
+  e = jnp.sum(density * t.hcore) + 0.5 * jnp.sum(density * veff) + t.e_nuc
+  fk = t.hcore + veff
+  if f.family != "hf":
+    exc, vxc = xc_energy_and_potential(density, t, f)
+    e, fk = e + exc, fk + vxc
+  return e, _symmetrize(fk)
 
 
 def fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
   """Kohn-Sham matrix F[D] = dE/dD (N, N), Hartree; equals PySCF's get_fock(dm=D)."""
   return energy_and_fock(density, t, xc)[1]
+
+
+def fock_autodiff(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
+  """F[D] by automatic differentiation of `energy` (the definition; slower)."""
+  return _symmetrize(jax.grad(energy)(density, t, _xc(xc)))
 
 
 def xc_potential(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
