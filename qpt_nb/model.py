@@ -65,6 +65,22 @@ Architecture (REFERENCE section 4 and the research code, with deviations marked)
    L - 1 blocks and reads out with the L-th layer's LN and query projection,
    leaving that layer's other weights unused) and no output scale.
 
+Invariance (what holds; tested in tests/test_qpt.py)
+-----------------------------------------------------
+The network only sees AO identities, positions in the principal-axes frame and
+matrices in the AO basis. The training pipeline (``qpt.prepare_conformer``)
+moves every geometry to its canonical frame (``Molecule.canonical``: centred,
+inertia axes, third-moment sign convention) BEFORE the integrals and the grid
+are computed, so positions, bias matrices, W and the predicted energy are
+exactly invariant (1e-8 Ha) to rotating and translating the input, for
+asymmetric tops such as uracil. Where the frame is ambiguous the invariance
+is only up to that ambiguity: symmetric tops (NH3, CH4, benzene) have
+arbitrary axes inside their degenerate plane, and a vanishing third moment
+falls back to a first-atom sign rule; W then changes with the orientation and
+the energy changes at the level of the network's error. Without the canonical
+frame, rotating the molecule rotates p/d blocks of every AO matrix and PySCF's
+lab-fixed angular grid, and W is not equivariant.
+
 Parameter counts (N = 132, B = 8; counts do not depend on N or B): per block
 12 d^2 + 13 d + H (q/k/v/out, FFN, two LNs, bias gains), plus the pair table
 (len(elements)+1)*max_ao*d, the position Linear (3+6F+1)*d, final LN 2d,
