@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from pyscf import dft
 
+from qpt_nb.compare import pyscf_scf
 from qpt_nb.energy import energy, energy_components, energy_and_fock
 from qpt_nb.molecule import Molecule
 from qpt_nb.scf import scf, scf_fixed, scf_loop
@@ -15,14 +16,8 @@ from qpt_nb.tensors import dft_tensors
 FUNCTIONALS = ["hf", "lda,vwn", "pbe", "b3lyp5", "b3lyp"]
 
 
-def pyscf_rks(mol, basis, xc, grid_level, conv_tol=1e-11, density_fit=False, auxbasis=None):
-  pm = mol.to_pyscf(basis)
-  mf = dft.RKS(pm, xc=xc)
-  if density_fit:
-    mf = mf.density_fit(auxbasis=auxbasis)
-  mf.grids.level = grid_level
-  mf.conv_tol = conv_tol
-  mf.kernel()
+def pyscf_rks(mol, basis, xc, grid_level, conv_tol=1e-11, density_fit=False):
+  mf, _ = pyscf_scf(mol, basis, xc, grid_level, conv_tol=conv_tol, density_fit=density_fit)
   assert mf.converged
   return mf
 

@@ -13,12 +13,9 @@ from qpt_nb.viz import threedmol
 @pytest.fixture(scope="module")
 def water_orbitals():
     """Water/STO-3G orbitals from PySCF (no JAX compile: keeps this module fast)."""
-    from pyscf import dft
+    from qpt_nb.compare import pyscf_scf
     mol = Molecule.builtin("water")
-    mf = dft.RKS(mol.to_pyscf("sto-3g"), xc="b3lyp5")
-    mf.grids.level = 1
-    mf.verbose = 0
-    mf.kernel()
+    mf, _ = pyscf_scf(mol, "sto-3g", "b3lyp5", 1)
     return mol, mf
 
 
