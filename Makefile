@@ -55,8 +55,10 @@ browser-deps:
 test-browser: $(STAMP) browser-deps
 	$(BIN)/python scripts/browser_test.py
 
+## make bench: the quick modes of the benchmark scripts (each has --full; see BENCHMARKS.md)
 bench: $(STAMP)
-	@for s in bench/*.py; do echo "== $$s"; $(BIN)/python $$s || exit 1; done
+	@for s in scf_vs_pyscf train_throughput labels_vs_dft_loss guess_speedup; do \
+	  echo "== bench/$$s.py"; $(BIN)/python bench/$$s.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
