@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple, Optional, Union
+from typing import Union
 
 import jax
 import jax.numpy as jnp

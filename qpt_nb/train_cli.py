@@ -9,7 +9,6 @@ message; `qpt_nb.cli.main` prints ``qpt-nb CMD: error: ...`` and exits with 2.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys

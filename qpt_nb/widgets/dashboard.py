@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import threading
-import time
 import traceback
 from typing import Callable, Optional
 
