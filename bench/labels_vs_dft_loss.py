@@ -12,17 +12,33 @@ labels from `reference.label` at the QH9 settings; test labels are not charged t
   Q  label-free: `Trainer` with loss='energy' (the DFT energy E[D3]), fresh conformers.
   SC self-consistency: `Trainer` with loss='self_consistency' (label-free too).
 
-Every --eval-every seconds of charged time each pipeline is paused and evaluated on the
-test set (energy MAE, meV; Hamiltonian MAE of F[D3], uHa; evaluation time not charged).
+Each pipeline is paused and evaluated on the test set (energy MAE, meV; Hamiltonian MAE
+of F[D3], uHa; evaluation time not charged) every --eval-every seconds of charged time, or
+at the --eval-at minutes after its training starts (L: after labelling). Charged time is
+wall-clock by default; --clock cpu charges the process's CPU time instead (all threads,
+prefetch and PySCF included), so single-threaded pipelines can run side by side on one
+machine without charging each other for the sharing. The JSON is rewritten after every
+evaluation (complete=false until the end), so an interrupted run keeps its curves, and
+--test-cache DIR stores the precomputed test tensors on disk for every process to reuse.
 Reported: the wall-clock ratio  t_L(best) / t_Q(reaches L's best), per metric (the
 paper: 786 h / 31 h = 25x), and one figure of both metrics against charged wall-clock.
 
   python bench/labels_vs_dft_loss.py          # quick: water/sto-3g grid 1, 8 test conformers, 30 s each
   python bench/labels_vs_dft_loss.py --full   # uracil/sto-3g, 100 test conformers, 60 min each
+
+  # the three pipelines side by side on a 2-core machine, one thread each, CPU-time charged:
+  export OMP_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+  python bench/labels_vs_dft_loss.py --full --prelabel-only --test-cache /tmp/qpt_test
+  for P in L Q SC; do python bench/labels_vs_dft_loss.py --full --clock cpu --label-threads 1 \
+      --test-cache /tmp/qpt_test --pipelines $P --tag $P & done; wait
+  python bench/labels_vs_dft_loss.py --full --combine bench/results/labels_vs_dft_loss_{L,Q,SC}.json
 """
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -34,7 +50,9 @@ NAME = "labels_vs_dft_loss"
 QUICK = dict(molecule="water", basis="sto-3g", grid_level=1, n_test=8, budget_s=30.0,
              eval_every_s=5.0, warmup_steps=100)
 FULL = dict(molecule="uracil", basis="sto-3g", grid_level=3, n_test=100, budget_s=3600.0,
-            eval_every_s=300.0, warmup_steps=1000)
+            eval_every_s=300.0, warmup_steps=100)
+CLOCKS = dict(wall=time.perf_counter, cpu=time.process_time)
+clock = CLOCKS["wall"]  # the charging clock; main() sets it from --clock
 PAPER_RATIO = 786.0 / 31.0
 
 
@@ -58,9 +76,10 @@ class ChunkedMonitor:
   grid level 3 is about 0.25 GB per conformer); the others are re-precomputed per call.
   """
 
-  def __init__(self, cfg, test_set, labels, chunk=8, keep_gb=4.0):
+  def __init__(self, cfg, test_set, labels, chunk=8, keep_gb=4.0, cache_dir=None):
     import numpy as np
     self.cfg, self.mols = cfg, list(test_set)
+    self.cache_dir = Path(cache_dir) if cache_dir else None
     self.e_ref = np.asarray([lab.energy for lab in labels])
     self.f_ref = [np.asarray(lab.fock) for lab in labels]
     self.slices = [slice(i, i + chunk) for i in range(0, len(self.mols), chunk)]
@@ -72,11 +91,40 @@ class ChunkedMonitor:
         break
       self.kept[i] = b
 
+  def _path(self, s):
+    """Disk-cache file of one chunk: keyed by its geometries and the DFT settings."""
+    import numpy as np
+    c, h = self.cfg, hashlib.sha256()
+    h.update(repr((c.basis, c.xc, c.grid_level, c.eri)).encode())
+    for m in self.mols[s]:
+      h.update(np.ascontiguousarray(m.coords_angstrom, dtype=np.float64).tobytes())
+      h.update(repr(m.symbols).encode())
+    return self.cache_dir / f"{h.hexdigest()[:32]}.pkl"
+
   def _make(self, s):
+    import jax
     from qpt_nb.qpt import prepare_conformer, stack_batch
     c = self.cfg
-    return stack_batch(prepare_conformer(m, c.basis, c.xc, c.grid_level, eri=c.eri)
-                       for m in self.mols[s])
+    path = self._path(s) if self.cache_dir else None
+    if path is not None and path.exists():
+      with open(path, "rb") as fh:
+        return pickle.load(fh)
+    b = stack_batch(prepare_conformer(m, c.basis, c.xc, c.grid_level, eri=c.eri)
+                    for m in self.mols[s])
+    if path is not None:  # atomic: several processes may fill the same cache
+      path.parent.mkdir(parents=True, exist_ok=True)
+      tmp = path.with_suffix(f".{os.getpid()}.tmp")
+      with open(tmp, "wb") as fh:
+        pickle.dump(jax.device_get(b), fh, protocol=pickle.HIGHEST_PROTOCOL)
+      os.replace(tmp, path)
+    return b
+
+  def fill_cache(self):
+    """Precomputes every chunk into the disk cache (no-op without one)."""
+    if self.cache_dir:
+      for s in self.slices:
+        if not self._path(s).exists():
+          self._make(s)
 
   def __call__(self, params) -> dict:
     import numpy as np
@@ -91,13 +139,42 @@ class ChunkedMonitor:
                 hamiltonian_mae_uha=float(np.mean(dh) * UHA_PER_HARTREE))
 
 
-def _log(curve, name, charged, step, monitor, params, **extra):
+class Schedule:
+  """Charged times (s) at which a pipeline is evaluated.
+
+  every_s: an evaluation every `every_s` after `start`; eval_at_s: evaluations at
+  these offsets after `start` instead (e.g. denser early on). The last evaluation,
+  at the budget, is the pipeline's own."""
+
+  def __init__(self, start, budget_s, every_s, eval_at_s=None):
+    if eval_at_s:
+      self.times = sorted(start + a for a in eval_at_s if start + a < budget_s)
+    else:
+      n = int(max(budget_s - start, 0) // every_s)
+      self.times = [start + every_s * (k + 1) for k in range(n)]
+
+  def due(self, charged) -> bool:
+    """True (once) when `charged` has passed the next evaluation time."""
+    if self.times and charged >= self.times[0]:
+      while self.times and charged >= self.times[0]:
+        self.times.pop(0)
+      return True
+    return False
+
+
+def _log(curve, name, charged, step, monitor, params, progress=None, **extra):
   t0 = time.perf_counter()
   m = monitor(params)
-  rec = dict(t_s=charged, step=int(step), eval_s=time.perf_counter() - t0, **m, **extra)
+  rec = dict(t_s=charged, step=int(step), eval_s=time.perf_counter() - t0,
+             wall_s=time.perf_counter() - _T_START, **m, **extra)
   curve.append(rec)
   print(f"   [{name}] t={charged:8.1f}s step={step:6d}  E MAE {m['energy_mae_mev']:10.3f} meV  "
         f"H MAE {m['hamiltonian_mae_uha']:10.1f} uHa", flush=True)
+  if progress is not None:
+    progress(name, curve)
+
+
+_T_START = time.perf_counter()
 
 
 # ----------------------------------------------------------------------------- pipelines
@@ -111,7 +188,7 @@ def _strip(batch):
 
 
 def run_labels(cfg, budget_s, eval_every_s, monitor, n_labels=None, label_fraction=0.5,
-               label_threads=None):
+               label_threads=None, eval_at_s=None, progress=None):
   """Pipeline L: sample, label (PySCF, no cache), precompute, train loss='supervised'."""
   import dataclasses
   import numpy as np
@@ -128,61 +205,63 @@ def run_labels(cfg, budget_s, eval_every_s, monitor, n_labels=None, label_fracti
   label_budget = budget_s * label_fraction if n_labels is None else float("inf")
   charged, data, label_s, prep_s, curve, cycles = 0.0, [], 0.0, 0.0, [], []
   while (n_labels is None and charged < label_budget) or (n_labels is not None and len(data) < n_labels):
-    t0 = time.perf_counter()
+    t0 = clock()
     m = next(stream)
     lab = reference.label(m, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=kind, use_cache=False,
                           threads=label_threads)
-    t1 = time.perf_counter()
+    t1 = clock()
     cycles.append((lab.n_cycles, lab.converged))
     data.append(_strip(prepare_conformer(m, cfg.basis, cfg.xc, cfg.grid_level, eri=cfg.eri,
                                          ref_fock=lab.fock)))
-    t2 = time.perf_counter()
+    t2 = clock()
     label_s += t1 - t0
     prep_s += t2 - t1
     charged += t2 - t0
   print(f"   [L] {len(data)} conformers labelled in {label_s:.1f} s "
         f"({label_s / len(data):.2f} s each, {np.mean([c for c, _ in cycles]):.1f} PySCF cycles, "
         f"{sum(ok for _, ok in cycles)} converged), inputs precomputed in {prep_s:.1f} s", flush=True)
-  t0 = time.perf_counter()
+  t0 = clock()
   update = make_update(cfg)
   state = init_state(cfg, stack_batch([data[0]]))
-  charged += time.perf_counter() - t0
-  _log(curve, "L", charged, 0, monitor, state.params, phase="labelled")
-  rng, order, pos, next_eval, steps = np.random.default_rng(cfg.seed), [], 0, charged + eval_every_s, 0
+  charged += clock() - t0
+  _log(curve, "L", charged, 0, monitor, state.params, progress, phase="labelled")
+  sched = Schedule(charged, budget_s, eval_every_s, eval_at_s)
+  rng, order, pos, steps = np.random.default_rng(cfg.seed), [], 0, 0
   while charged < budget_s:
     if pos >= len(order):
       order, pos = rng.permutation(len(data)), 0
-    t0 = time.perf_counter()
+    t0 = clock()
     state, metrics = update(state, stack_batch([data[order[pos]]]))
     float(metrics["loss"])
-    charged += time.perf_counter() - t0
+    charged += clock() - t0
     pos, steps = pos + 1, steps + 1
-    if charged >= next_eval or charged >= budget_s:
-      _log(curve, "L", charged, steps, monitor, state.params)
-      next_eval = charged + eval_every_s
+    if sched.due(charged) or charged >= budget_s:
+      _log(curve, "L", charged, steps, monitor, state.params, progress)
   return dict(curve=curve, n_labels=len(data), label_s=label_s, precompute_s=prep_s,
               label_s_each=label_s / len(data), steps=steps,
               label_cycles=[c for c, _ in cycles], labels_converged=sum(ok for _, ok in cycles),
               epochs=steps / len(data), labels_end_s=label_s + prep_s)
 
 
-def run_trainer(cfg, loss, tag, budget_s, eval_every_s, monitor):
+def run_trainer(cfg, loss, tag, budget_s, eval_every_s, monitor, eval_at_s=None,
+                progress=None):
   """Pipelines Q (loss='energy') and SC (loss='self_consistency') with the Trainer."""
   import dataclasses
   from qpt_nb.train import Trainer
   cfg = dataclasses.replace(cfg, loss=loss)
-  t0 = time.perf_counter()
+  t0 = clock()
   tr = Trainer(cfg)
-  setup = time.perf_counter() - t0
+  charged = clock() - t0
+  setup = charged
   curve = []
-  _log(curve, tag, setup, 0, monitor, tr.params)
-  next_eval = setup + eval_every_s
+  _log(curve, tag, charged, 0, monitor, tr.params, progress)
+  sched = Schedule(charged, budget_s, eval_every_s, eval_at_s)
   while True:
+    t0 = clock()
     tr.run(1)
-    charged = setup + tr.timing["step_s"]
-    if charged >= next_eval or charged >= budget_s:
-      _log(curve, tag, charged, tr.step, monitor, tr.params)
-      next_eval = charged + eval_every_s
+    charged += clock() - t0
+    if sched.due(charged) or charged >= budget_s:
+      _log(curve, tag, charged, tr.step, monitor, tr.params, progress)
     if charged >= budget_s:
       break
   stats = tr.data_stats()
@@ -219,7 +298,8 @@ def report(runs, budget):
     for name, r in runs.items():
       last = r["curve"][-1]
       print(f"{name:3s} {key:20s} final {last[key]:12.3f} {unit}   best "
-            f"{min(c[key] for c in r['curve']):12.3f} {unit}   steps {r['steps']}")
+            f"{min(c[key] for c in r['curve']):12.3f} {unit}   steps {r['steps']}"
+            + ("   (interrupted)" if r.get("partial") else ""))
     if "L" in runs:
       for other in ("Q", "SC"):
         if other in runs:
@@ -234,12 +314,12 @@ def report(runs, budget):
             msg = (f"{other} does NOT reach L's best {key} ({c['best']:.3f} {unit}, at {c['t_ref_s']:.0f} s) "
                    f"within {budget:.0f} s (its best {c['other_best']:.3f} {unit})")
           print("  " + msg + f"   [paper: {PAPER_RATIO:.0f}x]")
-  if "L" in runs:
+  if "L" in runs and not runs["L"].get("partial"):
     L = runs["L"]
     print(f"L: {L['n_labels']} labels, {L['label_s_each']:.2f} s each ({L['label_s']:.0f} s in all), "
           f"{L['steps']} steps = {L['epochs']:.1f} epochs")
   for name in ("Q", "SC"):
-    if name in runs:
+    if name in runs and not runs[name].get("partial"):
       r = runs[name]
       print(f"{name}: {r['steps']} steps on {r['conformers']} fresh conformers, compile "
             f"{r['compile_s']:.1f} s, waiting for data {r['wait_s']:.1f} s")
@@ -263,6 +343,14 @@ def main(argv=None):
   p.add_argument("--label-fraction", type=float, default=0.5)
   p.add_argument("--label-threads", type=int, help="PySCF threads (default reference.label_threads())")
   p.add_argument("--pipelines", default="L,Q,SC", help="subset of L,Q,SC")
+  p.add_argument("--eval-at", type=float, nargs="+", metavar="MIN",
+                 help="evaluate at these charged minutes after training starts (L: after "
+                      "labelling) instead of every --eval-every-min")
+  p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                 help="charged time: wall-clock (default) or the process's CPU time")
+  p.add_argument("--test-cache", metavar="DIR",
+                 help="keep the precomputed test tensors in DIR (about 0.25 GB per uracil "
+                      "conformer at grid 3), shared by processes run side by side")
   p.add_argument("--monitor-gb", type=float, default=4.0, help="test tensors kept in memory")
   p.add_argument("--prelabel-only", action="store_true",
                  help="only label the test set into the cache ($QPT_NB_CACHE) and stop")
@@ -272,6 +360,8 @@ def main(argv=None):
   args = p.parse_args(argv)
   if args.combine:
     return combine(args)
+  global clock
+  clock = CLOCKS[args.clock]
   sel = dict(FULL if args.full else QUICK)
   for k in ("molecule", "basis", "grid_level", "n_test"):
     if getattr(args, k) is not None:
@@ -303,9 +393,12 @@ def main(argv=None):
   kind = choose_eri_kind(mol.to_pyscf(cfg.basis).nao_nr(), cfg.eri)
   test_labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=kind)
   if args.prelabel_only:
-    print(f"{len(test)} test labels in {reference.default_cache_dir()}")
+    ChunkedMonitor(cfg, test, test_labels, keep_gb=0.0, cache_dir=args.test_cache).fill_cache()
+    print(f"{len(test)} test labels in {reference.default_cache_dir()}"
+          + (f", test tensors in {args.test_cache}" if args.test_cache else ""))
     return None
-  monitor = ChunkedMonitor(cfg, test, test_labels, keep_gb=args.monitor_gb)
+  monitor = ChunkedMonitor(cfg, test, test_labels, keep_gb=args.monitor_gb,
+                           cache_dir=args.test_cache)
   test_info = dict(seconds=[lab.seconds for lab in test_labels], cached=[lab.cached for lab in test_labels],
                    cycles=[lab.n_cycles for lab in test_labels],
                    converged=[lab.converged for lab in test_labels])
@@ -315,28 +408,41 @@ def main(argv=None):
         f"{sum(test_info['converged'])}/{len(test)} converged, {sum(test_info['cached'])} from cache)",
         flush=True)
 
-  runs = {}
+  runs, info = {}, dict(common.machine_info(), clock=args.clock)
+  settings = dict(vars(args), **dict(sel, budget_s=budget, eval_every_s=every, sampler=sampler))
+
+  def save(summary=None, complete=False, partial=None):
+    """(Re)writes the JSON: finished runs, plus the curve of the one in progress."""
+    shown = dict(runs)
+    if partial is not None:
+      name, curve = partial
+      shown[name] = dict(curve=list(curve), steps=curve[-1]["step"], partial=True)
+    common.write_json(json_path, dict(benchmark=NAME, mode="full" if args.full else "quick",
+                                      complete=complete, settings=settings,
+                                      config=cfg.to_json(), machine=info, runs=shown,
+                                      test_labels=test_info, summary=summary or {},
+                                      paper_ratio=PAPER_RATIO))
+
+  progress = lambda name, curve: save(partial=(name, curve))  # noqa: E731
+  eval_at = [60.0 * m for m in args.eval_at] if args.eval_at else None
   wanted = args.pipelines.split(",")
   if "L" in wanted:
     print("-- L: labels + supervised", flush=True)
     runs["L"] = run_labels(cfg, budget, every, monitor, n_labels=args.n_labels,
-                           label_fraction=args.label_fraction, label_threads=args.label_threads)
+                           label_fraction=args.label_fraction, label_threads=args.label_threads,
+                           eval_at_s=eval_at, progress=progress)
   if "Q" in wanted:
     print("-- Q: label-free, DFT energy loss", flush=True)
-    runs["Q"] = run_trainer(cfg, "energy", "Q", budget, every, monitor)
+    runs["Q"] = run_trainer(cfg, "energy", "Q", budget, every, monitor, eval_at, progress)
   if "SC" in wanted:
     print("-- SC: label-free, self-consistency loss", flush=True)
-    runs["SC"] = run_trainer(cfg, "self_consistency", "SC", budget, every, monitor)
+    runs["SC"] = run_trainer(cfg, "self_consistency", "SC", budget, every, monitor, eval_at,
+                             progress)
 
   summary = report(runs, budget)
-  info = common.machine_info()
+  info = dict(common.machine_info(), clock=args.clock)
   print("machine:", common.machine_line(info))
-  common.write_json(json_path, dict(benchmark=NAME, mode="full" if args.full else "quick",
-                                    settings=dict(vars(args), **dict(sel, budget_s=budget,
-                                                  eval_every_s=every, sampler=sampler)),
-                                    config=cfg.to_json(), machine=info, runs=runs,
-                                    test_labels=test_info,
-                                    summary=summary, paper_ratio=PAPER_RATIO))
+  save(summary, complete=True)
   _plot(runs, summary, png_path, f"{cfg.molecule}/{cfg.basis}/{cfg.xc}, {cfg.model}, "
         f"{len(test)} test conformers")
   print(f"wrote {json_path} and {png_path}")
@@ -346,15 +452,16 @@ def main(argv=None):
 def combine(args):
   """--combine: one report, JSON and figure from the pipelines of several result files."""
   import json
-  runs, first, budget = {}, None, 0.0
+  runs, first, budget, complete = {}, None, 0.0, True
   for path in args.combine:
     d = json.loads(Path(path).read_text())
     first = first or d
     runs.update(d["runs"])
+    complete = complete and d.get("complete", True)
     budget = max(budget, d["settings"]["budget_s"])
   summary = report(runs, budget)
   json_path, png_path = common.out_paths(args, NAME)
-  common.write_json(json_path, dict(first, runs=runs, summary=summary, combined_from=args.combine,
+  common.write_json(json_path, dict(first, runs=runs, summary=summary, combined_from=args.combine, complete=complete,
                                     machine=first["machine"]))
   c = first["config"]
   _plot(runs, summary, png_path, f"{c['molecule']}/{c['basis']}/{c['xc']}, {c['model']}, "
@@ -376,7 +483,7 @@ def _plot(runs, summary, path, title):
     for name, r in runs.items():
       ax.plot([c["t_s"] / scale for c in r["curve"]], [c[key] for c in r["curve"]], "o-",
               ms=3, color=styles[name], label=names[name])
-    if "L" in runs:
+    if "labels_end_s" in runs.get("L", {}):
       ax.axvline(runs["L"]["labels_end_s"] / scale, color=styles["L"], ls=":", lw=1,
                  label="L: labelling done")
       c = summary.get(f"Q_vs_L_{key}")
