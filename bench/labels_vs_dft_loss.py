@@ -24,7 +24,7 @@ Reported: the wall-clock ratio  t_L(best) / t_Q(reaches L's best), per metric (t
 paper: 786 h / 31 h = 25x), and one figure of both metrics against charged wall-clock.
 
   python bench/labels_vs_dft_loss.py          # quick: water/sto-3g grid 1, 8 test conformers, 30 s each
-  python bench/labels_vs_dft_loss.py --full   # uracil/sto-3g, 100 test conformers, 60 min each
+  python bench/labels_vs_dft_loss.py --full   # uracil/sto-3g grid 3, 100 test conformers, 60 min each
 
   # the three pipelines side by side on a 2-core machine, one thread each, CPU-time charged:
   export OMP_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -50,7 +50,7 @@ NAME = "labels_vs_dft_loss"
 QUICK = dict(molecule="water", basis="sto-3g", grid_level=1, n_test=8, budget_s=30.0,
              eval_every_s=5.0, warmup_steps=100)
 FULL = dict(molecule="uracil", basis="sto-3g", grid_level=3, n_test=100, budget_s=3600.0,
-            eval_every_s=300.0, warmup_steps=100)
+            eval_every_s=300.0, warmup_steps=100, eval_at_min=(2, 5, 10, 20, 30, 45))
 CLOCKS = dict(wall=time.perf_counter, cpu=time.process_time)
 clock = CLOCKS["wall"]  # the charging clock; main() sets it from --clock
 PAPER_RATIO = 786.0 / 31.0
@@ -244,8 +244,11 @@ def run_labels(cfg, budget_s, eval_every_s, monitor, n_labels=None, label_fracti
 
 
 def run_trainer(cfg, loss, tag, budget_s, eval_every_s, monitor, eval_at_s=None,
-                progress=None):
-  """Pipelines Q (loss='energy') and SC (loss='self_consistency') with the Trainer."""
+                progress=None, save_dir=None):
+  """Pipelines Q (loss='energy') and SC (loss='self_consistency') with the Trainer.
+
+  save_dir: the final state is saved there as a run directory (config.json and checkpoint,
+  not charged), for `qpt-nb evaluate` or `bench/guess_speedup.py --run`."""
   import dataclasses
   from qpt_nb.train import Trainer
   cfg = dataclasses.replace(cfg, loss=loss)
@@ -265,6 +268,12 @@ def run_trainer(cfg, loss, tag, budget_s, eval_every_s, monitor, eval_at_s=None,
     if charged >= budget_s:
       break
   stats = tr.data_stats()
+  if save_dir is not None:
+    from qpt_nb import checkpoint as ckpt
+    tr.run_dir = Path(save_dir)
+    tr.run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.save_json(tr.run_dir / "config.json", cfg.to_json())
+    print(f"   [{tag}] saved to {tr.save()}", flush=True)
   tr.close()
   return dict(curve=curve, steps=tr.step, setup_s=setup, wait_s=tr.timing["wait_s"],
               compile_s=tr.timing["compile_s"], conformers=stats.get("items_consumed"))
@@ -337,7 +346,8 @@ def main(argv=None):
   p.add_argument("--sampler", help="default: md if tblite is installed, else wiggle")
   p.add_argument("--n-test", type=int)
   p.add_argument("--budget-min", type=float, help="charged minutes per pipeline (full: 60)")
-  p.add_argument("--eval-every-min", type=float, help="minutes between evaluations (full: 5)")
+  p.add_argument("--eval-every-min", type=float, help="minutes between evaluations (full: at "
+                 "2, 5, 10, 20, 30, 45 min after training starts, and at the end)")
   p.add_argument("--n-labels", type=int, help="labelled conformers for L (default: label "
                  "until --label-fraction of the budget is spent)")
   p.add_argument("--label-fraction", type=float, default=0.5)
@@ -352,6 +362,8 @@ def main(argv=None):
                  help="keep the precomputed test tensors in DIR (about 0.25 GB per uracil "
                       "conformer at grid 3), shared by processes run side by side")
   p.add_argument("--monitor-gb", type=float, default=4.0, help="test tensors kept in memory")
+  p.add_argument("--save-runs", metavar="DIR",
+                 help="save Q's and SC's final states as run directories DIR/Q, DIR/SC")
   p.add_argument("--prelabel-only", action="store_true",
                  help="only label the test set into the cache ($QPT_NB_CACHE) and stop")
   p.add_argument("--combine", nargs="+", metavar="JSON",
@@ -424,7 +436,8 @@ def main(argv=None):
                                       paper_ratio=PAPER_RATIO))
 
   progress = lambda name, curve: save(partial=(name, curve))  # noqa: E731
-  eval_at = [60.0 * m for m in args.eval_at] if args.eval_at else None
+  eval_at_min = args.eval_at or (sel.get("eval_at_min") if not args.eval_every_min else None)
+  eval_at = [60.0 * m for m in eval_at_min] if eval_at_min else None
   wanted = args.pipelines.split(",")
   if "L" in wanted:
     print("-- L: labels + supervised", flush=True)
@@ -433,11 +446,13 @@ def main(argv=None):
                            eval_at_s=eval_at, progress=progress)
   if "Q" in wanted:
     print("-- Q: label-free, DFT energy loss", flush=True)
-    runs["Q"] = run_trainer(cfg, "energy", "Q", budget, every, monitor, eval_at, progress)
+    runs["Q"] = run_trainer(cfg, "energy", "Q", budget, every, monitor, eval_at, progress,
+                            save_dir=Path(args.save_runs) / "Q" if args.save_runs else None)
   if "SC" in wanted:
     print("-- SC: label-free, self-consistency loss", flush=True)
     runs["SC"] = run_trainer(cfg, "self_consistency", "SC", budget, every, monitor, eval_at,
-                             progress)
+                             progress,
+                             save_dir=Path(args.save_runs) / "SC" if args.save_runs else None)
 
   summary = report(runs, budget)
   info = dict(common.machine_info(), clock=args.clock)
