@@ -398,8 +398,11 @@ def main(argv=None):
                     grid_level=sel["grid_level"], model=args.model, sampler=sampler,
                     warmup_steps=sel["warmup_steps"], checkpoint_every=10 ** 9, log_every=10 ** 9)
   mol = cfg.molecule_object()
+  eval_at_min = args.eval_at or (sel.get("eval_at_min") if not args.eval_every_min else None)
+  when = (f"evaluation at {', '.join(f'{m:g}' for m in eval_at_min)} min after training starts"
+          if eval_at_min else f"evaluation every {every:.0f} s")
   print(f"{cfg.molecule}/{cfg.basis}/{cfg.xc} grid {cfg.grid_level}, model {cfg.model}, sampler "
-        f"{sampler}, budget {budget:.0f} s per pipeline, evaluation every {every:.0f} s", flush=True)
+        f"{sampler}, budget {budget:.0f} s ({args.clock} time) per pipeline, {when}", flush=True)
   t0 = time.perf_counter()
   test = make_test_set(mol, sel["n_test"], sampler=sampler, **sampler_kwargs(cfg))
   kind = choose_eri_kind(mol.to_pyscf(cfg.basis).nao_nr(), cfg.eri)
@@ -436,7 +439,6 @@ def main(argv=None):
                                       paper_ratio=PAPER_RATIO))
 
   progress = lambda name, curve: save(partial=(name, curve))  # noqa: E731
-  eval_at_min = args.eval_at or (sel.get("eval_at_min") if not args.eval_every_min else None)
   eval_at = [60.0 * m for m in eval_at_min] if eval_at_min else None
   wanted = args.pipelines.split(",")
   if "L" in wanted:
