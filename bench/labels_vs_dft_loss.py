@@ -322,6 +322,14 @@ def report(runs, budget):
           else:
             msg = (f"{other} does NOT reach L's best {key} ({c['best']:.3f} {unit}, at {c['t_ref_s']:.0f} s) "
                    f"within {budget:.0f} s (its best {c['other_best']:.3f} {unit})")
+            # The converse: how soon L reaches the best accuracy the other pipeline reached.
+            back = crossing(runs[other]["curve"], runs["L"]["curve"], key)
+            summary[f"L_vs_{other}_{key}"] = back
+            if back.get("ratio"):
+              msg += (f"\n    converse: L reaches {other}'s best ({back['best']:.3f} {unit}, {other} needed "
+                      f"{back['t_ref_s']:.0f} s) after {back['t_other_s']:.0f} s: to that accuracy {other} is "
+                      + (f"{back['ratio']:.2f}x slower" if back["ratio"] >= 1
+                         else f"{1 / back['ratio']:.2f}x faster"))
           print("  " + msg + f"   [paper: {PAPER_RATIO:.0f}x]")
   if "L" in runs and not runs["L"].get("partial"):
     L = runs["L"]
@@ -461,7 +469,7 @@ def main(argv=None):
   print("machine:", common.machine_line(info))
   save(summary, complete=True)
   _plot(runs, summary, png_path, f"{cfg.molecule}/{cfg.basis}/{cfg.xc}, {cfg.model}, "
-        f"{len(test)} test conformers")
+        f"{len(test)} test conformers", clock_name=args.clock)
   print(f"wrote {json_path} and {png_path}")
   return runs, summary
 
@@ -482,12 +490,12 @@ def combine(args):
                                     machine=first["machine"]))
   c = first["config"]
   _plot(runs, summary, png_path, f"{c['molecule']}/{c['basis']}/{c['xc']}, {c['model']}, "
-        f"{first['settings']['n_test']} test conformers")
+        f"{first['settings']['n_test']} test conformers", clock_name=first["settings"].get("clock", "wall"))
   print(f"wrote {json_path} and {png_path}")
   return runs, summary
 
 
-def _plot(runs, summary, path, title):
+def _plot(runs, summary, path, title, clock_name="wall"):
   plt = common.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
   styles = dict(L="C0", Q="C3", SC="C2")
@@ -507,7 +515,8 @@ def _plot(runs, summary, path, title):
       if c and c.get("best") is not None:
         ax.axhline(c["best"], color="gray", ls="--", lw=1, label="best of L")
     ax.set_yscale("log")
-    ax.set_xlabel(f"wall-clock, labelling included ({unit})")
+    what = "CPU time (one core per pipeline)" if clock_name == "cpu" else "wall-clock"
+    ax.set_xlabel(f"{what}, labelling included ({unit})")
     ax.set_ylabel(label)
     ax.legend(fontsize=7)
   fig.suptitle(title)
