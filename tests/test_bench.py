@@ -30,6 +30,20 @@ def test_crossing_ratio():
   assert c["ratio"] is None and c["other_best"] == 3.0
 
 
+
+def test_report_gives_the_converse_when_q_misses(capsys):
+  def curve(pts):
+    return [dict(t_s=t, step=s, energy_mae_mev=e, hamiltonian_mae_uha=10 * e) for t, s, e in pts]
+  runs = dict(L=dict(curve=curve([(0, 0, 9.0), (100, 10, 2.0), (300, 50, 1.0)]), steps=50,
+                     partial=True),
+              Q=dict(curve=curve([(0, 0, 9.0), (50, 5, 5.0), (250, 20, 2.0)]), steps=20,
+                     partial=True))
+  summary = hl.report(runs, 300.0)
+  assert summary["Q_vs_L_energy_mae_mev"]["ratio"] is None          # Q never reaches 1.0
+  back = summary["L_vs_Q_energy_mae_mev"]                             # L reaches Q's 2.0 at 100 s
+  assert back["best"] == 2.0 and back["t_ref_s"] == 250 and back["t_other_s"] == 100
+  assert "Q is 2.50x slower" in capsys.readouterr().out
+
 def test_monitor_disk_cache_gives_the_same_metrics(tmp_path):
   from qpt_nb import reference
   from qpt_nb.evaluate import make_test_set
