@@ -343,6 +343,30 @@ def report(runs, budget):
   return summary
 
 
+def parse_overrides(cfg, items):
+  """`KEY=VALUE` strings -> a copy of `cfg` with those TrainConfig fields replaced.
+
+  Values are converted to the field's current type; an unknown key or a value that does not
+  convert raises SystemExit with the list of fields."""
+  import dataclasses
+  fields = {f.name for f in dataclasses.fields(cfg)}
+  changes = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep or key not in fields or key in ("loss", "molecule", "xyz", "basis", "xc"):
+      raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of "
+                       f"{sorted(fields - {'loss', 'molecule', 'xyz', 'basis', 'xc'})}")
+    current = getattr(cfg, key)
+    try:
+      if isinstance(current, bool):
+        changes[key] = value.lower() in ("1", "true", "yes")
+      else:
+        changes[key] = type(current)(value) if current is not None else value
+    except ValueError:
+      raise SystemExit(f"--set {item!r}: {key} needs a {type(current).__name__}") from None
+  return dataclasses.replace(cfg, **changes)
+
+
 # ----------------------------------------------------------------------------- driver
 def main(argv=None):
   p = common.make_parser(__doc__, NAME)
@@ -372,6 +396,9 @@ def main(argv=None):
   p.add_argument("--monitor-gb", type=float, default=4.0, help="test tensors kept in memory")
   p.add_argument("--save-runs", metavar="DIR",
                  help="save Q's and SC's final states as run directories DIR/Q, DIR/SC")
+  p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                 help="TrainConfig fields for the label-free pipelines Q and SC only, e.g. "
+                      "decay_steps=2600 or grid_level=1 (the test set and L keep the defaults)")
   p.add_argument("--prelabel-only", action="store_true",
                  help="only label the test set into the cache ($QPT_NB_CACHE) and stop")
   p.add_argument("--combine", nargs="+", metavar="JSON",
@@ -406,11 +433,14 @@ def main(argv=None):
                     grid_level=sel["grid_level"], model=args.model, sampler=sampler,
                     warmup_steps=sel["warmup_steps"], checkpoint_every=10 ** 9, log_every=10 ** 9)
   mol = cfg.molecule_object()
+  free_cfg = parse_overrides(cfg, args.overrides)
   eval_at_min = args.eval_at or (sel.get("eval_at_min") if not args.eval_every_min else None)
   when = (f"evaluation at {', '.join(f'{m:g}' for m in eval_at_min)} min after training starts"
           if eval_at_min else f"evaluation every {every:.0f} s")
   print(f"{cfg.molecule}/{cfg.basis}/{cfg.xc} grid {cfg.grid_level}, model {cfg.model}, sampler "
         f"{sampler}, budget {budget:.0f} s ({args.clock} time) per pipeline, {when}", flush=True)
+  if args.overrides:
+    print(f"Q and SC train with {', '.join(args.overrides)}", flush=True)
   t0 = time.perf_counter()
   test = make_test_set(mol, sel["n_test"], sampler=sampler, **sampler_kwargs(cfg))
   kind = choose_eri_kind(mol.to_pyscf(cfg.basis).nao_nr(), cfg.eri)
@@ -456,11 +486,11 @@ def main(argv=None):
                            eval_at_s=eval_at, progress=progress)
   if "Q" in wanted:
     print("-- Q: label-free, DFT energy loss", flush=True)
-    runs["Q"] = run_trainer(cfg, "energy", "Q", budget, every, monitor, eval_at, progress,
+    runs["Q"] = run_trainer(free_cfg, "energy", "Q", budget, every, monitor, eval_at, progress,
                             save_dir=Path(args.save_runs) / "Q" if args.save_runs else None)
   if "SC" in wanted:
     print("-- SC: label-free, self-consistency loss", flush=True)
-    runs["SC"] = run_trainer(cfg, "self_consistency", "SC", budget, every, monitor, eval_at,
+    runs["SC"] = run_trainer(free_cfg, "self_consistency", "SC", budget, every, monitor, eval_at,
                              progress,
                              save_dir=Path(args.save_runs) / "SC" if args.save_runs else None)
 

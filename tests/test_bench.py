@@ -64,3 +64,15 @@ def test_monitor_disk_cache_gives_the_same_metrics(tmp_path):
   assert a["energy_mae_mev"] > 0
   np.testing.assert_allclose([b["energy_mae_mev"], b["hamiltonian_mae_uha"]],
                              [a["energy_mae_mev"], a["hamiltonian_mae_uha"]], rtol=1e-12)
+
+
+def test_overrides_apply_to_a_copy_and_reject_unknown_keys():
+  from qpt_nb.train import TrainConfig
+  cfg = TrainConfig(molecule="water", grid_level=3)
+  new = hl.parse_overrides(cfg, ["decay_steps=2600", "grid_level=1", "lr=1e-3"])
+  assert (new.decay_steps, new.grid_level, new.lr) == (2600, 1, 1e-3)
+  assert cfg.grid_level == 3 and cfg.decay_steps != 2600
+  with pytest.raises(SystemExit, match="KEY one of"):
+    hl.parse_overrides(cfg, ["no_such_field=1"])
+  with pytest.raises(SystemExit, match="needs a int"):
+    hl.parse_overrides(cfg, ["decay_steps=soon"])
