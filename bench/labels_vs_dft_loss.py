@@ -32,6 +32,10 @@ paper: 786 h / 31 h = 25x), and one figure of both metrics against charged wall-
   for P in L Q SC; do python bench/labels_vs_dft_loss.py --full --clock cpu --label-threads 1 \
       --test-cache /tmp/qpt_test --pipelines $P --tag $P & done; wait
   python bench/labels_vs_dft_loss.py --full --combine bench/results/labels_vs_dft_loss_{L,Q,SC}.json
+
+  # a label-free variant (L and the test set unchanged): train Q on the coarser grid 1
+  python bench/labels_vs_dft_loss.py --full --clock cpu --pipelines Q --tag Q_grid1 \
+      --set grid_level=1 decay_steps=8000
 """
 from __future__ import annotations
 
