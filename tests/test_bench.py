@@ -30,7 +30,6 @@ def test_crossing_ratio():
   assert c["ratio"] is None and c["other_best"] == 3.0
 
 
-
 def test_report_gives_the_converse_when_q_misses(capsys):
   def curve(pts):
     return [dict(t_s=t, step=s, energy_mae_mev=e, hamiltonian_mae_uha=10 * e) for t, s, e in pts]
@@ -43,6 +42,7 @@ def test_report_gives_the_converse_when_q_misses(capsys):
   back = summary["L_vs_Q_energy_mae_mev"]                             # L reaches Q's 2.0 at 100 s
   assert back["best"] == 2.0 and back["t_ref_s"] == 250 and back["t_other_s"] == 100
   assert "Q is 2.50x slower" in capsys.readouterr().out
+
 
 def test_monitor_disk_cache_gives_the_same_metrics(tmp_path):
   from qpt_nb import reference
