@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.qpt_nb-installed
 EXTRAS ?= notebook,test,md
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test test-fast test-slow test-notebooks lab bench install clean test-browser browser-deps
+.PHONY: demo test test-fast test-slow test-notebooks lab bench install clean test-browser browser-deps lint format
 BROWSER_DIR := tests/browser
 
 $(STAMP): pyproject.toml
@@ -21,8 +21,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/qpt-nb demo
 
-## make test: unit tests (fast subset) + the notebooks in smoke mode
-test: $(STAMP)
+## make lint: ruff format --check, ruff check, and notebooks free of widget state
+lint: $(STAMP)
+	$(BIN)/ruff format --check qpt_nb tests bench scripts
+	$(BIN)/ruff check qpt_nb tests bench scripts
+	$(BIN)/python scripts/strip_notebooks.py --check
+
+## make format: apply ruff's formatting and fixes, strip widget state from the notebooks
+format: $(STAMP)
+	$(BIN)/ruff format qpt_nb tests bench scripts
+	$(BIN)/ruff check --fix qpt_nb tests bench scripts
+	$(BIN)/python scripts/strip_notebooks.py
+
+## make test: lint, unit tests (fast subset) + the notebooks in smoke mode
+test: lint
 	$(BIN)/python -m pytest -m "not slow" -q tests
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  QPT_NB_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider \

@@ -26,7 +26,7 @@ GUESSES = ("minao", "atom", "huckel")
 
 def train_quick_run(run_dir: Path, steps: int) -> Path:
   """A short label-free water/STO-3G run (grid level 1) to have a model to test."""
-  from qpt_nb.train import TrainConfig, Trainer
+  from qpt_nb.learn.train import TrainConfig, Trainer
   try:
     import tblite  # noqa: F401
     sampler = "md"
@@ -53,7 +53,7 @@ def main(argv=None):
   n_test = args.n_test or (20 if args.full else 4)
   json_path, png_path = common.out_paths(args, NAME)
   import qpt_nb  # noqa: F401
-  from qpt_nb.evaluate import guess_speedup, make_test_set, resolve_model, sampler_kwargs
+  from qpt_nb.analysis.evaluation import guess_speedup, make_test_set, resolve_model
 
   if args.run:
     run = Path(args.run)
@@ -65,7 +65,7 @@ def main(argv=None):
     tmp = tempfile.TemporaryDirectory(prefix="qpt_guess_run_")
     run = train_quick_run(Path(tmp.name), args.train_steps)
   cfg, _, step = resolve_model(run)
-  test = make_test_set(cfg.molecule_object(), n_test, sampler=cfg.sampler, **sampler_kwargs(cfg))
+  test = make_test_set(cfg.molecule_object(), n_test, sampler=cfg.sampler, **cfg.sampler_kwargs())
   guesses = tuple(g for g in args.guesses.split(",") if g)
   print(f"-- {cfg.molecule}/{cfg.basis}/{cfg.xc} grid {cfg.grid_level}, run {run} (step {step}), "
         f"{n_test} test conformers, guesses model + {', '.join(guesses)}", flush=True)

@@ -64,9 +64,9 @@ PAPER_RATIO = 786.0 / 31.0
 @functools.partial(__import__("jax").jit, static_argnames=("model", "n_refine", "mix"))
 def _outputs(params, batch, model, n_refine, mix):
   import jax
-  from qpt_nb.energy import energy_and_fock
-  from qpt_nb.qpt import sandwich_outputs
-  from qpt_nb.xc import get_xc
+  from qpt_nb.dft.kohn_sham import energy_and_fock
+  from qpt_nb.learn.losses import sandwich_outputs
+  from qpt_nb.dft.xc import get_xc
   e, d, _ = sandwich_outputs(params, batch, model=model, n_refine=n_refine, mix=mix)
   f = get_xc(batch.xc)
   return e, jax.vmap(lambda di, ti: energy_and_fock(di, ti, f)[1])(d, batch.tensors)
@@ -107,7 +107,7 @@ class ChunkedMonitor:
 
   def _make(self, s):
     import jax
-    from qpt_nb.qpt import prepare_conformer, stack_batch
+    from qpt_nb.learn.losses import prepare_conformer, stack_batch
     c = self.cfg
     path = self._path(s) if self.cache_dir else None
     if path is not None and path.exists():
@@ -132,7 +132,7 @@ class ChunkedMonitor:
 
   def __call__(self, params) -> dict:
     import numpy as np
-    from qpt_nb.evaluate import MEV_PER_HARTREE, UHA_PER_HARTREE
+    from qpt_nb.analysis.evaluation import MEV_PER_HARTREE, UHA_PER_HARTREE
     c, de, dh = self.cfg, [], []
     for i, s in enumerate(self.slices):
       b = self.kept.get(i) or self._make(s)
@@ -196,16 +196,15 @@ def run_labels(cfg, budget_s, eval_every_s, monitor, n_labels=None, label_fracti
   """Pipeline L: sample, label (PySCF, no cache), precompute, train loss='supervised'."""
   import dataclasses
   import numpy as np
-  from qpt_nb import reference
-  from qpt_nb.conformers import ConformerStream
-  from qpt_nb.evaluate import sampler_kwargs
-  from qpt_nb.qpt import prepare_conformer, stack_batch
-  from qpt_nb.tensors import choose_eri_kind
-  from qpt_nb.train import init_state, make_update
+  from qpt_nb.dft import reference
+  from qpt_nb.learn.conformers import ConformerStream
+  from qpt_nb.learn.losses import prepare_conformer, stack_batch
+  from qpt_nb.dft.tensors import choose_eri_kind
+  from qpt_nb.learn.train import init_state, make_update
   cfg = dataclasses.replace(cfg, loss="supervised")
   mol = cfg.molecule_object()
   kind = choose_eri_kind(mol.to_pyscf(cfg.basis).nao_nr(), cfg.eri)
-  stream = ConformerStream(mol, cfg.sampler, seed=cfg.seed, **sampler_kwargs(cfg))
+  stream = ConformerStream(mol, cfg.sampler, seed=cfg.seed, **cfg.sampler_kwargs())
   label_budget = budget_s * label_fraction if n_labels is None else float("inf")
   charged, data, label_s, prep_s, curve, cycles = 0.0, [], 0.0, 0.0, [], []
   while (n_labels is None and charged < label_budget) or (n_labels is not None and len(data) < n_labels):
@@ -254,7 +253,7 @@ def run_trainer(cfg, loss, tag, budget_s, eval_every_s, monitor, eval_at_s=None,
   save_dir: the final state is saved there as a run directory (config.json and checkpoint,
   not charged), for `qpt-nb evaluate` or `bench/guess_speedup.py --run`."""
   import dataclasses
-  from qpt_nb.train import Trainer
+  from qpt_nb.learn.train import Trainer
   cfg = dataclasses.replace(cfg, loss=loss)
   t0 = clock()
   tr = Trainer(cfg)
@@ -273,10 +272,10 @@ def run_trainer(cfg, loss, tag, budget_s, eval_every_s, monitor, eval_at_s=None,
       break
   stats = tr.data_stats()
   if save_dir is not None:
-    from qpt_nb import checkpoint as ckpt
+    from qpt_nb.learn import checkpoint as ckpt
     tr.run_dir = Path(save_dir)
     tr.run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.save_json(tr.run_dir / "config.json", cfg.to_json())
+    save_json(tr.run_dir / "config.json", cfg.to_json())
     print(f"   [{tag}] saved to {tr.save()}", flush=True)
   tr.close()
   return dict(curve=curve, steps=tr.step, setup_s=setup, wait_s=tr.timing["wait_s"],
@@ -422,10 +421,10 @@ def main(argv=None):
   json_path, png_path = common.out_paths(args, NAME)
 
   import qpt_nb  # noqa: F401
-  from qpt_nb import reference
-  from qpt_nb.evaluate import make_test_set, sampler_kwargs
-  from qpt_nb.tensors import choose_eri_kind
-  from qpt_nb.train import TrainConfig
+  from qpt_nb.dft import reference
+  from qpt_nb.analysis.evaluation import make_test_set
+  from qpt_nb.dft.tensors import choose_eri_kind
+  from qpt_nb.learn.train import TrainConfig
   sampler = args.sampler
   if sampler is None:
     try:
@@ -446,7 +445,7 @@ def main(argv=None):
   if args.overrides:
     print(f"Q and SC train with {', '.join(args.overrides)}", flush=True)
   t0 = time.perf_counter()
-  test = make_test_set(mol, sel["n_test"], sampler=sampler, **sampler_kwargs(cfg))
+  test = make_test_set(mol, sel["n_test"], sampler=sampler, **cfg.sampler_kwargs())
   kind = choose_eri_kind(mol.to_pyscf(cfg.basis).nao_nr(), cfg.eri)
   test_labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=kind)
   if args.prelabel_only:

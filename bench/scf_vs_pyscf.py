@@ -57,7 +57,7 @@ def qpt_worker(molecule, basis, xc, grid_level, conv_tol, eri):
   import time
   import numpy as np
   import qpt_nb
-  from qpt_nb.energy import _energy_and_fock_jit, _xc, energy_and_fock
+  from qpt_nb.dft.kohn_sham import energy_and_fock, energy_and_fock_jit
   mol = qpt_nb.Molecule.builtin(molecule)
   t0 = time.perf_counter()
   qpt_nb.scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
@@ -69,7 +69,7 @@ def qpt_worker(molecule, basis, xc, grid_level, conv_tol, eri):
   n, g_pad = t.n_ao, t.n_grid
   g = int(np.count_nonzero(np.asarray(t.weights)))
   p = int(t.eri.shape[0]) if t.eri_kind == "df" else 0
-  f = _xc(xc)
+  f = get_xc(xc)
   pre = res.timings["precompute"]
   per_iter = (seconds - pre) / res.n_iter
   # measured matmul rates (GFLOP/s): tall-skinny like the XC quadrature, square 2000
@@ -121,7 +121,7 @@ def main(argv=None):
   bases = args.bases.split(",") if args.bases else sel["bases"]
   json_path, png_path = common.out_paths(args, NAME)
   import qpt_nb
-  from qpt_nb.tensors import choose_eri_kind
+  from qpt_nb.dft.tensors import choose_eri_kind
 
   rows = []
   for basis in bases:

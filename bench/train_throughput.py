@@ -50,11 +50,11 @@ def train_worker(molecule, basis, model, grid_level, steps, reuse, sampler, eri,
   import jax
   import jax.numpy as jnp
   import qpt_nb
-  from qpt_nb.energy import coulomb, exchange, xc_energy_and_potential
-  from qpt_nb.linalg import solve_fock
-  from qpt_nb.qpt import predict_correction
-  from qpt_nb.train import TrainConfig, Trainer
-  from qpt_nb.xc import get_xc
+  from qpt_nb.dft.kohn_sham import coulomb, exchange, xc_energy_and_potential
+  from qpt_nb.dft.linalg import solve_fock
+  from qpt_nb.learn.losses import predict_correction
+  from qpt_nb.learn.train import TrainConfig, Trainer
+  from qpt_nb.dft.xc import get_xc
 
   cfg = TrainConfig(molecule=molecule, basis=basis, grid_level=grid_level, model=model,
                     sampler=sampler, reuse=reuse, eri=eri, warmup_steps=10,

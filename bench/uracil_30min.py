@@ -2,8 +2,8 @@
 every 500 steps on 20 held-out MD conformers (seed 12345). Usage: python bench/uracil_30min.py"""
 import time, json, sys
 import qpt_nb
-from qpt_nb.train import Trainer, TrainConfig
-from qpt_nb.evaluate import make_test_set, make_monitor, evaluate
+from qpt_nb.learn.train import Trainer, TrainConfig
+from qpt_nb.analysis.evaluation import make_test_set, make_monitor, evaluate
 budget = 30 * 60
 cfg = TrainConfig(molecule="uracil", basis="sto-3g", grid_level=1, model="nano", lr=5e-4, warmup_steps=200,
                   decay_steps=5000, reuse=16, sampler="md", log_every=100, checkpoint_every=500)

@@ -15,18 +15,47 @@ _jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-# Public API.  Function names shadow their submodules on purpose (qpt_nb.scf is the
-# function; `from qpt_nb.scf import ...` still reaches the module).
-from .molecule import Molecule  # noqa: E402
-from .tensors import DFTTensors, dft_tensors  # noqa: E402
-from .energy import energy, energy_and_fock, energy_components, fock  # noqa: E402
-from .scf import scf, scf_fixed, scf_loop, SCFResult  # noqa: E402
-from .sandwich import initial_iteration, refine, sandwich_energy  # noqa: E402
-from .qpt import qpt_energy, prepare_conformer, stack_batch  # noqa: E402
-from . import conformers  # noqa: E402,F401
-from .evaluate import evaluate, initial_guess, make_test_set  # noqa: E402
-from .doctor import doctor  # noqa: E402
-from .train import Trainer, TrainConfig, TrainState  # noqa: E402
-from . import reference  # noqa: E402,F401
+# Public API. The subpackages are layers, each importing only the ones before it:
+#   qpt_nb.units, qpt_nb.settings, qpt_nb.fileio   constants, environment, atomic files
+#   qpt_nb.dft        physics and the PySCF bridge (no haiku, no optax)
+#   qpt_nb.learn      the network (haiku), losses, conformers, training (optax)
+#   qpt_nb.analysis   metrics, evaluation, initial guesses, run directories, experiments
+#   qpt_nb.viz, qpt_nb.widgets, qpt_nb.cli
+# No public name equals a module's name (`qpt_nb.dft.scf` is the module, `qpt_nb.scf` the
+# function). The physics names are imported now; the learning names on first use, so
+# `import qpt_nb.dft.kohn_sham` loads neither haiku nor optax.
+from qpt_nb.dft.kohn_sham import energy, energy_and_fock, energy_components, fock  # noqa: E402
+from qpt_nb.dft.molecule import Molecule  # noqa: E402
+from qpt_nb.dft.sandwich import initial_iteration, refine, sandwich_energy  # noqa: E402
+from qpt_nb.dft.scf import SCFResult, scf, scf_fixed, scf_loop  # noqa: E402
+from qpt_nb.dft.tensors import DFTTensors, dft_tensors  # noqa: E402
+
+_LAZY = {
+    "prepare_conformer": "qpt_nb.learn.batch",
+    "stack_batch": "qpt_nb.learn.batch",
+    "qpt_energy": "qpt_nb.learn.losses",
+    "Trainer": "qpt_nb.learn.train",
+    "TrainConfig": "qpt_nb.learn.train",
+    "TrainState": "qpt_nb.learn.train",
+    "evaluate": "qpt_nb.analysis.evaluation",
+    "make_test_set": "qpt_nb.analysis.evaluation",
+    "initial_guess": "qpt_nb.analysis.guesses",
+    "doctor": "qpt_nb.diagnostics",
+}
+
+__all__ = ["Molecule", "DFTTensors", "dft_tensors", "energy", "energy_and_fock",
+           "energy_components", "fock", "scf", "scf_fixed", "scf_loop", "SCFResult",
+           "initial_iteration", "refine", "sandwich_energy", *_LAZY]
 
 
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'qpt_nb' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -45,9 +45,9 @@ def test_report_gives_the_converse_when_q_misses(capsys):
 
 
 def test_monitor_disk_cache_gives_the_same_metrics(tmp_path):
-  from qpt_nb import reference
-  from qpt_nb.evaluate import make_test_set
-  from qpt_nb.train import TrainConfig, init_state
+  from qpt_nb.dft import reference
+  from qpt_nb.analysis.evaluation import make_test_set
+  from qpt_nb.learn.train import TrainConfig, init_state
   cfg = TrainConfig(molecule="h2", basis="sto-3g", xc="lda,vwn", grid_level=0, model="nano",
                     sampler="wiggle")
   mol = cfg.molecule_object()
@@ -57,7 +57,7 @@ def test_monitor_disk_cache_gives_the_same_metrics(tmp_path):
   cached = hl.ChunkedMonitor(cfg, test, labels, chunk=2, keep_gb=0.0, cache_dir=tmp_path / "t")
   cached.fill_cache()
   assert len(list((tmp_path / "t").glob("*.pkl"))) == 2
-  from qpt_nb.qpt import prepare_conformer, stack_batch
+  from qpt_nb.learn.losses import prepare_conformer, stack_batch
   params = init_state(cfg, stack_batch([prepare_conformer(mol, cfg.basis, cfg.xc,
                                                           cfg.grid_level)])).params
   a, b = plain(params), cached(params)              # the second reads the pickles
@@ -67,7 +67,7 @@ def test_monitor_disk_cache_gives_the_same_metrics(tmp_path):
 
 
 def test_overrides_apply_to_a_copy_and_reject_unknown_keys():
-  from qpt_nb.train import TrainConfig
+  from qpt_nb.learn.train import TrainConfig
   cfg = TrainConfig(molecule="water", grid_level=3)
   new = hl.parse_overrides(cfg, ["decay_steps=2600", "grid_level=1", "lr=1e-3"])
   assert (new.decay_steps, new.grid_level, new.lr) == (2600, 1, 1e-3)

@@ -6,9 +6,10 @@ import pytest
 
 import qpt_nb  # noqa: F401
 
-from qpt_nb import checkpoint as ckpt
-from qpt_nb.cli import main
-from qpt_nb.evaluate import CSV_COLUMNS, METRIC_KEYS
+from qpt_nb.learn import checkpoint as ckpt
+from qpt_nb.cli.main import main
+from qpt_nb.analysis.evaluation import CSV_COLUMNS
+from qpt_nb.analysis.metrics import METRIC_KEYS
 
 TINY = ["--molecule", "water", "--basis", "sto-3g", "--grid-level", "1", "--sampler", "wiggle",
         "--no-progress"]
@@ -116,10 +117,10 @@ def test_tiny_train_writes_a_run_and_resumes(tmp_path, capsys):
 
 
 def test_demo_parser_defaults():
-  from qpt_nb.cli import _add_molecule_args
-  from qpt_nb.train_cli import DEMO, add_demo_args
+  from qpt_nb.cli.main import add_molecule_args
+  from qpt_nb.cli.train import DEMO, add_demo_args
   p = argparse.ArgumentParser()
-  _add_molecule_args(p)                 # the lead's demo parser options come first
+  add_molecule_args(p)                 # the lead's demo parser options come first
   add_demo_args(p)
   args = p.parse_args(["--steps", "5"])
   assert args.grid_level is None and args.molecule is None and args.steps == 5
@@ -128,11 +129,11 @@ def test_demo_parser_defaults():
 
 @pytest.mark.slow
 def test_demo_smoke_mode(tmp_path, monkeypatch, capsys):
-  from qpt_nb.cli import _add_molecule_args
-  from qpt_nb.train_cli import add_demo_args, run_demo
+  from qpt_nb.cli.main import add_molecule_args
+  from qpt_nb.cli.train import add_demo_args, run_demo
   monkeypatch.setenv("QPT_NB_SMOKE", "1")
   p = argparse.ArgumentParser()
-  _add_molecule_args(p)
+  add_molecule_args(p)
   add_demo_args(p)
   assert run_demo(p.parse_args(["--out", str(tmp_path / "demo")])) == 0
   out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Tests for qpt_nb.conformers: seeded wiggle / normal-mode / MD samplers and streams."""
+"""Tests for qpt_nb.learn.conformers: seeded wiggle / normal-mode / MD samplers and streams."""
 import importlib.util
 import sys
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import qpt_nb  # noqa: F401  (enables x64)
-from qpt_nb import conformers as C
-from qpt_nb.molecule import Molecule
+from qpt_nb.learn import conformers as C
+from qpt_nb.dft.molecule import Molecule
 
 HAVE_MD = all(importlib.util.find_spec(m) is not None for m in ("tblite", "ase"))
-BOHR_PER_ANGSTROM = C.BOHR_PER_ANGSTROM
+from qpt_nb.units import ANGSTROM_BOHR as BOHR_PER_ANGSTROM
 
 
 @pytest.fixture(autouse=True)

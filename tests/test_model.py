@@ -1,4 +1,4 @@
-"""Tests of qpt_nb.model (the QPT network); CPU, random inputs, no other modules."""
+"""Tests of qpt_nb.learn.network (the QPT network); CPU, random inputs, no other modules."""
 import dataclasses
 
 import qpt_nb  # noqa: F401  (enables x64 before any array exists)
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qpt_nb.model import (PRESETS, QPTConfig, QPTInputs, bias_head_assignment,
+from qpt_nb.learn.network import (PRESETS, QPTConfig, QPTInputs, bias_head_assignment,
                           check_inputs, count_params, get_config, make_qpt,
                           position_gram)
 

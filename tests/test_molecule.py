@@ -1,4 +1,4 @@
-"""Tests for qpt_nb.molecule: parsing, validation, builtins, canonical frame."""
+"""Tests for qpt_nb.dft.molecule: parsing, validation, builtins, canonical frame."""
 from pathlib import Path
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from pyscf.lib import param
 
 import qpt_nb  # noqa: F401  (x64)
-from qpt_nb.molecule import Molecule, principal_axes, read_xyz_frames, write_xyz_frames
+from qpt_nb.dft.molecule import Molecule, principal_axes, read_xyz_frames, write_xyz_frames
 
 WATER_XYZ = """3
 water test

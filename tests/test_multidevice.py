@@ -7,7 +7,7 @@ import numpy as np
 
 SCRIPT = """
 import sys, numpy as np, qpt_nb, jax
-from qpt_nb.train import Trainer, TrainConfig
+from qpt_nb.learn.train import Trainer, TrainConfig
 devices = int(sys.argv[1])
 assert jax.device_count() >= devices, jax.devices()
 cfg = TrainConfig(molecule="water", basis="sto-3g", grid_level=0, batch_size=2, devices=devices,

@@ -1,4 +1,4 @@
-"""Tests for qpt_nb.prefetch.Prefetcher (generic background precompute)."""
+"""Tests for qpt_nb.learn.prefetch.Prefetcher (generic background precompute)."""
 import gc
 import itertools
 import operator
@@ -9,7 +9,7 @@ import traceback
 
 import pytest
 
-from qpt_nb.prefetch import Prefetcher
+from qpt_nb.learn.prefetch import Prefetcher
 
 
 def _prefetch_threads(prefix):

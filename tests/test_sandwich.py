@@ -6,12 +6,12 @@ import qpt_nb  # noqa: F401
 import jax
 import jax.numpy as jnp
 
-from qpt_nb.linalg import eigh_guarded, solve_fock
-from qpt_nb.molecule import Molecule
-from qpt_nb.sandwich import initial_iteration, mix_schedule, refine, sandwich_energy
-from qpt_nb.energy import fock
-from qpt_nb.scf import scf_loop
-from qpt_nb.tensors import dft_tensors
+from qpt_nb.dft.linalg import eigh_guarded, solve_fock
+from qpt_nb.dft.molecule import Molecule
+from qpt_nb.dft.sandwich import initial_iteration, mix_schedule, refine, sandwich_energy
+from qpt_nb.dft.kohn_sham import fock
+from qpt_nb.dft.scf import scf_loop
+from qpt_nb.dft.tensors import dft_tensors
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,17 @@ import jax
 import jax.numpy as jnp
 from pyscf import dft
 
-from qpt_nb.compare import pyscf_scf
-from qpt_nb.energy import energy, energy_components, energy_and_fock
-from qpt_nb.molecule import Molecule
-from qpt_nb.scf import scf, scf_fixed, scf_loop
-from qpt_nb.tensors import dft_tensors
+from qpt_nb.dft.reference import pyscf_scf
+from qpt_nb.dft.kohn_sham import energy, energy_components, energy_and_fock
+from qpt_nb.dft.molecule import Molecule
+from qpt_nb.dft.scf import scf, scf_fixed, scf_loop
+from qpt_nb.dft.tensors import dft_tensors
 
 FUNCTIONALS = ["hf", "lda,vwn", "pbe", "b3lyp5", "b3lyp"]
 
 
 def pyscf_rks(mol, basis, xc, grid_level, conv_tol=1e-11, density_fit=False):
-  mf, _ = pyscf_scf(mol, basis, xc, grid_level, conv_tol=conv_tol, density_fit=density_fit)
+  mf, _ = pyscf_scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri="df" if density_fit else "dense")
   assert mf.converged
   return mf
 
@@ -173,7 +173,7 @@ def test_fock_is_the_derivative_of_the_energy(xc):
 
 @pytest.mark.parametrize("xc,eri", [("hf", "dense"), ("pbe", "df"), ("b3lyp5", "dense")])
 def test_explicit_fock_equals_autodiff_gradient(xc, eri):
-  from qpt_nb.energy import fock_autodiff
+  from qpt_nb.dft.kohn_sham import fock_autodiff
   t = dft_tensors(Molecule.builtin("water"), "6-31g", grid_level=1, eri=eri)
   d = t.dm0 + 0.01 * jnp.eye(t.n_ao)
   e, f = energy_and_fock(d, t, xc)

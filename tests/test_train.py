@@ -13,11 +13,14 @@ import pytest
 import qpt_nb  # noqa: F401
 import jax
 
-from qpt_nb import checkpoint as ckpt
-from qpt_nb.conformers import ConformerStream
-from qpt_nb.qpt import prepare_conformer, sandwich_outputs, stack_batch
-from qpt_nb.scf import scf_loop
-from qpt_nb.train import Trainer, TrainConfig, load_run
+from qpt_nb.learn import checkpoint as ckpt
+from qpt_nb.learn.conformers import ConformerStream
+from qpt_nb.analysis.runs import load_run
+from qpt_nb.learn.batch import prepare_conformer, stack_batch
+from qpt_nb.learn.losses import sandwich_outputs
+from qpt_nb.learn.network import network_fns
+from qpt_nb.dft.scf import scf_loop
+from qpt_nb.learn.train import Trainer, TrainConfig
 
 HA_TO_MEV = 27211.386
 
@@ -65,7 +68,7 @@ def test_resume_matches_uninterrupted_run(tmp_path):
   resumed.run(2)
   for a, b in zip(_leaves(full.params), _leaves(resumed.params)):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-  cfg, params = load_run(tmp_path / "run")
+  cfg, params, _ = load_run(tmp_path / "run")
   assert cfg.molecule == "water"
   full.close(); resumed.close()
 
@@ -111,7 +114,7 @@ def test_bad_config_values():
 
 KILL_SCRIPT = """
 import sys, qpt_nb
-from qpt_nb.train import Trainer, TrainConfig
+from qpt_nb.learn.train import Trainer, TrainConfig
 cfg = TrainConfig(molecule="water", basis="sto-3g", grid_level=1, lr=2e-3, warmup_steps=15,
                   decay_steps=150, reuse=4, sampler="wiggle", checkpoint_every=2)
 tr = Trainer(cfg, sys.argv[1])
@@ -155,7 +158,7 @@ def test_label_free_training_beats_the_w0_baseline():
                            conv_tol=1e-12).energy for i in range(len(test))])
 
   def mae(zero):
-    e = sandwich_outputs(tr.params, batch, model="nano", zero_correction=zero)[0]
+    e = sandwich_outputs(network_fns("nano")[1], tr.params, batch, zero_correction=zero)[0]
     return np.mean(np.abs(np.asarray(e) - ref)) * HA_TO_MEV
 
   baseline = mae(True)

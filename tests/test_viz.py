@@ -6,14 +6,14 @@ import pytest
 from matplotlib.figure import Figure
 
 from qpt_nb import viz
-from qpt_nb.molecule import Molecule
+from qpt_nb.dft.molecule import Molecule
 from qpt_nb.viz import threedmol
 
 
 @pytest.fixture(scope="module")
 def water_orbitals():
     """Water/STO-3G orbitals from PySCF (no JAX compile: keeps this module fast)."""
-    from qpt_nb.compare import pyscf_scf
+    from qpt_nb.dft.reference import pyscf_scf
     mol = Molecule.builtin("water")
     mf, _ = pyscf_scf(mol, "sto-3g", "b3lyp5", 1)
     return mol, mf

@@ -1,4 +1,5 @@
 """qpt_nb.widgets without a browser: create widgets, press buttons, check state and figures."""
+import itertools
 import threading
 import time
 
@@ -9,7 +10,7 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("py3Dmol")
 
 from qpt_nb import widgets                                    # noqa: E402
-from qpt_nb.molecule import Molecule                          # noqa: E402
+from qpt_nb.dft.molecule import Molecule                          # noqa: E402
 from qpt_nb.widgets import (MoleculeExplorer, OrbitalView, TrainingDashboard,  # noqa: E402
                             orbital_view)
 from qpt_nb.widgets.orbital import resolve_orbital_index      # noqa: E402
@@ -18,7 +19,7 @@ from qpt_nb.widgets.orbital import resolve_orbital_index      # noqa: E402
 @pytest.fixture(scope="module")
 def water_mf():
     """Water/STO-3G orbitals from PySCF (no JAX compile: keeps this module fast)."""
-    from qpt_nb.compare import pyscf_scf
+    from qpt_nb.dft.reference import pyscf_scf
     mol = Molecule.builtin("water")
     mf, _ = pyscf_scf(mol, "sto-3g", "b3lyp5", 1)
     return mol, mf
@@ -126,7 +127,7 @@ def test_explorer_unknown_functional(explorer):
 
 # ----------------------------------------------------------------------------- dashboard
 class FakeTrainer:
-    """Just enough of qpt_nb.train.Trainer for the dashboard."""
+    """Just enough of qpt_nb.learn.train.Trainer for the dashboard."""
 
     def __init__(self, dashboard_status=None, fail_at=None):
         self.history, self.step_, self.monitor, self.monitor_every = [], 0, None, 0
@@ -134,6 +135,7 @@ class FakeTrainer:
         self.config = None
         self.params = {}
         self.calls = []                  # (n, dashboard status at the call)
+        self.statuses = []               # dashboard status at each step
         self.dashboard = None
         self.fail_at = fail_at
         self.threads = set()
@@ -142,10 +144,12 @@ class FakeTrainer:
     def step(self):
         return self.step_
 
-    def run(self, n, callback=None):
+    def run(self, n, callback=None, *, should_stop=None, max_seconds=None):
+        """Trainer.run's contract: n steps (None: until should_stop), checked after each."""
         self.calls.append((n, self.dashboard.state.status if self.dashboard else None))
         self.threads.add(threading.current_thread().name)
-        for _ in range(n):
+        for _ in (itertools.count() if n is None else range(n)):
+            self.statuses.append(self.dashboard.state.status if self.dashboard else None)
             if self.fail_at is not None and self.step_ + 1 == self.fail_at:
                 raise FloatingPointError("loss is NaN")
             time.sleep(0.002)
@@ -160,6 +164,8 @@ class FakeTrainer:
             self.history.append(rec)
             if callback:
                 callback(rec)
+            if should_stop is not None and should_stop():
+                break
         return []
 
 
@@ -189,8 +195,8 @@ def test_dashboard_step_button(fake_dash):
     dash.step_button.click()
     assert dash.wait(10)
     assert tr.step == 5 and dash.state.step == 5
-    assert tr.calls[0] == (1, "compiling")                     # first step alone: compile
-    assert tr.calls[1] == (4, "running")
+    assert tr.calls == [(5, "compiling")]                      # one Trainer.run per press
+    assert tr.statuses == ["compiling"] + ["running"] * 4      # the first step compiles
     assert "qpt_nb-dashboard" in tr.threads                    # ran in the background thread
     assert dash.curves_w.value != before and dash.curves_w.value[:4] == b"\x89PNG"
     assert dash.state.status == "idle" and not dash.start_button.disabled
@@ -254,8 +260,8 @@ def test_dashboard_training_error_is_shown():
 @pytest.mark.slow
 def test_dashboard_with_real_trainer():
     """One short real run: monitor from PySCF labels, per-conformer rows, orbital panel."""
-    from qpt_nb.evaluate import make_test_set
-    from qpt_nb.train import TrainConfig, Trainer
+    from qpt_nb.analysis.evaluation import make_test_set
+    from qpt_nb.learn.train import TrainConfig, Trainer
     tr = Trainer(TrainConfig(molecule="water", grid_level=1, warmup_steps=5, sampler="wiggle",
                              reuse=4, checkpoint_every=1000))
     try:
@@ -276,8 +282,8 @@ def test_dashboard_with_real_trainer():
 
 def test_find_saved_runs(tmp_path):
     import json
-    from qpt_nb.train import TrainConfig
-    from qpt_nb.widgets.paper import LABELLING_FILE, find_runs
+    from qpt_nb.learn.train import TrainConfig
+    from qpt_nb.analysis.experiments import LABELLING_FILE, find_runs
 
     def write(name, loss, molecule="uracil", labelling=True):
         d = tmp_path / "runs" / name
@@ -318,7 +324,7 @@ def test_dashboard_double_click_starts_one_thread(fake_dash):
 
 
 def test_project_root(tmp_path):
-    from qpt_nb.widgets.paper import project_root
+    from qpt_nb.analysis.experiments import project_root
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "notebooks").mkdir()
     assert project_root(tmp_path / "notebooks") == tmp_path.resolve()

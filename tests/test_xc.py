@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pyscf.dft import libxc
 
-from qpt_nb import xc
+from qpt_nb.dft import xc
 
 NAMES = ("lda,vwn", "pbe", "b3lyp5", "b3lyp")
 

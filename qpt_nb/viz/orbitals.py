@@ -2,7 +2,7 @@
 
 Pure functions: they take a `qpt_nb.Molecule`, a basis name and orbital
 coefficients (columns of ``mo_coeff`` in PySCF's AO order, in the *input*
-orientation of the molecule, as `qpt_nb.scf.scf` returns them) and return cube
+orientation of the molecule, as `qpt_nb.dft.scf.scf` returns them) and return cube
 text, py3Dmol views or matplotlib Figures.  No widget state here.
 """
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..molecule import BOHR
+from qpt_nb.units import BOHR_ANGSTROM as BOHR
+from qpt_nb.units import HARTREE_EV
+from qpt_nb.viz.figures import figure_png, new_figure
 
 __all__ = ["orbital_cube", "compact_cube", "orbital_on_plane", "molecule_plane",
            "orbital_slice_figure", "molecule_sketch_figure", "add_molecule", "add_orbital",
@@ -142,9 +144,6 @@ def orbital_on_plane(mol, basis: str, mo_coeff, index: int = 0, *, n: int = 81,
     return best[1]
 
 
-def _new_figure(figsize):
-    from .plots import new_figure
-    return new_figure(figsize)
 
 
 def _draw_atoms(ax, symbols, proj, bonds=True, label=True):
@@ -171,7 +170,7 @@ def orbital_slice_figure(mol, basis: str, mo_coeff, index: int = 0, *, isovalue:
     +/-``isovalue`` contour lines, and the atoms.  Returns a matplotlib Figure."""
     u, v, vals, proj, plane = orbital_on_plane(mol, basis, mo_coeff, index, n=n, plane=plane,
                                                pmol=pmol)
-    fig = _new_figure(figsize)
+    fig = new_figure(figsize)
     ax = fig.add_subplot()
     vmax = max(float(np.abs(vals).max()), 1e-12)
     lim = min(vmax, 4 * isovalue)
@@ -189,7 +188,7 @@ def orbital_slice_figure(mol, basis: str, mo_coeff, index: int = 0, *, isovalue:
         if n_occ is not None:
             title += " " + orbital_label(index, n_occ)
         if mo_energy is not None:
-            title += f"  ({float(np.asarray(mo_energy)[index]) * 27.211386:.2f} eV)"
+            title += f"  ({float(np.asarray(mo_energy)[index]) * HARTREE_EV:.2f} eV)"
     ax.set_title(title, fontsize=9)
     return fig
 
@@ -208,7 +207,7 @@ def molecule_sketch_figure(mol, *, title: Optional[str] = None, figsize=(3.6, 3.
     xyz = np.asarray(mol.coords_angstrom)
     center, e1, e2 = molecule_plane(xyz)
     proj = np.column_stack([(xyz - center) @ e1, (xyz - center) @ e2])
-    fig = _new_figure(figsize)
+    fig = new_figure(figsize)
     ax = fig.add_subplot()
     _draw_atoms(ax, mol.symbols, proj)
     ax.set_aspect("equal")
@@ -216,15 +215,6 @@ def molecule_sketch_figure(mol, *, title: Optional[str] = None, figsize=(3.6, 3.
     ax.set_axis_off()
     ax.set_title(title or f"{mol.name or mol.formula}", fontsize=9)
     return fig
-
-
-def figure_png(fig, dpi: int = 80) -> bytes:
-    """PNG bytes of a matplotlib Figure (Agg, no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- py3Dmol

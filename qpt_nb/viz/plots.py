@@ -11,43 +11,20 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-HARTREE_EV = 27.211386245988
-HARTREE_MEV = HARTREE_EV * 1000.0
+from qpt_nb.viz.figures import new_figure
+
+from qpt_nb.units import HARTREE_EV
+from qpt_nb.units import MEV_PER_HARTREE as HARTREE_MEV
 
 __all__ = ["energy_levels", "scf_convergence", "training_curves", "per_conformer_errors",
            "wall_clock_comparison", "error_distribution",
-           "orbital_energy_comparison", "HARTREE_EV", "HARTREE_MEV", "new_figure"]
-
-
-def _figure_class():
-    from matplotlib.figure import Figure
-
-    class QPTFigure(Figure):
-        """A matplotlib Figure that displays itself in any Jupyter front end
-        (``_repr_png_``), also without pyplot or the inline backend."""
-
-        def _repr_png_(self):
-            from .orbitals import figure_png
-            return figure_png(self, dpi=90)
-
-    return QPTFigure
-
-
-_FIGURE = None
+           "orbital_energy_comparison", "per_conformer_vs_baseline", "save_run_plots", "HARTREE_EV", "HARTREE_MEV", "new_figure"]
 
 
 def _no_minor_labels(axis):
     """No labels on the minor ticks of a log axis (they overlap on short ranges)."""
     from matplotlib.ticker import NullFormatter
     axis.set_minor_formatter(NullFormatter())
-
-
-def new_figure(figsize=(5, 3.5)):
-    """An empty constrained-layout Figure (no pyplot state) that displays as PNG."""
-    global _FIGURE
-    if _FIGURE is None:
-        _FIGURE = _figure_class()
-    return _FIGURE(figsize=figsize, layout="constrained")
 
 
 def _levels(ax, eps_ev, n_occ, x0, width, color_occ="#1f4e9c", color_virt="#aaaaaa",
@@ -243,6 +220,55 @@ def per_conformer_errors(rows: Sequence[dict], *, sort_by: str = "index",
                       fontsize=8)
         ax.tick_params(labelsize=7)
     return fig
+
+
+def per_conformer_vs_baseline(rows, sort: bool = True, *, title: str = "") -> Figure:
+  """|energy error| (meV, log y) per test conformer, trained vs W = 0, and the
+  trained Hamiltonian MAE (uHa). Sorted by the baseline error when `sort`."""
+  rows = list(rows)
+  fig = new_figure((6.4, 5.0))
+  ax1, ax2 = fig.subplots(2, 1, sharex=True)
+  if not rows:
+    ax1.text(0.5, 0.5, "no conformers", ha="center", va="center", transform=ax1.transAxes)
+    return fig
+  tr = np.abs([r["energy_error_mev"] for r in rows])
+  base = np.abs([r["baseline_energy_error_mev"] for r in rows])
+  ham = np.asarray([r["hamiltonian_mae_uha"] for r in rows], dtype=float)
+  order = np.argsort(base) if sort else np.arange(len(rows))
+  pos = np.arange(len(rows))
+  ax1.plot(pos, base[order], "s", label="W = 0 baseline")
+  ax1.plot(pos, tr[order], "o", label="trained")
+  ax1.set_yscale("log")
+  ax1.set_ylabel("|E - E_PySCF| (meV)")
+  ax1.legend(fontsize="small")
+  ax1.grid(True, which="both", alpha=0.3)
+  ax2.bar(pos, ham[order])
+  ax2.set_ylabel("Hamiltonian MAE (uHa)")
+  ax2.set_xlabel("test conformer" + (" (sorted by baseline error)" if sort else ""))
+  if len(rows) <= 30:
+    ax2.set_xticks(pos, [str(rows[i]["index"]) for i in order], fontsize="small")
+  if title:
+    fig.suptitle(title)
+  return fig
+
+
+def save_run_plots(run_dir, history, rows=None, *, dpi: int = 110) -> list:
+    """Writes loss_vs_step.png and loss_vs_wall.png (`training_curves` against step
+    and against training wall-clock seconds) and, with per-conformer ``rows``,
+    per_conformer.png (`per_conformer_vs_baseline`). Returns the paths written."""
+    from pathlib import Path
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    out = []
+    if history:
+        for x, name in (("step", "loss_vs_step.png"), ("wall_s", "loss_vs_wall.png")):
+            training_curves(history, xs=(x,), title=run.name).savefig(run / name, dpi=dpi)
+            out.append(run / name)
+    if rows:
+        fig = per_conformer_vs_baseline(rows, title=f"{run.name}: test conformers")
+        fig.savefig(run / "per_conformer.png", dpi=dpi)
+        out.append(run / "per_conformer.png")
+    return out
 
 
 def sort_rows(rows: Sequence[dict], sort_by: str = "index") -> list:

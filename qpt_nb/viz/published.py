@@ -37,7 +37,7 @@ TABLE_COLUMNS = (("hamiltonian_mae_uha", "H MAE (uHa)"),
 def comparison_rows(ours: dict, *, basis: str, molecule: str = "uracil",
                     published: bool = True) -> list:
     """Rows (dicts) of the comparison: ours ({name: metrics dict from
-    `qpt_nb.evaluate`}, marked 'this run, <basis>') first, then the published ones
+    `qpt_nb.analysis.evaluation`}, marked 'this run, <basis>') first, then the published ones
     (marked 'published, def2-SVP')."""
     rows = []
     for name, m in ours.items():

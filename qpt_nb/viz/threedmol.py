@@ -37,7 +37,8 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-ENV_VAR = "QPT_NB_3DMOL_JS"
+from qpt_nb.settings import THREEDMOL_JS_ENV as ENV_VAR
+from qpt_nb.settings import threedmol_js
 _setting: Optional[str] = None
 _inlined_in_session = False
 
@@ -95,7 +96,7 @@ def get_3dmol_js() -> dict:
     """The resolved source: dict(kind='url'|'inline', url=..., path=..., origin=...)."""
     if _setting is not None:
         return _classify(_setting, "set_3dmol_js")
-    env = os.environ.get(ENV_VAR, "").strip()
+    env = threedmol_js()
     if env:
         try:
             return _classify(env, f"${ENV_VAR}")

@@ -9,7 +9,7 @@ the pure functions of `qpt_nb.viz`.
 * `MoleculeExplorer()`: molecule / basis / functional / grid -> SCF (and PySCF
   beside it), energies, level diagram, convergence and an orbital slider.
 * `TrainingDashboard(trainer, test_set)`: Start / Pause / Step over
-  `qpt_nb.train.Trainer.run` in a background thread, live curves, per-conformer
+  `qpt_nb.learn.train.Trainer.run` in a background thread, live curves, per-conformer
   errors.
 * `setup_notebook()`: JAX persistent compilation cache for notebooks.
 * `smoke_mode()` / `steps(full, smoke)`: notebook step counts that shrink when
@@ -20,49 +20,22 @@ first use.
 """
 from __future__ import annotations
 
-import os
+from qpt_nb.settings import enable_compile_cache, smoke_mode, steps
 
 __all__ = ["smoke_mode", "steps", "setup_notebook", "orbital_view", "OrbitalView", "orbital_gallery",
            "MoleculeExplorer", "ExplorerState", "TrainingDashboard", "DashboardState"]
 
-SMOKE_ENV = "QPT_NB_SMOKE"
-
-
-def smoke_mode() -> bool:
-    """True when ``QPT_NB_SMOKE`` is set to anything but '', '0', 'false', 'no'."""
-    return os.environ.get(SMOKE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def steps(full, smoke):
-    """``smoke`` in smoke mode (``QPT_NB_SMOKE=1``, the notebook tests), else ``full``.
-
-    Works for any value: step counts, test-set sizes, molecule lists.
-    Example: ``trainer.run(steps(2000, 5))``.
-    """
-    return smoke if smoke_mode() else full
-
 
 def setup_notebook(*, compile_cache: bool = True, cache_dir=None) -> dict:
     """Call at the top of a notebook: enables JAX's persistent compilation cache
-    (``$QPT_NB_JAX_CACHE`` or ``~/.cache/qpt_nb/jax``), so a second kernel (or
-    notebook) that compiles the same functions for the same shapes loads them from
-    disk instead of recompiling (water/STO-3G training: ~25 s -> ~5 s).  Only
-    takes effect before the first compilation of the process.  Also makes plain
-    matplotlib Figures display as PNG without pyplot.  Returns the settings
-    used.  Set ``QPT_NB_JAX_CACHE=off`` to disable the cache."""
-    from pathlib import Path
-    import jax
-    env = os.environ.get("QPT_NB_JAX_CACHE", "").strip()
+    (`qpt_nb.settings.enable_compile_cache`: ``$QPT_NB_JAX_CACHE``, default
+    ``~/.cache/qpt_nb/jax``), so a second kernel that compiles the same functions for the
+    same shapes loads them from disk (water/STO-3G training: ~25 s -> ~5 s). Only takes
+    effect before the first compilation of the process. Also makes plain matplotlib
+    Figures display as PNG without pyplot. Returns the settings used."""
     info = dict(compile_cache=None, smoke=smoke_mode())
-    if compile_cache and env.lower() not in ("off", "0", "no", "false"):
-        path = Path(cache_dir or env or Path.home() / ".cache" / "qpt_nb" / "jax").expanduser()
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            jax.config.update("jax_compilation_cache_dir", str(path))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-            info["compile_cache"] = str(path)
-        except (OSError, AttributeError, ValueError):     # read-only home, old JAX
-            pass
+    if compile_cache:
+        info["compile_cache"] = enable_compile_cache(cache_dir)
     info["figure_formatter"] = _register_figure_png()
     return info
 
@@ -81,7 +54,7 @@ def _register_figure_png() -> bool:
             fmt.lookup_by_type(Figure)
             return True                       # the inline backend already handles it
         except KeyError:
-            from ..viz import figure_png
+            from qpt_nb.viz import figure_png
             fmt.for_type(Figure, lambda fig: figure_png(fig, dpi=90))
             return True
     except Exception:

@@ -1,18 +1,20 @@
-"""`TrainingDashboard`: drive a `qpt_nb.train.Trainer` from a notebook and watch it learn.
+"""`TrainingDashboard`: drive a `qpt_nb.learn.train.Trainer` from a notebook and watch it learn.
 
     tr = Trainer(TrainConfig(molecule='water', grid_level=1, warmup_steps=20))
-    test = qpt_nb.evaluate.make_test_set(tr.mol, 8, sampler='wiggle')
+    test = qpt_nb.analysis.evaluation.make_test_set(tr.mol, 8, sampler='wiggle')
     dash = TrainingDashboard(tr, test, refresh_every=10)
     dash                      # Start / Pause / Step buttons, live plots
     dash.run(200)             # or train from code (blocking), refreshing every 10 steps
 
-Buttons run `Trainer.run` in chunks of ``refresh_every`` steps in a background
-thread, so the notebook stays responsive; Pause stops after the current chunk.
+Buttons run `Trainer.run` in a background thread, so the notebook stays
+responsive; the dashboard redraws every ``refresh_every`` steps (from the run's
+callback) and Pause stops the run at the next such step (its ``should_stop``).
 The first step compiles the network (status "compiling ..."). With a test set
-the trainer gets a monitor (`qpt_nb.evaluate.make_monitor`, PySCF labels from the
+the trainer gets a monitor (`qpt_nb.analysis.evaluation.make_monitor`, PySCF labels from the
 cache) that records the test energy and Hamiltonian errors every refresh, and
-each refresh also evaluates every test conformer (rows as in
-`qpt_nb.evaluate.evaluate`), sortable, with the selected conformer's geometry
+each refresh also evaluates every test conformer
+(`qpt_nb.analysis.evaluation.conformer_rows`, scored as `evaluate` scores them),
+sortable, with the selected conformer's geometry
 and its predicted vs PySCF orbital energies.
 
 State is a plain `DashboardState`; plots come from `qpt_nb.viz`.
@@ -27,8 +29,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .. import viz
-from .orbital import MoleculeView, _set_output_html, _set_png
+from qpt_nb import viz
+from qpt_nb.widgets.orbital import MoleculeView, set_output_html, set_png
 
 __all__ = ["TrainingDashboard", "DashboardState", "SORT_KEYS"]
 
@@ -66,9 +68,9 @@ class TrainingDashboard:
     """Start / Pause / Step control of a `Trainer`, live curves and per-conformer errors.
 
     Args:
-      trainer: a `qpt_nb.train.Trainer` (its ``run(n, callback)`` continues).
+      trainer: a `qpt_nb.learn.train.Trainer` (its ``run(n, callback)`` continues).
       test_set: optional list of `Molecule` test conformers (e.g. from
-        `qpt_nb.evaluate.make_test_set`); enables test curves and per-conformer errors.
+        `qpt_nb.analysis.evaluation.make_test_set`); enables test curves and per-conformer errors.
       refresh_every: redraw (and monitor / evaluate) every this many steps.
       step_size: steps per press of Step (default: refresh_every).
       max_steps: Start stops at this step (None: run until Pause).
@@ -102,6 +104,7 @@ class TrainingDashboard:
         self._thread: Optional[threading.Thread] = None
         self._batches = None                   # precomputed test conformers
         self._prepared = False
+        self._compiling = False                # the run in progress starts with the compile
 
         self.start_button = W.Button(description="Start", icon="play", button_style="success")
         self.pause_button = W.Button(description="Pause", icon="pause", disabled=True)
@@ -146,7 +149,7 @@ class TrainingDashboard:
         self._launch(None if limit is None else max(int(limit) - self.trainer.step, 0))
 
     def pause(self):
-        """Stops the background thread after the current chunk."""
+        """Stops the background thread at the next refresh step."""
         if self.running:
             self._stop.set()
             self._set_status("pausing")
@@ -183,25 +186,17 @@ class TrainingDashboard:
         self._thread.start()
 
     def _loop(self, n: Optional[int]):
-        """The training loop; the caller holds ``_lock``, released here at the end."""
+        """Trains with one `Trainer.run`; the caller holds ``_lock``, released here at the end."""
         self._buttons(running=True)
         try:
             self.state.error = None
             self._prepare()
-            done = 0
-            while (n is None or done < n) and not self._stop.is_set():
-                tr = self.trainer
-                if tr.timing.get("steps", 0) == 0:
-                    chunk = 1
-                    self._set_status("compiling")
-                else:
-                    to_refresh = self.refresh_every - (tr.step % self.refresh_every)
-                    chunk = to_refresh if n is None else min(to_refresh, n - done)
-                    self._set_status("running")
-                tr.run(chunk, callback=self._on_record)
-                done += chunk
-                if tr.step % self.refresh_every == 0 or chunk == 1 or (n is not None and done >= n):
-                    self.refresh()
+            tr = self.trainer
+            self._compiling = tr.timing.get("steps", 0) == 0
+            self._set_status("compiling" if self._compiling else "running")
+            tr.run(n, callback=self._on_record, should_stop=self._should_stop)
+            if self.state.step != tr.step:
+                self.refresh()
             self._set_status("paused" if self._stop.is_set() else "idle")
         except Exception as exc:            # shown in the widget; the thread ends
             self.state.error = f"{type(exc).__name__}: {exc}"
@@ -212,16 +207,30 @@ class TrainingDashboard:
             self._lock.release()
 
     def _on_record(self, rec: dict):
-        self.state.last_record = rec            # cheap; drawing happens on refresh
+        """`Trainer.run`'s callback: redraws after the first (compiling) step and once per
+        ``refresh_every`` steps."""
+        self.state.last_record = rec
+        step = int(rec["step"])
+        if self._compiling:
+            self._compiling = False
+            if self.state.status == "compiling":
+                self._set_status("running")
+            self.refresh()
+        elif step // self.refresh_every > self.state.step // self.refresh_every:
+            self.refresh()
+
+    def _should_stop(self) -> bool:
+        """`Trainer.run`'s should_stop: Pause takes effect at a refresh step."""
+        return self._stop.is_set() and self.trainer.step % self.refresh_every == 0
 
     def _prepare(self):
         """Labels the test set and installs the monitor (once)."""
         if self._prepared or not self.test_set or self.evaluate_fn is not None:
             self._prepared = True
             return
-        from ..evaluate import make_monitor
-        from ..reference import label_many
-        from ..qpt import prepare_conformer
+        from qpt_nb.analysis.evaluation import make_monitor
+        from qpt_nb.dft.reference import label_many
+        from qpt_nb.learn.batch import prepare_conformer
         cfg = self.trainer.config
         self._set_status("labelling")
         self._batches = [prepare_conformer(m, cfg.basis, cfg.xc, cfg.grid_level, eri=cfg.eri)
@@ -245,29 +254,17 @@ class TrainingDashboard:
             self._prepare()
         if self.evaluate_fn is not None:
             rows = [dict(r) for r in self.evaluate_fn(self.trainer)]
-            s = self.state
-            s.predicted_mo_energy = {r["index"]: np.asarray(r.pop("predicted_mo_energy"))
-                                     for r in rows if "predicted_mo_energy" in r}
-            s.reference_mo_energy = {r["index"]: (np.asarray(r.pop("reference_mo_energy")),
-                                                  int(r.pop("n_occ")))
-                                     for r in rows if "reference_mo_energy" in r}
-            s.rows, s.rows_step = rows, self.trainer.step
-            return rows
-        from ..evaluate import conformer_errors, predict_pair
-        cfg, params = self.trainer.config, self.trainer.params
-        rows, eps = [], {}
-        for i, (batch, lab) in enumerate(zip(self._batches, self.labels)):
-            out = predict_pair(params, batch, model=cfg.model, n_refine=cfg.n_refine, mix=cfg.mix)
-            err = conformer_errors(lab, *(out[k][0] for k in ("energy", "fock", "mo_energy",
-                                                               "mo_coeff")))
-            rows.append(dict(index=i, reference_energy_ha=float(lab.energy),
-                             predicted_energy_ha=float(out["energy"][0]),
-                             baseline_energy_ha=float(out["energy"][1]), **err))
-            eps[i] = np.asarray(out["mo_energy"][0])
-        self.state.rows, self.state.predicted_mo_energy = rows, eps
-        self.state.reference_mo_energy = {i: (np.asarray(lab.mo_energy), int(lab.n_occ))
-                                          for i, lab in enumerate(self.labels)}
-        self.state.rows_step = self.trainer.step
+        else:
+            from qpt_nb.analysis.evaluation import conformer_rows
+            rows = conformer_rows(self.trainer.config, self.trainer.params, self._batches,
+                                  self.labels)
+        s = self.state
+        s.predicted_mo_energy = {r["index"]: np.asarray(r.pop("predicted_mo_energy"))
+                                 for r in rows if "predicted_mo_energy" in r}
+        s.reference_mo_energy = {r["index"]: (np.asarray(r.pop("reference_mo_energy")),
+                                              int(r.pop("n_occ")))
+                                 for r in rows if "reference_mo_energy" in r}
+        s.rows, s.rows_step = rows, self.trainer.step
         return rows
 
     # ------------------------------------------------------------------ drawing
@@ -279,7 +276,7 @@ class TrainingDashboard:
         hist = list(self.trainer.history)
         if hist:
             s.last_record = hist[-1]
-        _set_png(self.curves_w, viz.training_curves(hist))
+        set_png(self.curves_w, viz.training_curves(hist))
         self.stats_w.value = self._stats_html()
         if (self.evaluate_conformers and (self._prepared or self.evaluate_fn is not None)
                 and s.step > 0 and s.rows_step != s.step):
@@ -311,7 +308,7 @@ class TrainingDashboard:
         rows = s.rows
         key = SORT_KEYS[self.sort_w.value]
         s.sort_by = key
-        _set_png(self.per_conf_w, viz.per_conformer_errors(rows, sort_by=key, selected=s.selected))
+        set_png(self.per_conf_w, viz.per_conformer_errors(rows, sort_by=key, selected=s.selected))
         order = viz.sort_rows(rows, key)
         options = [(f"#{rows[i]['index']}: {rows[i]['energy_error_mev']:+.2f} meV, "
                     f"H {rows[i]['hamiltonian_mae_uha']:.0f} uHa", rows[i]["index"]) for i in order]
@@ -347,7 +344,7 @@ class TrainingDashboard:
             finally:
                 self._setting_options = False
         if self.state.rows:
-            _set_png(self.per_conf_w, viz.per_conformer_errors(
+            set_png(self.per_conf_w, viz.per_conformer_errors(
                 self.state.rows, sort_by=self.state.sort_by, selected=int(index)))
         self._draw_selected(int(index))
 
@@ -355,11 +352,11 @@ class TrainingDashboard:
         self.state.selected = index
         mol = self.test_set[index]
         mv = MoleculeView(mol, 320, 250, title=f"test conformer {index}")
-        _set_output_html(self.geometry_out, mv.html(), f"test conformer {index}")
+        set_output_html(self.geometry_out, mv.html(), f"test conformer {index}")
         eps = self.state.predicted_mo_energy.get(index)
         ref = self.state.reference_mo_energy.get(index)
         if eps is not None and ref is not None:
-            _set_png(self.orbitals_w, viz.orbital_energy_comparison(
+            set_png(self.orbitals_w, viz.orbital_energy_comparison(
                 eps, ref[0], ref[1], labels=("QPT", "PySCF"),
                 title=f"conformer {index} at step {self.state.rows_step}"))
 
@@ -368,7 +365,7 @@ class TrainingDashboard:
         self.state.status = status
         text = {"idle": "idle", "labelling": "labelling the test set with PySCF ...",
                 "compiling": "compiling ... (first step, ~10-30 s)", "running": "running",
-                "pausing": "pausing after this chunk ...", "paused": "paused",
+                "pausing": "pausing at the next refresh ...", "paused": "paused",
                 "error": "error"}.get(status, status)
         color = {"error": "#a00", "compiling": "#b60", "labelling": "#b60",
                  "running": "#070"}.get(status, "#333")

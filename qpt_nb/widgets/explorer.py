@@ -18,8 +18,8 @@ from typing import Optional
 
 import numpy as np
 
-from .. import viz
-from .orbital import OrbitalView, _set_output_html, _set_png
+from qpt_nb import viz
+from qpt_nb.widgets.orbital import OrbitalView, set_output_html, set_png
 
 __all__ = ["MoleculeExplorer", "ExplorerState", "BASES", "PASTE"]
 
@@ -100,8 +100,8 @@ class MoleculeExplorer:
                  grid_level: int = 1, *, with_pyscf: bool = True, run: bool = False,
                  orbital_n: int = 40, view_mode: str = "3D"):
         import ipywidgets as W
-        from ..molecule import Molecule
-        from ..xc import SUPPORTED
+        from qpt_nb.dft.molecule import Molecule
+        from qpt_nb.dft.xc import SUPPORTED
         self.orbital_n = int(orbital_n)
         names = list(Molecule.builtins())
         xyz = ""
@@ -160,7 +160,7 @@ class MoleculeExplorer:
 
     # ------------------------------------------------------------------ events
     def _on_molecule(self, change):
-        from ..molecule import Molecule
+        from qpt_nb.dft.molecule import Molecule
         name = change["new"]
         if name != PASTE:
             try:
@@ -182,7 +182,7 @@ class MoleculeExplorer:
         s.with_pyscf = bool(self.pyscf_w.value)
 
     def _molecule(self):
-        from ..molecule import Molecule
+        from qpt_nb.dft.molecule import Molecule
         s = self.state
         if s.molecule != PASTE:
             mol = Molecule.builtin(s.molecule)
@@ -197,8 +197,8 @@ class MoleculeExplorer:
     def run(self) -> ExplorerState:
         """Reads the widgets, runs the SCF (and PySCF) and refreshes every panel.
         Never raises for bad input: the message goes to ``state.error``."""
-        from ..compare import pyscf_scf
-        from ..scf import scf
+        from qpt_nb.dft.reference import pyscf_scf
+        from qpt_nb.dft.scf import scf
         self._read_settings()
         s = self.state
         s.error, s.status = None, "running"
@@ -247,10 +247,10 @@ class MoleculeExplorer:
             return
         self.status_w.value = self._status_html()
         r = s.result
-        _set_png(self.levels_w, viz.energy_levels(
+        set_png(self.levels_w, viz.energy_levels(
             r.mo_energy, s.n_occ, reference=s.pyscf_mo_energy,
             title=f"{s.mol.name or s.mol.formula} orbital energies"))
-        _set_png(self.convergence_w, viz.scf_convergence(r.energies, reference=s.pyscf_energy))
+        set_png(self.convergence_w, viz.scf_convergence(r.energies, reference=s.pyscf_energy))
         self._orbitals = OrbitalView(s.mol, s.basis, r.mo_coeff, s.n_occ - 1, r.mo_energy,
                                      s.n_occ, n=self.orbital_n)
         homo = s.n_occ - 1
@@ -292,11 +292,11 @@ class MoleculeExplorer:
         if self.view_mode_w.value == "3D":
             self.slice_w.layout.display = "none"
             self.orbital_out.layout.display = None
-            _set_output_html(self.orbital_out, ov.html(), ov.label)
+            set_output_html(self.orbital_out, ov.html(), ov.label)
         else:
             self.orbital_out.layout.display = "none"
             self.slice_w.layout.display = None
-            _set_png(self.slice_w, ov.slice_figure())
+            set_png(self.slice_w, ov.slice_figure())
 
     @property
     def orbital_view(self) -> Optional[OrbitalView]:

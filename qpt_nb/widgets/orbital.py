@@ -1,13 +1,13 @@
 """`OrbitalView`: one molecular orbital as 3Dmol.js isosurfaces, with a static fallback.
 
-    res = qpt_nb.scf.scf(mol, 'sto-3g', 'b3lyp5', grid_level=1)
+    res = qpt_nb.dft.scf.scf(mol, 'sto-3g', 'b3lyp5', grid_level=1)
     v = orbital_view(mol, res, 'homo', basis='sto-3g')     # displays in a notebook
     v.save_html('homo.html')                                # standalone page
     v.slice_figure()                                         # matplotlib fallback
 
-``mo_coeff`` must be in the input orientation of ``mol`` (as `qpt_nb.scf.scf`
+``mo_coeff`` must be in the input orientation of ``mol`` (as `qpt_nb.dft.scf.scf`
 returns it: its tensors use frame='input'), so it matches ``mol.to_pyscf(basis)``.
-Labels from `qpt_nb.reference` are in the canonical frame: pass
+Labels from `qpt_nb.dft.reference` are in the canonical frame: pass
 ``mol.canonical()`` with them.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .. import viz
-from ..viz import threedmol
+from qpt_nb import viz
+from qpt_nb.viz import threedmol
 
 __all__ = ["OrbitalView", "orbital_view", "resolve_orbital_index", "orbital_gallery",
            "molecule_view"]
@@ -257,8 +257,8 @@ def orbital_gallery(molecules, basis: str = "sto-3g", xc: str = "b3lyp5", grid_l
     ``static=True``).  Each cube has ``n^3`` points (32 keeps a gallery small).
     """
     import ipywidgets as W
-    from ..molecule import Molecule
-    from ..scf import scf
+    from qpt_nb.dft.molecule import Molecule
+    from qpt_nb.dft.scf import scf
     cells = []
     for m in molecules:
         mol = Molecule.builtin(m) if isinstance(m, str) else m
@@ -268,23 +268,23 @@ def orbital_gallery(molecules, basis: str = "sto-3g", xc: str = "b3lyp5", grid_l
             head = W.HTML(f"<b>{mol.name or mol.formula}</b> {ov.label}")
             if static:
                 body = W.Image(format="png")
-                _set_png(body, ov.slice_figure(figsize=(3.4, 2.8)))
+                set_png(body, ov.slice_figure(figsize=(3.4, 2.8)))
             else:
                 body = W.Output()
-                _set_output_html(body, ov.html(), ov.label)
+                set_output_html(body, ov.html(), ov.label)
             cells.append(W.VBox([head, body]))
     return W.GridBox(cells, layout=W.Layout(
         grid_template_columns=f"repeat({len(orbitals)}, {width + 20}px)"))
 
 
-def _set_png(image_widget, fig, dpi: int = 72):
+def set_png(image_widget, fig, dpi: int = 72):
     """Shows a matplotlib Figure in an ipywidgets Image at its natural pixel size."""
     w_in, _ = fig.get_size_inches()
     image_widget.value = viz.figure_png(fig, dpi=dpi)
     image_widget.width = str(int(round(w_in * dpi)))
 
 
-def _set_output_html(out, html: str, text: str = ""):
+def set_output_html(out, html: str, text: str = ""):
     """Replaces an ipywidgets Output's content with HTML (works from any thread)."""
     out.outputs = ({"output_type": "display_data",
                     "data": {"text/html": html, "text/plain": text or "3D view"},

@@ -1,6 +1,6 @@
 """`doctor()`: what is installed and how JAX is configured (run it first when something breaks).
 
-    >>> import qpt_nb.doctor; qpt_nb.doctor.doctor()          # doctest: +SKIP
+    >>> import qpt_nb.diagnostics; qpt_nb.diagnostics.doctor()          # doctest: +SKIP
     qpt_nb 0.1.0 doctor
       python              3.11.2
       jax                 0.10.2
@@ -53,14 +53,14 @@ def collect() -> dict:
     except Exception as exc:                                  # pragma: no cover - broken jax
         info["jax_error"] = f"{type(exc).__name__}: {exc}"
     try:
-        from .viz.threedmol import get_3dmol_js
+        from qpt_nb.viz.threedmol import get_3dmol_js
         src = get_3dmol_js()
         info["3dmol_js"] = src["path"] if src["kind"] == "inline" else src["url"]
         info["3dmol_js_kind"] = src["kind"]
     except Exception as exc:
         info["3dmol_js"] = f"error: {exc}"
         info["3dmol_js_kind"] = "error"
-    from .widgets import smoke_mode
+    from qpt_nb.settings import smoke_mode
     info["smoke_mode"] = smoke_mode()
     info["cpu_count"] = os.cpu_count()
     return info

@@ -10,7 +10,7 @@ import sys
 
 
 def _molecule(args):
-  from .molecule import Molecule
+  from qpt_nb.dft.molecule import Molecule
   if getattr(args, "xyz", None):
     return Molecule.from_xyz(args.xyz, charge=args.charge, spin=args.spin)
   mol = Molecule.builtin(args.molecule)
@@ -20,7 +20,7 @@ def _molecule(args):
   return mol
 
 
-def _add_molecule_args(p, default="uracil"):
+def add_molecule_args(p, default="uracil"):
   p.add_argument("--molecule", default=default, help="built-in molecule name (see `qpt-nb list`)")
   p.add_argument("--xyz", help="xyz file (Angstrom) instead of a built-in molecule")
   p.add_argument("--charge", type=int, default=0)
@@ -32,7 +32,7 @@ def _add_molecule_args(p, default="uracil"):
 
 def cmd_scf(args) -> int:
   """JAX SCF next to PySCF: energies, difference and timings."""
-  from .compare import compare_with_pyscf, format_comparison
+  from qpt_nb.dft.reference import compare_with_pyscf, format_comparison
   mol = _molecule(args)
   row = compare_with_pyscf(mol, args.basis, args.xc, args.grid_level, pyscf=not args.no_pyscf)
   print(format_comparison(row))
@@ -40,8 +40,8 @@ def cmd_scf(args) -> int:
 
 
 def cmd_list(args) -> int:
-  from .molecule import Molecule
-  from .xc import SUPPORTED
+  from qpt_nb.dft.molecule import Molecule
+  from qpt_nb.dft.xc import SUPPORTED
   print("molecules:   " + ", ".join(Molecule.builtins()))
   print("functionals: " + ", ".join(SUPPORTED))
   return 0
@@ -51,20 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="qpt-nb", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True)
   p = sub.add_parser("scf", help="run qpt_nb's JAX SCF (and PySCF beside it)")
-  _add_molecule_args(p)
+  add_molecule_args(p)
   p.add_argument("--no-pyscf", action="store_true", help="skip the PySCF reference")
   p.set_defaults(func=cmd_scf)
   p = sub.add_parser("list", help="built-in molecules and functionals")
   p.set_defaults(func=cmd_list)
   p = sub.add_parser("demo", help="the main job: label-free training on uracil, then metrics "
                                      "against PySCF")
-  _add_molecule_args(p)
+  add_molecule_args(p)
   p.add_argument("--no-pyscf", action="store_true", help="skip the PySCF evaluation")
-  from .train_cli import add_demo_args, run_demo
+  from qpt_nb.cli.train import add_demo_args, run_demo
   add_demo_args(p)
   p.set_defaults(func=run_demo)
   try:
-    from .train_cli import add_train_commands
+    from qpt_nb.cli.train import add_train_commands
     add_train_commands(sub)
   except ImportError:
     pass

@@ -20,8 +20,8 @@ Public API
     QPTInputs, position_gram, QPTConfig, PRESETS, get_config, make_qpt,
     count_params, bias_head_assignment, check_inputs, QPT (the hk.Module).
 
-Architecture (REFERENCE section 4 and the research code, with deviations marked)
----------------------------------------------------------------------------
+Architecture (arXiv 2402.04030 Sec. 3 and the research code, with deviations marked)
+-------------------------------------------------------------------------------------
 "Research code" = graphcore-research/pyscf-ipu, pyscf_ipu/direct/transformer.py.
 1. Token embedding: a learned d-vector per (element, AO index) pair, plus a
    Linear map of position features of the AO's atom: the 3 raw coordinates
@@ -94,6 +94,7 @@ reused as readout), and +8.7/+2.7/+1.0/+0.6 % over the paper's rounded labels
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple, Optional, Union
 
 import haiku as hk
@@ -380,3 +381,30 @@ def make_qpt(config: Union[str, QPTConfig]) -> hk.Transformed:
 def count_params(params) -> int:
     """Number of scalars in a parameter pytree (arrays or ShapeDtypeStructs)."""
     return int(sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+@functools.lru_cache(maxsize=None)
+def _transformed(config: QPTConfig) -> hk.Transformed:
+    return make_qpt(config)
+
+
+def network_fns(model: Union[str, QPTConfig] = "nano"):
+    """(init_fn, apply_fn) of a QPT preset or config, the pair the losses and the Trainer use.
+
+    ``init_fn(rng, batch)`` initialises from one conformer of a `QPTBatch` (batched
+    or not); ``apply_fn(params, inputs)`` maps one conformer's `QPTInputs` to W (N, N).
+    Both are the same objects for equal configs (cached), so they are stable keys
+    for ``jax.jit(static_argnums=...)``.
+    """
+    net = _transformed(get_config(model))
+    return _init_fn(net), net.apply
+
+
+@functools.lru_cache(maxsize=None)
+def _init_fn(net: hk.Transformed):
+    def init_fn(rng, batch):
+        inputs = batch.inputs
+        if batch.batched:
+            inputs = jax.tree_util.tree_map(lambda x: x[0], inputs)
+        return net.init(rng, inputs)
+    return init_fn

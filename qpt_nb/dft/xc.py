@@ -450,12 +450,17 @@ def _normalise(name: str) -> str:
     return "".join(str(name).split()).lower()
 
 
-def get_xc(name: str) -> XCFunctional:
-    """Look up a functional by PySCF name (case- and whitespace-insensitive).
+def get_xc(name) -> XCFunctional:
+    """Look up a functional by PySCF name (case- and whitespace-insensitive); an
+    `XCFunctional` is returned as it is, so every function can take either.
 
     Raises:
       ValueError: unknown/unsupported name; the message lists SUPPORTED.
     """
+    if isinstance(name, XCFunctional):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"xc must be a functional name such as 'b3lyp5', got {type(name).__name__}.")
     key = _normalise(name)
     key = _ALIASES.get(key, key)
     if key not in _TABLE:

@@ -22,13 +22,15 @@ from pathlib import Path
 
 import numpy as np
 from pyscf.data import elements as _elements
-from pyscf.lib import param as _param
 
-__all__ = ["Molecule", "principal_axes", "read_xyz_frames", "write_xyz_frames",
-           "BOHR", "MIN_DISTANCE_ANGSTROM"]
+from qpt_nb.dft.frames import principal_axes
+from qpt_nb.units import BOHR_ANGSTROM
 
-BOHR = _param.BOHR                      # Angstrom per Bohr, PySCF's value
-MIN_DISTANCE_ANGSTROM = 0.1             # closer atoms are rejected
+__all__ = ["Molecule", "read_xyz_frames", "write_xyz_frames", "MIN_DISTANCE_ANGSTROM"]
+
+# Any two atoms closer than this are rejected, in every geometry the toolkit accepts or
+# makes (xyz input, MD frames, samplers): shorter than any bond (H2: 0.74 Angstrom).
+MIN_DISTANCE_ANGSTROM = 0.5
 _SYMBOLS = tuple(_elements.ELEMENTS[1:])                 # index i -> Z = i + 1
 _Z_OF = {s.lower(): z for z, s in enumerate(_SYMBOLS, start=1)}
 _MASSES = np.asarray(_elements.MASSES, dtype=np.float64)  # standard atomic weights
@@ -100,53 +102,6 @@ def _check_coords(coords, n_atoms):
                     f"or duplicated?")
     xyz.setflags(write=False)
     return xyz
-
-
-def principal_axes(coords, masses):
-    """Centre of mass and principal axes of a point set (pure numpy).
-
-    Returns ``(center, R)``: ``center`` (3,) is the mass-weighted centre and the
-    columns of ``R`` (3, 3) are the principal axes, in order of ascending
-    principal moment; ``(coords - center) @ R`` are the coordinates in that frame.
-
-    Sign convention (deterministic, depends only on the shape, not on the
-    input orientation): for each of the first two axes ``k``
-      1. the mass-weighted third moment ``sum(m * x_k**3)`` is made positive;
-      2. if it is negligible (``< 1e-8 * M * L**3`` with M the total mass and L
-         the largest distance from the centre, e.g. by symmetry), the first atom
-         whose projection exceeds ``1e-6 * L`` gets a positive projection;
-      3. if every projection is negligible the eigensolver's sign is kept.
-    The third axis is ``R[:, 0] x R[:, 1]``, so ``det(R) = +1`` always and the
-    transformation is a proper rotation (chirality is preserved); the sign of
-    the third moment along axis 3 is therefore not controlled.
-
-    Invariance guarantee: for an asymmetric top (three distinct moments, relative
-    gaps well above 1e-8) whose first two axes are fixed by rules 1-2, a rotated
-    and translated copy yields the same frame coordinates to round-off.  For
-    symmetric/spherical tops (degenerate moments: NH3, CH4, benzene) and linear
-    molecules the axes within a degenerate subspace are arbitrary.
-    """
-    x = np.asarray(coords, dtype=np.float64).reshape(-1, 3)
-    m = np.asarray(masses, dtype=np.float64).reshape(-1)
-    if len(m) != len(x) or len(x) == 0 or not np.all(m > 0):
-        raise ValueError("principal_axes needs one positive mass per atom")
-    center = (m[:, None] * x).sum(0) / m.sum()
-    r = x - center
-    inertia = (m * (r * r).sum(1)).sum() * np.eye(3) - np.einsum("i,ij,ik->jk", m, r, r)
-    _, vecs = np.linalg.eigh(inertia)
-    length = max(float(np.sqrt((r * r).sum(1)).max()), 1e-300)
-    axes = [vecs[:, 0], vecs[:, 1]]
-    for k in range(2):
-        proj = r @ axes[k]
-        third = float((m * proj ** 3).sum())
-        if abs(third) > 1e-8 * m.sum() * length ** 3:
-            sign = np.sign(third)
-        else:
-            big = np.flatnonzero(np.abs(proj) > 1e-6 * length)
-            sign = np.sign(proj[big[0]]) if len(big) else 1.0
-        axes[k] = axes[k] * sign
-    rot = np.column_stack([axes[0], axes[1], np.cross(axes[0], axes[1])])
-    return center, rot
 
 
 # ----------------------------------------------------------------------------- xyz parsing
@@ -321,9 +276,9 @@ class Molecule:
 
     @property
     def coords_bohr(self):
-        """(n, 3) in Bohr, computed as PySCF does (times 1/BOHR): bitwise equal to
+        """(n, 3) in Bohr, computed as PySCF does (times 1/BOHR_ANGSTROM): bitwise equal to
         ``self.to_pyscf(basis).atom_coords()``."""
-        return self.coords_angstrom * (1.0 / BOHR)
+        return self.coords_angstrom * (1.0 / BOHR_ANGSTROM)
 
     @property
     def n_electrons(self):

@@ -11,7 +11,7 @@
 
 Every run returns a `PaperRun`: history (wall_s = training seconds), label_seconds
 (labelling before training; 0 for label-free), metrics and per-conformer rows of
-`qpt_nb.evaluate.evaluate`, or `error` when the run could not be done.
+`qpt_nb.analysis.evaluation.evaluate`, or `error` when the run could not be done.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["PaperRun", "find_runs", "project_root", "label_free_run", "label_then_train_run",
+__all__ = ["PaperRun", "find_runs", "label_free_run", "label_then_train_run",
            "training_conformers", "LABELLING_FILE"]
 
 LABELLING_FILE = "labelling.json"
@@ -65,9 +65,8 @@ def _kind(loss: str) -> str:
 
 
 def _read_run(path: Path) -> Optional[PaperRun]:
-    from ..evaluate import read_rows
-    from ..report import read_history
-    from ..train import TrainConfig
+    from qpt_nb.analysis.runs import read_history, read_rows
+    from qpt_nb.learn.train import TrainConfig
     try:
         cfg = TrainConfig.from_json(json.loads((path / "config.json").read_text()))
     except (OSError, ValueError, TypeError):
@@ -91,16 +90,6 @@ def _read_run(path: Path) -> Optional[PaperRun]:
     return run
 
 
-def project_root(start=None) -> Path:
-    """The folder holding ``pyproject.toml`` above ``start`` (default: the current
-    directory, e.g. ``notebooks/``), else ``start`` itself."""
-    here = Path(start or Path.cwd()).resolve()
-    for p in (here, *here.parents):
-        if (p / "pyproject.toml").is_file():
-            return p
-    return here
-
-
 def find_runs(molecule: str = "uracil", basis: Optional[str] = None, *,
               grid_level: Optional[int] = None, xc: Optional[str] = None,
               roots=None, max_depth: int = 3) -> dict:
@@ -109,6 +98,7 @@ def find_runs(molecule: str = "uracil", basis: Optional[str] = None, *,
     ``roots`` (default: ``runs/`` and ``bench/results/`` of the project); missing
     kinds are absent."""
     if roots is None:
+        from qpt_nb.analysis.runs import project_root
         top = project_root()
         roots = (top / "runs", top / "bench" / "results")
     found = []
@@ -139,21 +129,20 @@ def training_conformers(config, n_steps: int) -> list:
     """The conformers a `Trainer` with ``config`` consumes in ``n_steps`` steps: its
     fixed data set (``config.dataset_size`` > 0) or the first conformers of its
     seeded stream (plus the prefetch queue), so their labels can be made first."""
-    from ..conformers import ConformerStream
-    from ..evaluate import sampler_kwargs
+    from qpt_nb.learn.conformers import ConformerStream
     if getattr(config, "dataset_size", 0):
         n = int(config.dataset_size)
     else:
         n = (math.ceil(int(n_steps) / config.reuse) + config.queue_size + 1) * config.batch_size
     stream = ConformerStream(config.molecule_object(), config.sampler, seed=config.seed,
-                             **sampler_kwargs(config))
+                             **config.sampler_kwargs())
     return [next(stream) for _ in range(n)]
 
 
 def _train(run: PaperRun, n_steps: int, test_set, labels, monitor_every: int, run_dir,
            progress: bool):
-    from ..evaluate import evaluate, make_monitor
-    from ..train import Trainer
+    from qpt_nb.analysis.evaluation import evaluate, make_monitor
+    from qpt_nb.learn.train import Trainer
     tr = Trainer(run.config, run_dir)
     try:
         if test_set:
@@ -209,8 +198,8 @@ def label_then_train_run(config, n_steps: int, test_set=(), labels=None, *,
     The Trainer must attach the labels to its batches (``ref_fock``); if it cannot,
     the run's ``error`` says so and only the labelling time is reported.
     """
-    from ..reference import label_many
-    from ..tensors import choose_eri_kind
+    from qpt_nb.dft.reference import label_many
+    from qpt_nb.dft.tensors import choose_eri_kind
     config = dataclasses.replace(config, loss="supervised")
     if n_labels:
         if not hasattr(config, "dataset_size"):

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from qpt_nb import settings
+
 # option name -> TrainConfig field, for options that map one to one
 _FIELDS = dict(molecule="molecule", charge="charge", spin="spin", basis="basis", xc="xc",
                grid_level="grid_level", eri="eri", model="model", loss="loss", sampler="sampler",
@@ -88,44 +90,19 @@ def add_train_commands(sub) -> None:
 
 
 def add_demo_args(p) -> None:
-  """Configures a 'demo' parser for `run_demo` (works after `cli._add_molecule_args`:
-  existing options are kept, but --molecule/--grid-level etc. default to the demo's)."""
-  have = set(getattr(p, "_option_string_actions", {}))
-  for flag, kw in (("--molecule", {}), ("--xyz", {}), ("--basis", {}), ("--xc", {}),
-                   ("--grid-level", dict(type=int)), ("--model", {}), ("--steps", dict(type=int)),
-                   ("--minutes", dict(type=float)), ("--n-test", dict(type=int)), ("--out", {}),
-                   ("--cache-dir", {}), ("--no-pyscf", dict(action="store_true"))):
-    if flag not in have:
-      p.add_argument(flag, **kw)
+  """Adds the demo's own options to a parser that already has the molecule options
+  (`qpt_nb.cli.main.add_molecule_args`); --molecule, --basis, --xc and --grid-level then
+  default to None, meaning the demo's choice (`DEMO`)."""
+  p.add_argument("--model", help="QPT preset (default: the demo's)")
+  p.add_argument("--steps", type=int, help="optimiser steps (default: the demo's)")
+  p.add_argument("--minutes", type=float, help="training time cap in minutes")
+  p.add_argument("--n-test", type=int, help="test conformers evaluated against PySCF")
+  p.add_argument("--out", help="run directory (default runs/demo-MOLECULE-TIME)")
+  p.add_argument("--cache-dir", help="PySCF label cache (default $QPT_NB_CACHE/labels)")
   p.set_defaults(molecule=None, basis=None, xc=None, grid_level=None)
 
 
 # ----------------------------------------------------------------------------- helpers
-def enable_compile_cache():
-  """Turns on JAX's persistent compilation cache for the command line (once).
-
-  A resumed run or a second `evaluate` then skips the 5-15 s XLA compiles.
-  Folder: ``$QPT_NB_JAX_CACHE`` or ``~/.cache/qpt_nb/jax``; ``QPT_NB_JAX_CACHE=0``
-  disables it, and a folder already configured (jax_compilation_cache_dir) is kept.
-  Returns the folder in use, or None.
-  """
-  import jax
-  env = os.environ.get("QPT_NB_JAX_CACHE", "")
-  if env.lower() in ("0", "off", "no", "false"):
-    return None
-  current = jax.config.jax_compilation_cache_dir
-  if current:
-    return current
-  path = Path(env).expanduser() if env else Path.home() / ".cache" / "qpt_nb" / "jax"
-  try:
-    path.mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    from jax.experimental.compilation_cache import compilation_cache
-    compilation_cache.reset_cache()     # re-read the folder even after earlier compiles
-  except Exception:                     # an unwritable folder or an older JAX: no cache
-    return None
-  return str(path)
 
 
 def _check_int(name, value, low=0):
@@ -134,7 +111,7 @@ def _check_int(name, value, low=0):
 
 
 def _xyz_text(path) -> str:
-  from .molecule import Molecule
+  from qpt_nb.dft.molecule import Molecule
   p = Path(path)
   if not p.is_file():
     raise FileNotFoundError(f"No xyz file {path}.")
@@ -154,9 +131,9 @@ def _overrides(args) -> dict:
 
 def _check_sampler(name):
   if name == "md":
-    from .conformers import _require_md
+    from qpt_nb.learn.conformers import require_md
     try:
-      _require_md()
+      require_md()
     except ImportError as exc:
       raise ValueError(str(exc)) from None
 
@@ -164,20 +141,24 @@ def _check_sampler(name):
 def _test_data(config, n, *, seed, cache_dir, progress):
   """(test_set, labels): n conformers of the run's molecule (its sampler, test seed)
   and their PySCF labels (canonical frame, cached)."""
-  from .evaluate import TEST_SEED, make_test_set, sampler_kwargs
-  from .reference import label_many
-  from .tensors import choose_eri_kind
+  from qpt_nb.analysis.evaluation import TEST_SEED, make_test_set
+  from qpt_nb.dft.reference import label_many
+  from qpt_nb.dft.tensors import choose_eri_kind
   mol = config.molecule_object()
   test = make_test_set(mol, n, sampler=config.sampler, seed=TEST_SEED if seed is None else seed,
-                       **sampler_kwargs(config))
+                       **config.sampler_kwargs())
   kind = choose_eri_kind(mol.to_pyscf(config.basis).nao_nr(), config.eri)
   labels = label_many(test, config.basis, config.xc, config.grid_level, eri_kind=kind,
                       cache_dir=cache_dir, progress=progress)
   return test, labels
 
 
-def _train_loop(trainer, target, *, progress, minutes=None, chunk=10):
-  """Runs `trainer` up to step `target` (or until `minutes` are spent) with a tqdm bar."""
+def _train_loop(trainer, target, *, progress, minutes=None):
+  """Runs `trainer` up to step `target` (or until `minutes` are spent) with a tqdm bar.
+
+  One `Trainer.run` call (it checkpoints every `checkpoint_every` steps and at the
+  end); Ctrl-C saves a checkpoint first. Returns the wall-clock seconds it took.
+  """
   from tqdm.auto import tqdm
   bar = tqdm(total=target, initial=trainer.step, desc="train", unit="step", disable=not progress,
              dynamic_ncols=True)
@@ -194,14 +175,8 @@ def _train_loop(trainer, target, *, progress, minutes=None, chunk=10):
 
   t0 = time.perf_counter()
   try:
-    while trainer.step < target:
-      if minutes is not None and time.perf_counter() - t0 > 60.0 * minutes:
-        print(f"time budget of {minutes} min reached at step {trainer.step}", file=sys.stderr)
-        break
-      # with a time budget, run in chunks to check the clock; otherwise in one call
-      # (the Trainer checkpoints every `checkpoint_every` steps and at the end)
-      left = target - trainer.step
-      trainer.run(left if minutes is None else min(chunk, left), callback)
+    trainer.run(max(target - trainer.step, 0), callback,
+                max_seconds=None if minutes is None else 60.0 * minutes)
   except KeyboardInterrupt:
     bar.close()
     if trainer.run_dir is not None:
@@ -211,13 +186,15 @@ def _train_loop(trainer, target, *, progress, minutes=None, chunk=10):
     raise
   finally:
     bar.close()
+  if minutes is not None and trainer.step < target:
+    print(f"time budget of {minutes} min reached at step {trainer.step}", file=sys.stderr)
   return time.perf_counter() - t0
 
 
 def _finish(trainer, out, test_set, labels, *, cache_dir, progress, seed):
   """Writes plots, evaluates (if a test set is given) and prints the summary."""
-  from .evaluate import TEST_SEED, evaluate
-  from .report import save_run_plots
+  from qpt_nb.analysis.evaluation import TEST_SEED, evaluate
+  from qpt_nb.viz.plots import save_run_plots
   tm = trainer.timing
   steady = (tm["steps"] - 1) / max(tm["step_s"] - tm["compile_s"], 1e-9) if tm["steps"] > 1 else 0.0
   print(f"run dir: {out}  (step {trainer.step}, {trainer.n_params:,} parameters, "
@@ -244,8 +221,9 @@ def _finish(trainer, out, test_set, labels, *, cache_dir, progress, seed):
 # ----------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
   """`qpt-nb train`: fresh or resumed label-free training, then evaluation."""
-  from .train import CHECKPOINT, TrainConfig, Trainer, load_run
-  enable_compile_cache()
+  from qpt_nb.analysis.runs import load_run
+  from qpt_nb.learn.train import CHECKPOINT, TrainConfig, Trainer
+  settings.enable_compile_cache()
   _check_int("--steps", args.steps)
   _check_int("--n-test", args.n_test)
   _check_int("--monitor-every", args.monitor_every)
@@ -262,7 +240,7 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     if not out.is_dir():
       raise FileNotFoundError(f"--resume: no run directory {out}.")
-    saved, _ = load_run(out)                                   # CheckpointError if missing
+    saved, _, _ = load_run(out)                                   # CheckpointError if missing
     config = dataclasses.replace(saved, **over)
     config.molecule_object()
     _check_sampler(config.sampler)
@@ -292,7 +270,7 @@ def cmd_train(args) -> int:
     test_set, labels = _test_data(config, args.n_test, seed=args.test_seed,
                                   cache_dir=args.cache_dir, progress=progress)
     if args.monitor_every:
-      from .evaluate import make_monitor
+      from qpt_nb.analysis.evaluation import make_monitor
       k = min(args.monitor_n, len(test_set))
       trainer.monitor = make_monitor(config, test_set[:k], labels[:k])
       trainer.monitor_every = args.monitor_every
@@ -306,11 +284,13 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
   """`qpt-nb evaluate`: metrics of a saved run against PySCF, written into the run dir."""
-  from .checkpoint import save_json
-  from .evaluate import TEST_SEED, evaluate, guess_speedup, resolve_model
+  from qpt_nb.fileio import save_json
+  from qpt_nb.analysis.evaluation import TEST_SEED, evaluate
+  from qpt_nb.analysis.guesses import guess_speedup
+  from qpt_nb.analysis.runs import resolve_model
   _check_int("--n-test", args.n_test, 1)
   _check_int("--guess", args.guess)
-  enable_compile_cache()
+  settings.enable_compile_cache()
   run = Path(args.run)
   if not run.is_dir():
     raise FileNotFoundError(f"No run directory {run}.")
@@ -343,9 +323,9 @@ def run_demo(args) -> int:
   (about 3-5 min on 2 CPU cores, mostly PySCF labels the first time; they are
   cached). ``QPT_NB_SMOKE=1`` uses `DEMO_SMOKE` (water, 8 steps, under a minute).
   """
-  from .train import TrainConfig, Trainer
-  enable_compile_cache()
-  smoke = os.environ.get("QPT_NB_SMOKE", "") not in ("", "0")
+  from qpt_nb.learn.train import TrainConfig, Trainer
+  settings.enable_compile_cache()
+  smoke = settings.smoke_mode()
   d = dict(DEMO_SMOKE if smoke else DEMO)
   for k in ("molecule", "basis", "xc", "grid_level", "model", "steps", "minutes", "n_test"):
     if getattr(args, k, None) is not None and not (smoke and k == "molecule"):
@@ -379,7 +359,7 @@ def run_demo(args) -> int:
                                   cache_dir=cache_dir, progress=True)
   trainer = Trainer(config, out)
   if labels and d["monitor_n"]:
-    from .evaluate import make_monitor
+    from qpt_nb.analysis.evaluation import make_monitor
     k = min(d["monitor_n"], len(test_set))
     trainer.monitor = make_monitor(config, test_set[:k], labels[:k])
     trainer.monitor_every = max(d["steps"] // 6, 1)

@@ -1,4 +1,4 @@
-"""The QPT 'sandwich': DFT iterations around a predicted Hamiltonian (REFERENCE section 1).
+"""The QPT 'sandwich': DFT iterations around a predicted Hamiltonian (arXiv 2402.04030, Sec. 3).
 
 Pure physics; knows nothing about the network. With H = H_init + W:
 
@@ -9,7 +9,7 @@ Pure physics; knows nothing about the network. With H = H_init + W:
 
 `refine` generalises this to `n_refine` eigen-solves (n_refine = 3 above), the
 mix applied at the second one.  Gradients flow through every eigen-solve
-(`qpt_nb.linalg.eigh_guarded`).
+(`qpt_nb.dft.linalg.eigh_guarded`).
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .energy import XCLike, _xc, coulomb, energy, energy_and_fock, exchange, xc_potential
-from .linalg import density_from_fock
-from .tensors import DFTTensors
+from qpt_nb.dft.kohn_sham import XCLike, coulomb, energy, energy_and_fock, exchange, xc_potential
+from qpt_nb.dft.linalg import density_from_fock
+from qpt_nb.dft.tensors import DFTTensors
+from qpt_nb.dft.xc import get_xc
 
 
 class InitialIteration(NamedTuple):
@@ -37,20 +38,20 @@ class InitialIteration(NamedTuple):
 
 def initial_iteration(t: DFTTensors, xc: XCLike = "b3lyp5") -> InitialIteration:
   """One DFT iteration from `t.dm0` (PySCF's minao guess): H_init = F[D0] and its parts."""
-  f = _xc(xc)
+  func = get_xc(xc)
   d0 = t.dm0
   j, k = coulomb(d0, t), exchange(d0, t)
-  v = xc_potential(d0, t, f)
-  return InitialIteration(d0, j, k, v, t.hcore + j - 0.5 * f.hyb * k + v)
+  v = xc_potential(d0, t, func)
+  return InitialIteration(d0, j, k, v, t.hcore + j - 0.5 * func.hyb * k + v)
 
 
 def mix_schedule(n_refine: int, mix: float = 0.5, mix_at: int = 2) -> jnp.ndarray:
-  """Weights w_k (n_refine - 1,) of the new density at eigen-solves 2..n_refine:
-  D_k = w_k aufbau(F[D_{k-1}]) + (1 - w_k) D_{k-1}; w = 1 - mix at solve `mix_at`."""
-  w = jnp.ones(max(n_refine - 1, 0))
+  """Weights alpha_k (n_refine - 1,) of the new density at eigen-solves 2..n_refine:
+  D_k = alpha_k aufbau(F[D_{k-1}]) + (1 - alpha_k) D_{k-1}; alpha = 1 - mix at solve `mix_at`."""
+  alpha = jnp.ones(max(n_refine - 1, 0))
   if 2 <= mix_at <= n_refine:
-    w = w.at[mix_at - 2].set(1.0 - mix)
-  return w
+    alpha = alpha.at[mix_at - 2].set(1.0 - mix)
+  return alpha
 
 
 def refine(h, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *,
@@ -61,12 +62,12 @@ def refine(h, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *,
   """
   if n_refine < 1:
     raise ValueError(f"n_refine must be >= 1, got {n_refine}.")
-  f = _xc(xc)
+  func = get_xc(xc)
   d1 = density_from_fock(h, t.orthogonalizer, t.n_occ)
 
-  def step(d, w):
-    d_new = density_from_fock(energy_and_fock(d, t, f)[1], t.orthogonalizer, t.n_occ)
-    return w * d_new + (1.0 - w) * d, None
+  def step(d, alpha):
+    d_new = density_from_fock(energy_and_fock(d, t, func)[1], t.orthogonalizer, t.n_occ)
+    return alpha * d_new + (1.0 - alpha) * d, None
 
   d, _ = jax.lax.scan(step, d1, mix_schedule(n_refine, mix, mix_at))
   return d
@@ -79,8 +80,8 @@ def sandwich_energy(w, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, 
   W = 0 gives the plain n-iteration DFT sandwich (the untrained baseline).
   Returns (energy, density D_n).
   """
-  f = _xc(xc)
+  func = get_xc(xc)
   if h_init is None:
-    h_init = initial_iteration(t, f).h_init
-  d = refine(h_init + 0.5 * (w + w.T), t, f, n_refine, mix=mix)
-  return energy(d, t, f), d
+    h_init = initial_iteration(t, func).h_init
+  d = refine(h_init + 0.5 * (w + w.T), t, func, n_refine, mix=mix)
+  return energy(d, t, func), d

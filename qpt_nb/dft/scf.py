@@ -21,9 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .energy import XCLike, _xc, energy_and_fock, energy_and_fock_jit
-from .linalg import solve_fock
-from .tensors import DFTTensors, dft_tensors
+from qpt_nb.dft.kohn_sham import XCLike, energy_and_fock, energy_and_fock_jit
+from qpt_nb.dft.linalg import solve_fock
+from qpt_nb.dft.tensors import DFTTensors, dft_tensors
+from qpt_nb.dft.xc import get_xc
 
 
 @dataclasses.dataclass
@@ -133,7 +134,7 @@ def scf_fixed(t: DFTTensors, xc: XCLike = "b3lyp5", n_iter: int = 30, *,
   if n_iter < 1:
     raise ValueError(f"n_iter must be >= 1, got {n_iter}.")
   dm0 = t.dm0 if dm0 is None else jnp.asarray(dm0)
-  return _scf_fixed(t, dm0, _xc(xc), int(n_iter), int(diis_space))
+  return _scf_fixed(t, dm0, get_xc(xc), int(n_iter), int(diis_space))
 
 
 @functools.partial(jax.jit, static_argnums=(2,))
@@ -166,7 +167,7 @@ def scf_loop(t: DFTTensors, xc: XCLike = "b3lyp5", *, conv_tol: float = 1e-10,
   (default sqrt(conv_tol), PySCF's default). `callback(info)` is called once per
   iteration with keys 'iteration', 'energy', 'delta_e', 'error'.
   """
-  f_xc = _xc(xc)
+  f_xc = get_xc(xc)
   tol_grad = np.sqrt(conv_tol) if conv_tol_grad is None else conv_tol_grad
   d = t.dm0 if dm0 is None else jnp.asarray(dm0)
   diis, energies, e_prev, converged = _DIIS(diis_space), [], None, False
@@ -204,7 +205,7 @@ def scf(mol, basis: str = "def2-svp", xc: XCLike = "b3lyp5", grid_level: int = 3
     mol: `qpt_nb.Molecule` (closed shell).
     basis: PySCF basis name.  xc: 'hf', 'lda,vwn', 'pbe', 'b3lyp5' or 'b3lyp'.
     grid_level: PySCF grid level.  conv_tol: energy convergence (Hartree).
-    eri: 'auto' | 'dense' | 'df' (see `qpt_nb.tensors`).
+    eri: 'auto' | 'dense' | 'df' (see `qpt_nb.dft.tensors`).
     callback: called with a dict per iteration.
 
   Example:
@@ -212,7 +213,7 @@ def scf(mol, basis: str = "def2-svp", xc: XCLike = "b3lyp5", grid_level: int = 3
     >>> round(res.energy, 6)                                                     # doctest: +SKIP
     -75.312527  # PySCF's dft.RKS(mol, xc='b3lyp5') gives the same to 1e-8
   """
-  f_xc = _xc(xc)
+  f_xc = get_xc(xc)
   timings = {}
   t0 = time.perf_counter()
   t = dft_tensors(mol, basis, grid_level, eri=eri, auxbasis=auxbasis, xc=f_xc.name, timings=timings)

@@ -21,16 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from qpt_nb import settings
+from qpt_nb.dft.molecule import MIN_DISTANCE_ANGSTROM
+from qpt_nb.units import AMU_IN_ME, ANGSTROM_BOHR, HARTREE_IN_CM1, KB_HARTREE_PER_K
+
 __all__ = ["wiggle", "normal_mode_sample", "md_trajectory", "vibrational_modes",
            "VibrationalModes", "compute_hessian", "rmsd", "min_distance", "SAMPLERS",
-           "ConformerStream", "make_sampler", "derive_seed", "cache_dir"]
+           "ConformerStream", "make_sampler", "derive_seed"]
 
 SAMPLERS = ("wiggle", "normal_modes", "md")
-BOHR_PER_ANGSTROM = 1.0 / 0.52917721092     # PySCF's BOHR
-KB_HARTREE_PER_K = 3.166811563e-6
-AMU_IN_ME = 1822.888486209                  # atomic mass unit / electron mass
-HARTREE_IN_CM1 = 219474.6313632
-MIN_DISTANCE_ANGSTROM = 0.5                 # MD frames with closer atoms are an error
 MD_INSTALL_HINT = "pip install 'qpt_nb[md]'  (installs tblite and ase)"
 
 
@@ -84,7 +83,7 @@ def rmsd(coords, ref, *, masses=None, align=True):
 def wiggle(mol, n, *, sigma=None, seed=0, variance=None, atoms=None) -> np.ndarray:
     """``coords + N(0, sigma^2)`` on every Cartesian component. sigma: std in Angstrom
     (default 0.05, what the research code did). variance: alternative, Angstrom^2 (the
-    REFERENCE's literal "variance 0.05" is ``variance=0.05``: std 0.224 Angstrom). atoms:
+    The research code's "wiggle variance 0.05" (graphcore-research/pyscf-ipu, train.py ``-wiggle_var``) is ``variance=0.05``: std 0.224 Angstrom). atoms:
     indices of the atoms to perturb (research code: 0, 1, 2 only); default all."""
     n = _check_int(n, "n", 1)
     if sigma is not None and variance is not None:
@@ -104,12 +103,6 @@ def wiggle(mol, n, *, sigma=None, seed=0, variance=None, atoms=None) -> np.ndarr
 _HESSIAN_MEMO: dict[str, np.ndarray] = {}
 
 
-def cache_dir() -> Path:
-    """``$QPT_NB_CACHE`` if set, else ``~/.cache/qpt_nb``."""
-    env = os.environ.get("QPT_NB_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "qpt_nb"
-
-
 def _import_tblite():
     """Import tblite with OpenMP pinned to ``$QPT_NB_TBLITE_THREADS`` (default 1) threads.
 
@@ -119,7 +112,7 @@ def _import_tblite():
     if sys.modules.get("tblite.interface") is not None:
         return sys.modules["tblite.interface"]
     old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = os.environ.get("QPT_NB_TBLITE_THREADS", "1")
+    os.environ["OMP_NUM_THREADS"] = settings.tblite_threads()
     try:
         import tblite.interface
     finally:
@@ -131,7 +124,7 @@ def _import_tblite():
 
 
 def _hessian_tblite(mol, method: str, step_bohr: float = 5e-3) -> np.ndarray:
-    x0 = _coords(mol) * BOHR_PER_ANGSTROM
+    x0 = _coords(mol) * ANGSTROM_BOHR
     name = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}[method]
     calc = _import_tblite().Calculator(name, np.asarray(mol.atomic_numbers), x0,
                                        charge=float(mol.charge), uhf=int(mol.spin))
@@ -167,7 +160,7 @@ def compute_hessian(mol, method: str = "auto", *, use_cache: bool = True) -> np.
     method: "auto" (= "gfn2-xtb" if tblite is installed, else "rhf/sto-3g"), "gfn2-xtb" /
     "gfn1-xtb" (central differences of tblite's analytic gradients, step 0.005 Bohr) or
     "rhf/sto-3g" (PySCF analytic Hessian; UHF for spin > 0). Cached in memory and as
-    ``cache_dir()/hessians/<sha256>.npy`` keyed by method, elements, coords, charge, spin."""
+    ``settings.cache_dir("hessians")/<sha256>.npy`` keyed by method, elements, coords, charge, spin."""
     m = str(method).lower().replace("_", "-")
     if m == "auto":
         try:
@@ -180,7 +173,7 @@ def compute_hessian(mol, method: str = "auto", *, use_cache: bool = True) -> np.
                                int(mol.charge), int(mol.spin))).encode()).hexdigest()[:32]
     if use_cache and key in _HESSIAN_MEMO:
         return _HESSIAN_MEMO[key].copy()
-    path, hess = cache_dir() / "hessians" / f"{key}.npy", None
+    path, hess = settings.cache_dir("hessians") / f"{key}.npy", None
     if use_cache and path.is_file():
         try:
             hess = np.load(path)
@@ -241,7 +234,7 @@ def vibrational_modes(mol, hessian=None, *, min_wavenumber=50.0, method="auto"):
     h = (h.transpose(0, 2, 1, 3) if h.ndim == 4 else h).reshape(n3, n3)
     inv_sm = 1.0 / np.sqrt(np.repeat(masses, 3))
     hmw = 0.5 * (h + h.T) * inv_sm[:, None] * inv_sm[None, :]
-    rigid = _rigid_basis(_coords(mol) * BOHR_PER_ANGSTROM, masses)
+    rigid = _rigid_basis(_coords(mol) * ANGSTROM_BOHR, masses)
     comp = np.linalg.qr(rigid, mode="complete")[0][:, rigid.shape[1]:]   # (3N, 3N-6)
     w, u = np.linalg.eigh(comp.T @ hmw @ comp)
     wn = np.sign(w) * np.sqrt(np.abs(w) / AMU_IN_ME) * HARTREE_IN_CM1
@@ -255,7 +248,7 @@ def _sample_modes(mol, vib: VibrationalModes, n, temperature, seed):
     q = rng.standard_normal((_check_int(n, "n", 1), vib.n_modes)) * np.sqrt(kt / vib.eigenvalues)
     dx = (q @ vib.modes.T) / np.sqrt(np.repeat(vib.masses, 3))[None]   # Bohr, (n, 3N)
     x0 = _coords(mol)
-    return x0[None] + dx.reshape(-1, *x0.shape) / BOHR_PER_ANGSTROM
+    return x0[None] + dx.reshape(-1, *x0.shape) / ANGSTROM_BOHR
 
 
 def normal_mode_sample(mol, n, *, temperature=300.0, seed=0, hessian=None,
@@ -269,7 +262,7 @@ def normal_mode_sample(mol, n, *, temperature=300.0, seed=0, hessian=None,
     return _sample_modes(mol, vib, n, temperature, seed)
 
 
-def _require_md():
+def require_md():
     try:
         import ase  # noqa: F401
         _import_tblite()
@@ -288,7 +281,7 @@ class _MDRunner:
         self.stride = _check_int(stride, "stride", 1)
         self._todo_equil = _check_int(equilibration, "equilibration", 0)
         seed = _check_int(seed, "seed")
-        _require_md()
+        require_md()
         from ase import Atoms, units
         from ase.constraints import FixCom
         from ase.md import velocitydistribution as vd
@@ -351,7 +344,7 @@ def make_sampler(name, mol, **kw):
         vib = vibrational_modes(mol, kw.pop("hessian", None), **kw)
         return lambda n, seed=0: _sample_modes(mol, vib, n, t, seed)
     if name == "md":
-        _require_md()
+        require_md()
         return lambda n, seed=0: md_trajectory(mol, n, seed=seed, **kw)
     raise ValueError(f"unknown sampler {name!r}; choose one of {SAMPLERS}")
 

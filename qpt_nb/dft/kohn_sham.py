@@ -13,8 +13,8 @@ with a_x the exact-exchange fraction of the functional.  The Fock (Kohn-Sham)
 matrix is F = dE/dD (automatic differentiation), which equals PySCF's
 ``mf.get_fock(dm=D)`` for a symmetric D.  All energies in Hartree.
 
-Functions take the functional as a name or `qpt_nb.xc.XCFunctional` and the
-per-geometry tensors as `qpt_nb.tensors.DFTTensors`; they are pure and jittable
+Functions take the functional as a name or `qpt_nb.dft.xc.XCFunctional` and the
+per-geometry tensors as `qpt_nb.dft.tensors.DFTTensors`; they are pure and jittable
 (pass the functional as a static argument when jitting).
 """
 from __future__ import annotations
@@ -25,14 +25,10 @@ from typing import Union
 import jax
 import jax.numpy as jnp
 
-from .tensors import DFTTensors
-from .xc import XCFunctional, get_xc
+from qpt_nb.dft.tensors import DFTTensors
+from qpt_nb.dft.xc import XCFunctional, get_xc
 
 XCLike = Union[str, XCFunctional]
-
-
-def _xc(xc: XCLike) -> XCFunctional:
-  return xc if isinstance(xc, XCFunctional) else get_xc(xc)
 
 
 def coulomb(density, t: DFTTensors):
@@ -52,25 +48,6 @@ def exchange(density, t: DFTTensors):
   return jnp.einsum("pil,pjl->ij", bd, t.eri)  # sum_P B_P D B_P^T
 
 
-def density_on_grid(density, t: DFTTensors):
-  """rho (G,) in electrons/Bohr^3 and, with AO gradients, sigma = |grad rho|^2 (G,).
-
-  rho_g = sum_ij D_ij phi_i(g) phi_j(g);  grad rho_g = 2 sum_ij D_ij grad phi_i(g) phi_j(g).
-  Returns (rho, sigma) with sigma None when `t.ao` has no gradient rows.
-  """
-  rho, grad = _rho_and_gradient(density, t)
-  return rho, None if grad is None else jnp.sum(grad * grad, axis=0)
-
-
-def _rho_and_gradient(density, t: DFTTensors):
-  """rho (G,) and grad rho (3, G) (None without AO gradients)."""
-  phi_d = t.ao[0] @ density                      # (G, N)
-  rho = jnp.einsum("gi,gi->g", phi_d, t.ao[0])
-  if t.ao.shape[0] < 4:
-    return rho, None
-  return rho, 2.0 * jnp.einsum("xgi,gi->xg", t.ao[1:4], phi_d)
-
-
 def xc_energy(density, t: DFTTensors, xc: XCLike):
   """E_xc[rho_D] (Hartree) by quadrature on the grid; 0 for Hartree-Fock.
 
@@ -78,13 +55,13 @@ def xc_energy(density, t: DFTTensors, xc: XCLike):
   `xc_energy_and_potential`, so jax.grad gives V_xc at the cost of one extra
   grid matmul, and higher derivatives (the XC kernel) work through it.
   """
-  f = _xc(xc)
-  if f.family == "hf":
+  func = get_xc(xc)
+  if func.family == "hf":
     return jnp.zeros((), density.dtype)
-  if f.needs_gradient and t.ao.shape[0] < 4:
-    raise ValueError(f"Functional {f.name!r} needs AO gradients: build the tensors with xc={f.name!r} "
+  if func.needs_gradient and t.ao.shape[0] < 4:
+    raise ValueError(f"Functional {func.name!r} needs AO gradients: build the tensors with xc={func.name!r} "
                      "or without xc=.")
-  return _xc_energy(density, t, f)
+  return _xc_energy(density, t, func)
 
 
 def xc_energy_and_potential(density, t: DFTTensors, xc: XCLike):
@@ -98,7 +75,7 @@ def xc_energy_and_potential(density, t: DFTTensors, xc: XCLike):
   (PySCF's formula; one (G, N) x (G, N) matmul.)  The grid is processed in
   blocks of `t.grid_block` points under `lax.scan` so each block stays in cache.
   """
-  f = _xc(xc)
+  func = get_xc(xc)
   n_grid, block = t.weights.shape[-1], t.grid_block
   if block <= 0 or n_grid % block:
     block = n_grid
@@ -111,9 +88,9 @@ def xc_energy_and_potential(density, t: DFTTensors, xc: XCLike):
     grad = 2.0 * jnp.einsum("xgi,gi->xg", ao[1:4], phi_d) if ao.shape[0] >= 4 else None
     sigma = jnp.zeros_like(rho) if grad is None else jnp.sum(grad * grad, axis=0)
     e, (w_vrho, w_vsigma) = jax.value_and_grad(
-        lambda r, s: jnp.sum(w * f.energy_density(r, s)), argnums=(0, 1))(rho, sigma)
+        lambda r, s: jnp.sum(w * func.energy_density(r, s)), argnums=(0, 1))(rho, sigma)
     aow = 0.5 * w_vrho[:, None] * ao[0]
-    if grad is not None and f.needs_gradient:
+    if grad is not None and func.needs_gradient:
       aow = aow + jnp.einsum("xg,xgi->gi", 2.0 * w_vsigma * grad, ao[1:4])
     return (carry[0] + e, carry[1] + ao[0].T @ aow), None
 
@@ -126,28 +103,28 @@ def xc_energy_and_potential(density, t: DFTTensors, xc: XCLike):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _xc_energy(density, t, f):
-  return xc_energy_and_potential(density, t, f)[0]
+def _xc_energy(density, t, func):
+  return xc_energy_and_potential(density, t, func)[0]
 
 
 @_xc_energy.defjvp
-def _xc_energy_jvp(f, primals, tangents):
+def _xc_energy_jvp(func, primals, tangents):
   density, t = primals
   d_density = tangents[0]
-  e, v = xc_energy_and_potential(density, t, f)
+  e, v = xc_energy_and_potential(density, t, func)
   return e, jnp.sum(v * d_density)
 
 
 def energy_components(density, t: DFTTensors, xc: XCLike) -> dict:
   """Energy terms (Hartree) of `density`: 'one_electron', 'coulomb',
   'exact_exchange', 'xc', 'nuclear' and their sum 'total'."""
-  f = _xc(xc)
+  func = get_xc(xc)
   parts = {
       "one_electron": jnp.sum(density * t.hcore),
       "coulomb": 0.5 * jnp.sum(density * coulomb(density, t)),
-      "exact_exchange": (-0.25 * f.hyb * jnp.sum(density * exchange(density, t))
-                         if f.hyb != 0 else jnp.zeros((), density.dtype)),
-      "xc": xc_energy(density, t, f),
+      "exact_exchange": (-0.25 * func.hyb * jnp.sum(density * exchange(density, t))
+                         if func.hyb != 0 else jnp.zeros((), density.dtype)),
+      "xc": xc_energy(density, t, func),
       "nuclear": t.e_nuc,
   }
   parts["total"] = sum(parts.values())
@@ -175,14 +152,14 @@ def energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
   gradient `fock_autodiff` (tested), without autodiff's second pass over the
   two-electron integrals. Differentiable (the sandwich backpropagates through it).
   """
-  f = _xc(xc)
+  func = get_xc(xc)
   veff = coulomb(density, t)
-  if f.hyb != 0:
-    veff = veff - 0.5 * f.hyb * exchange(density, t)
+  if func.hyb != 0:
+    veff = veff - 0.5 * func.hyb * exchange(density, t)
   e = jnp.sum(density * t.hcore) + 0.5 * jnp.sum(density * veff) + t.e_nuc
   fk = t.hcore + veff
-  if f.family != "hf":
-    exc, vxc = xc_energy_and_potential(density, t, f)
+  if func.family != "hf":
+    exc, vxc = xc_energy_and_potential(density, t, func)
     e, fk = e + exc, fk + vxc
   return e, _symmetrize(fk)
 
@@ -194,22 +171,17 @@ def fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
 
 def fock_autodiff(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
   """F[D] by automatic differentiation of `energy` (the definition; slower)."""
-  return _symmetrize(jax.grad(energy)(density, t, _xc(xc)))
+  return _symmetrize(jax.grad(energy)(density, t, get_xc(xc)))
 
 
 def xc_potential(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
   """V_xc[D] = dE_xc/dD (N, N) in the AO basis, Hartree (zero for Hartree-Fock)."""
-  f = _xc(xc)
-  if f.family == "hf":
+  func = get_xc(xc)
+  if func.family == "hf":
     return jnp.zeros_like(density)
-  return xc_energy_and_potential(density, t, f)[1]
+  return xc_energy_and_potential(density, t, func)[1]
 
 
-@functools.partial(jax.jit, static_argnums=(2,))
-def _energy_and_fock_jit(density, t, xc):
-  return energy_and_fock(density, t, xc)
-
-
-def energy_and_fock_jit(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
-  """Jitted `energy_and_fock` (compiled once per functional and tensor shapes)."""
-  return _energy_and_fock_jit(density, t, _xc(xc))
+energy_and_fock_jit = jax.jit(energy_and_fock, static_argnums=(2,))
+"""Jitted `energy_and_fock` (compiled once per functional and tensor shapes; pass the
+functional the same way each time, as a name or as `get_xc`'s `XCFunctional`)."""

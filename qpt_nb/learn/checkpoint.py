@@ -7,41 +7,19 @@ or corrupted file is detected and reported, never silently loaded.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import jax
 import numpy as np
+
+from qpt_nb.fileio import atomic_write_bytes
 
 MAGIC = b"QPTNB-CKPT-1 "
 
 
 class CheckpointError(ValueError):
   """A checkpoint is missing, corrupt or incompatible."""
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-  """Writes `data` to `path` atomically (tmp file in the same folder + os.replace)."""
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-  try:
-    with os.fdopen(fd, "wb") as fh:
-      fh.write(data)
-      fh.flush()
-      os.fsync(fh.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-
-
-def atomic_write_text(path, text: str) -> None:
-  atomic_write_bytes(path, text.encode())
 
 
 def save(path, tree) -> None:
@@ -64,7 +42,3 @@ def load(path):
   if hashlib.sha256(payload).hexdigest().encode() != head[len(MAGIC):]:
     raise CheckpointError(f"{path} is corrupt (checksum mismatch: truncated or modified).")
   return pickle.loads(payload)
-
-
-def save_json(path, obj) -> None:
-  atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

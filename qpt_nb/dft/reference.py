@@ -1,4 +1,8 @@
-"""PySCF reference labels for geometries, cached on disk.
+"""The PySCF side of qpt_nb: one RKS factory, reference labels cached on disk, comparisons.
+
+    mf = make_rks(mol.to_pyscf('sto-3g'), 'b3lyp5', grid_level=3)      # not run
+    mf, seconds = pyscf_scf(mol, 'sto-3g', 'b3lyp5', 3)                # converged
+    row = compare_with_pyscf(mol, 'sto-3g', 'b3lyp5', 3)                # qpt_nb beside PySCF
 
     lab = label(mol, 'sto-3g', 'b3lyp5', grid_level=3)
     lab.energy, lab.fock, lab.mo_energy, lab.seconds
@@ -6,19 +10,20 @@
 Settings (the QH9 benchmark's): restricted Kohn-Sham, ``conv_tol = 1e-13``,
 ``diis_space = 8``, the same basis, functional and grid level as the JAX tensors,
 and, with ``eri_kind='df'``, ``mf.density_fit(auxbasis=pyscf.df.make_auxbasis(pmol))``,
-which is exactly what `qpt_nb.tensors.dft_tensors(eri='df')` fits with.
+which is exactly what `qpt_nb.dft.tensors.dft_tensors(eri='df')` fits with.
 
 Frame. Every label is computed for ``mol.canonical()`` (centre of mass at the
 origin, principal axes along x, y, z), not for the orientation given. The model's
-tensors (`qpt_nb.qpt.prepare_conformer`) are built in that frame, and a Fock
+tensors (`qpt_nb.learn.batch.prepare_conformer`) are built in that frame, and a Fock
 matrix or MO coefficient vector compared entry by entry must be expressed in
 the same AO frame: p, d, ... functions change under a rotation. The energy and
 the orbital energies do not depend on the frame (up to the grid error of
-PySCF's lab-fixed angular grids). `qpt_nb.evaluate.rotation_to_input` maps a
+PySCF's lab-fixed angular grids). `qpt_nb.dft.frames.rotation_to_input` maps a
 canonical-frame density back to the input orientation.
 
-Cache. One ``.npz`` per label in ``cache_dir`` (argument), else the environment
-variable ``QPT_NB_CACHE``, else ``~/.cache/qpt_nb/labels``. The file name is a
+Cache. One ``.npz`` per label in ``cache_dir`` (argument), else
+``qpt_nb.settings.cache_dir('labels')`` (``$QPT_NB_CACHE/labels``, default
+``~/.cache/qpt_nb/labels``). The file name is a
 SHA-256 of (symbols, canonical coordinates rounded to 1e-10 Angstrom, charge,
 spin, basis, xc, grid level, eri kind, auxiliary basis, conv_tol, diis_space,
 PySCF version). Files are written atomically (temporary file + ``os.replace``),
@@ -39,11 +44,14 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .checkpoint import atomic_write_bytes
+from qpt_nb import settings
+from qpt_nb.dft.scf import scf
+from qpt_nb.dft.tensors import choose_eri_kind
+from qpt_nb.dft.xc import get_xc
+from qpt_nb.fileio import atomic_write_bytes
 
 CONV_TOL = 1e-13
 DIIS_SPACE = 8
-ERI_LABEL_KINDS = ("dense", "df")
 _ARRAYS = ("fock", "mo_energy", "mo_coeff", "density", "overlap")
 
 
@@ -87,38 +95,14 @@ class Label:
     return float(self.mo_energy[self.n_occ]) if self.n_occ < len(self.mo_energy) else float("nan")
 
 
-def label_threads() -> int:
-  """OpenMP threads for PySCF labels: ``$QPT_NB_LABEL_THREADS``, else half the cores.
-
-  On a small shared machine (2 cores, JAX training beside it) PySCF's default of
-  all cores oversubscribes them: water/STO-3G took 2 s instead of 0.08 s."""
-  env = os.environ.get("QPT_NB_LABEL_THREADS")
-  if env:
-    return max(int(env), 1)
-  return max((os.cpu_count() or 1) // 2, 1)
-
-
-def default_cache_dir() -> Path:
-  """``$QPT_NB_CACHE`` if set, else ``~/.cache/qpt_nb/labels``."""
-  env = os.environ.get("QPT_NB_CACHE")
-  return Path(env).expanduser() if env else Path.home() / ".cache" / "qpt_nb" / "labels"
-
-
-def _check_kind(eri_kind: str) -> str:
-  if eri_kind not in ERI_LABEL_KINDS:
-    raise ValueError(f"eri_kind must be one of {ERI_LABEL_KINDS}, got {eri_kind!r} "
-                     "(resolve 'auto' with qpt_nb.tensors.choose_eri_kind).")
-  return eri_kind
-
-
-def cache_key(mol, basis: str, xc: str, grid_level: int, eri_kind: str = "dense", *,
+def cache_key(mol, basis: str, xc: str, grid_level: int, eri_kind: str = "auto", *,
               auxbasis: Optional[str] = None, conv_tol: float = CONV_TOL,
               diis_space: int = DIIS_SPACE) -> str:
   """SHA-256 (hex) identifying the label of `mol` (any orientation) with these settings."""
   import pyscf
-  from .xc import get_xc
   can = mol.canonical()
   coords = np.round(np.asarray(can.coords_angstrom, dtype=np.float64), 10) + 0.0  # -0.0 -> 0.0
+  eri_kind = resolve_eri(mol.to_pyscf(basis), eri_kind)
   payload = dict(symbols=list(can.symbols), coords=[f"{v:.10f}" for v in coords.ravel()],
                  charge=int(mol.charge), spin=int(mol.spin), basis=str(basis).lower(),
                  xc=get_xc(xc).name, grid_level=int(grid_level), eri_kind=eri_kind,
@@ -128,7 +112,7 @@ def cache_key(mol, basis: str, xc: str, grid_level: int, eri_kind: str = "dense"
 
 
 def _save(path: Path, lab: Label) -> None:
-  """Writes the label as .npz atomically (`checkpoint.atomic_write_bytes`)."""
+  """Writes the label as .npz atomically (`qpt_nb.fileio.atomic_write_bytes`)."""
   buf = io.BytesIO()
   np.savez(buf, energy=lab.energy, n_occ=lab.n_occ, converged=lab.converged,
            n_cycles=lab.n_cycles, seconds=lab.seconds, **{k: getattr(lab, k) for k in _ARRAYS})
@@ -146,18 +130,26 @@ def _load(path: Path, key: str) -> Optional[Label]:
     return None
 
 
-def make_rks(pmol, xc: str, grid_level: int, eri_kind: str = "dense", *,
+def resolve_eri(pmol, eri: str = "auto") -> str:
+  """'dense' or 'df' for a built ``pyscf.gto.Mole``: `eri` itself, or for 'auto' the
+  choice `qpt_nb.dft.tensors.dft_tensors` makes for the same basis size."""
+  return choose_eri_kind(pmol.nao_nr(), eri)
+
+
+def make_rks(pmol, xc: str, grid_level: int, eri: str = "auto", *,
              auxbasis: Optional[str] = None, conv_tol: float = CONV_TOL,
              diis_space: int = DIIS_SPACE):
-  """A PySCF RKS object with the label settings (not run).
+  """The one PySCF RKS factory of qpt_nb (not run): labels, comparisons, benchmarks.
 
-  `pmol` is a built ``pyscf.gto.Mole``; with eri_kind='df' the auxiliary basis is
-  `auxbasis` or ``pyscf.df.make_auxbasis(pmol)`` (what `dft_tensors` fits with).
+  `pmol` is a built ``pyscf.gto.Mole``; `eri` is 'auto', 'dense' or 'df', resolved as
+  `dft_tensors` resolves it (`resolve_eri`). With 'df' the auxiliary basis is
+  `auxbasis` or ``pyscf.df.make_auxbasis(pmol)``, exactly what `dft_tensors(eri='df')`
+  fits with. `xc` by PySCF's meaning ('b3lyp5' = VWN5, 'b3lyp' = VWN-RPA).
+  Defaults are the label settings (QH9: conv_tol 1e-13, DIIS space 8).
   """
   from pyscf import df, dft
-  from .xc import get_xc
   mf = dft.RKS(pmol, xc=get_xc(xc).name)
-  if _check_kind(eri_kind) == "df":
+  if resolve_eri(pmol, eri) == "df":
     mf = mf.density_fit(auxbasis=auxbasis or df.make_auxbasis(pmol))
   mf.grids.level = int(grid_level)
   mf.conv_tol = float(conv_tol)
@@ -166,14 +158,14 @@ def make_rks(pmol, xc: str, grid_level: int, eri_kind: str = "dense", *,
   return mf
 
 
-def compute_label(mol, basis: str, xc: str, grid_level: int, *, eri_kind: str = "dense",
+def compute_label(mol, basis: str, xc: str, grid_level: int, *, eri_kind: str = "auto",
                   auxbasis: Optional[str] = None, conv_tol: float = CONV_TOL,
                   diis_space: int = DIIS_SPACE, threads: Optional[int] = None) -> Label:
   """Runs PySCF for ``mol.canonical()`` (no cache) with `threads` OpenMP threads
-  (default `label_threads()`). See `label`."""
+  (default `qpt_nb.settings.label_threads()`). See `label`."""
   from pyscf import lib
   can = mol.canonical()
-  with lib.with_omp_threads(label_threads() if threads is None else int(threads)):
+  with lib.with_omp_threads(settings.label_threads() if threads is None else int(threads)):
     t0 = time.perf_counter()
     pmol = can.to_pyscf(basis)
     if pmol.nelectron % 2 or mol.spin:
@@ -196,7 +188,7 @@ def compute_label(mol, basis: str, xc: str, grid_level: int, *, eri_kind: str = 
 
 
 def label(mol, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3, *,
-          eri_kind: str = "dense", cache_dir=None, use_cache: bool = True,
+          eri_kind: str = "auto", cache_dir=None, use_cache: bool = True,
           auxbasis: Optional[str] = None, conv_tol: float = CONV_TOL,
           diis_space: int = DIIS_SPACE, threads: Optional[int] = None) -> Label:
   """PySCF RKS label of `mol` in its canonical frame, read from / written to the cache.
@@ -205,22 +197,22 @@ def label(mol, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3, *
     mol: `qpt_nb.Molecule` (Angstrom, any orientation; the label is for
       ``mol.canonical()``, the frame of `prepare_conformer`'s tensors).
     basis, xc, grid_level: as for the JAX tensors (xc by PySCF's meaning).
-    eri_kind: 'dense' (exact integrals) or 'df' (density fitting, auxiliary
-      basis `auxbasis` or PySCF's `make_auxbasis`): match `DFTTensors.eri_kind`.
+    eri_kind: 'auto' (as `dft_tensors` chooses), 'dense' (exact integrals) or 'df'
+      (density fitting, auxiliary basis `auxbasis` or PySCF's `make_auxbasis`).
     cache_dir: folder of the cache (default: `default_cache_dir()`).
     use_cache: False computes and does not touch the cache.
-    threads: OpenMP threads for PySCF (default `label_threads()`).
+    threads: OpenMP threads for PySCF (default `qpt_nb.settings.label_threads()`).
 
   Returns:
     `Label` (Hartree; matrices (N, N) in the canonical frame's AO basis).
   """
-  _check_kind(eri_kind)
+  eri_kind = resolve_eri(mol.to_pyscf(basis), eri_kind)
   if not use_cache:
     return compute_label(mol, basis, xc, grid_level, eri_kind=eri_kind, auxbasis=auxbasis,
                          conv_tol=conv_tol, diis_space=diis_space, threads=threads)
   key = cache_key(mol, basis, xc, grid_level, eri_kind, auxbasis=auxbasis, conv_tol=conv_tol,
                   diis_space=diis_space)
-  path = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+  path = Path(cache_dir).expanduser() if cache_dir is not None else settings.cache_dir("labels")
   path = path / f"{key}.npz"
   if path.is_file():
     lab = _load(path, key)
@@ -237,7 +229,7 @@ def label(mol, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3, *
 
 
 def label_many(mols: Iterable, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3,
-               *, eri_kind: str = "dense", cache_dir=None, progress: bool = False,
+               *, eri_kind: str = "auto", cache_dir=None, progress: bool = False,
                desc: str = "PySCF labels", **kw) -> list:
   """`label` for each molecule (in order), with an optional tqdm progress bar."""
   mols = list(mols)
@@ -251,3 +243,62 @@ def label_many(mols: Iterable, basis: str = "sto-3g", xc: str = "b3lyp5", grid_l
     if progress:
       it.set_postfix(s_per_label=f"{out[-1].seconds:.1f}", cached=out[-1].cached)
   return out
+
+
+# ----------------------------------------------------------------------------- comparisons
+def pyscf_scf(mol, basis: str, xc: str, grid_level: int, *, conv_tol: float = 1e-10,
+              eri: str = "dense", auxbasis: Optional[str] = None, diis_space: int = DIIS_SPACE):
+  """Converged PySCF RKS of `mol` in its input frame (`make_rks`), and its wall time (s).
+
+  `eri` defaults to 'dense' (PySCF's exact integrals; 'auto' and 'df' as in `make_rks`).
+  """
+  mf = make_rks(mol.to_pyscf(basis), xc, grid_level, eri, auxbasis=auxbasis,
+                conv_tol=conv_tol, diis_space=diis_space)
+  t0 = time.perf_counter()
+  mf.kernel()
+  return mf, time.perf_counter() - t0
+
+
+def compare_with_pyscf(mol, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3, *,
+                       conv_tol: float = 1e-10, eri: str = "auto", pyscf: bool = True,
+                       warmup: bool = True) -> dict:
+  """Runs qpt_nb's SCF (after one warm-up run that compiles) and PySCF's.
+
+  Returns a dict with energies (Hartree), their difference, iteration counts and
+  seconds: 'qpt_compile_s' (first run minus second), 'qpt_s' (second run,
+  precompute included), 'pyscf_s' (`kernel()`), and their ratio 'speedup'.
+  """
+  row = dict(molecule=mol.name or "xyz", basis=basis, xc=xc, grid_level=grid_level)
+  t0 = time.perf_counter()
+  res = scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
+  first = time.perf_counter() - t0
+  if warmup:
+    t0 = time.perf_counter()
+    res = scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
+    second = time.perf_counter() - t0
+  else:
+    second = first
+  row.update(qpt_energy=res.energy, qpt_converged=res.converged, qpt_iter=res.n_iter,
+             qpt_s=second, qpt_compile_s=max(first - second, 0.0),
+             qpt_precompute_s=res.timings.get("precompute", np.nan), eri=res.tensors.eri_kind,
+             n_ao=res.tensors.n_ao, n_grid=res.tensors.n_grid, result=res)
+  if pyscf:
+    mf, t_py = pyscf_scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=res.tensors.eri_kind)
+    row.update(pyscf_energy=float(mf.e_tot), pyscf_converged=bool(mf.converged),
+               pyscf_iter=int(mf.cycles), pyscf_s=t_py, speedup=t_py / second,
+               difference=res.energy - float(mf.e_tot))
+  return row
+
+
+def format_comparison(row: dict) -> str:
+  """Human-readable summary of `compare_with_pyscf`'s dict."""
+  lines = [f"{row['molecule']} / {row['basis']} / {row['xc']} / grid level {row['grid_level']}"
+           f"  ({row['n_ao']} AOs, {row['n_grid']} grid points, ERI: {row['eri']})",
+           f"  qpt_nb (JAX) : E = {row['qpt_energy']:.8f} Ha  converged={row['qpt_converged']} "
+           f"in {row['qpt_iter']} iterations, {row['qpt_s']:.2f} s "
+           f"(precompute {row['qpt_precompute_s']:.2f} s; compile {row['qpt_compile_s']:.2f} s extra on first call)"]
+  if "pyscf_energy" in row:
+    lines += [f"  PySCF        : E = {row['pyscf_energy']:.8f} Ha  converged={row['pyscf_converged']} "
+              f"in {row['pyscf_iter']} iterations, {row['pyscf_s']:.2f} s",
+              f"  difference   : {row['difference']:+.2e} Ha;  speed-up {row['speedup']:.1f}x"]
+  return "\n".join(lines)

@@ -192,7 +192,7 @@ def dft_tensors(mol, basis: str = "def2-svp", grid_level: int = 3, *,
     (7, 5)
   """
   from pyscf import scf as pscf
-  from .xc import get_xc
+  from qpt_nb.dft.xc import get_xc
   family = get_xc(xc).family if xc is not None else "gga"
   clock = {} if timings is None else timings
   if frame not in ("input", "canonical"):

@@ -4,8 +4,8 @@
     state, metrics = update(state, batch)          # pure, jitted
 
 `Trainer` wraps this for notebooks and the command line: fresh conformers are
-sampled on the fly (`qpt_nb.conformers`), precomputed in the background
-(`qpt_nb.prefetch`), each reused for `reuse` optimiser steps; `run(n)` continues
+sampled on the fly (`qpt_nb.learn.conformers`), precomputed in the background
+(`qpt_nb.learn.prefetch`), each reused for `reuse` optimiser steps; `run(n)` continues
 where the last call stopped; checkpoints are written atomically and
 `Trainer.resume(run_dir)` reproduces an uninterrupted run with the same seed.
 
@@ -28,21 +28,25 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import checkpoint as ckpt
-from .conformers import ConformerStream, SAMPLERS
-from .molecule import Molecule
-from .model import count_params, get_config
-from .prefetch import Prefetcher
-from .qpt import LOSSES, QPTBatch, init_params, loss_fn, prepare_conformer, stack_batch
-from .xc import get_xc
+from qpt_nb.fileio import atomic_write_text, save_json
+from qpt_nb.learn import checkpoint as ckpt
+from qpt_nb.learn.conformers import ConformerStream, SAMPLERS
+from qpt_nb.dft.molecule import Molecule
+from qpt_nb.learn.network import count_params, get_config, network_fns
+from qpt_nb.learn.prefetch import Prefetcher
+from qpt_nb.learn.batch import QPTBatch, prepare_conformer, stack_batch
+from qpt_nb.learn.losses import LOSSES, loss_fn
+from qpt_nb.dft.xc import get_xc
 
 CHECKPOINT = "checkpoint.ckpt"
+HISTORY = "history.jsonl"
 
 
 @dataclasses.dataclass
 class TrainConfig:
   """Everything that defines a run (saved as config.json). Optimiser defaults are
-  the research code's (REFERENCE section 4); warm-up and decay are in steps."""
+  the research code's (graphcore-research/pyscf-ipu, branch train,
+  pyscf_ipu/direct/train.py); warm-up and decay are in steps."""
   molecule: str = "uracil"
   xyz: Optional[str] = None            # xyz text; overrides `molecule` when set
   charge: int = 0
@@ -100,6 +104,12 @@ class TrainConfig:
       mol = Molecule.from_arrays(mol.symbols, mol.coords_angstrom, self.charge, self.spin, mol.name)
     return mol
 
+  def sampler_kwargs(self) -> dict:
+    """Keyword arguments of this run's conformer sampler (`qpt_nb.learn.conformers`)."""
+    if self.sampler in ("md", "normal_modes"):
+      return dict(temperature=self.temperature)
+    return dict(sigma=self.sigma)
+
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
 
@@ -110,10 +120,9 @@ class TrainConfig:
 
 
 class TrainState(NamedTuple):
-  """params, opt_state: pytrees; rng: PRNG key; step: int32 scalar."""
+  """params, opt_state: pytrees; step: int32 scalar (optimiser steps taken)."""
   params: dict
   opt_state: tuple
-  rng: jnp.ndarray
   step: jnp.ndarray
 
 
@@ -134,9 +143,9 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 def init_state(cfg: TrainConfig, example: QPTBatch) -> TrainState:
   """Initial parameters (seeded by cfg.seed) and optimiser state."""
-  rng, key = jax.random.split(jax.random.PRNGKey(cfg.seed))
-  params = init_params(key, example, cfg.model)
-  return TrainState(params, make_optimizer(cfg).init(params), rng, jnp.zeros((), jnp.int32))
+  init_fn, _ = network_fns(cfg.model)
+  params = init_fn(jax.random.PRNGKey(cfg.seed), example)
+  return TrainState(params, make_optimizer(cfg).init(params), jnp.zeros((), jnp.int32))
 
 
 _UPDATE_FIELDS = ("loss", "model", "n_refine", "mix", "lr", "warmup_steps", "decay_steps",
@@ -158,17 +167,16 @@ def _make_update(key) -> Callable:
   cfg = TrainConfig(**dict(key))
   opt = make_optimizer(cfg)
   schedule = make_schedule(cfg)
-  loss = functools.partial(loss_fn, loss=cfg.loss, model=cfg.model, n_refine=cfg.n_refine,
-                           mix=cfg.mix)
+  _, apply_fn = network_fns(cfg.model)
+  loss = functools.partial(loss_fn, apply_fn, loss=cfg.loss, n_refine=cfg.n_refine, mix=cfg.mix)
 
   @jax.jit
   def update(state: TrainState, batch: QPTBatch):
     value, grads = jax.value_and_grad(loss)(state.params, batch)
     updates, opt_state = opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    rng, _ = jax.random.split(state.rng)
     metrics = dict(loss=value, grad_norm=optax.global_norm(grads), lr=schedule(state.step))
-    return TrainState(params, opt_state, rng, state.step + 1), metrics
+    return TrainState(params, opt_state, state.step + 1), metrics
 
   return update
 
@@ -241,14 +249,14 @@ class Trainer:
     self.state = replicate(state, self.mesh)
     if self.run_dir is not None:
       self.run_dir.mkdir(parents=True, exist_ok=True)
-      ckpt.save_json(self.run_dir / "config.json", config.to_json())
+      save_json(self.run_dir / "config.json", config.to_json())
 
   # ---------------------------------------------------------------- data
   def make_batch(self, mols) -> QPTBatch:
     """Precomputes and stacks conformers (runs in the prefetch workers).
 
     For the supervised loss each conformer is labelled with PySCF
-    (`qpt_nb.reference.label`, disk-cached); the seconds spent labelling are
+    (`qpt_nb.dft.reference.label`, disk-cached); the seconds spent labelling are
     added to `self.label_seconds` (only fresh labels count).
     """
     c = self.config
@@ -256,7 +264,7 @@ class Trainer:
     for m in mols:
       b = prepare_conformer(m, c.basis, c.xc, c.grid_level, eri=c.eri)
       if c.loss == "supervised":
-        from .reference import label
+        from qpt_nb.dft.reference import label
         lab = label(m, c.basis, c.xc, c.grid_level, eri_kind=b.tensors.eri_kind)
         if not lab.cached:
           self.label_seconds += lab.seconds
@@ -270,7 +278,7 @@ class Trainer:
   def _open_stream(self):
     c, step = self.config, self.step
     first = (step // c.reuse) * c.batch_size
-    kw = dict(temperature=c.temperature) if c.sampler in ("normal_modes", "md") else dict(sigma=c.sigma)
+    kw = c.sampler_kwargs()
     if c.dataset_size > 0:   # a fixed data set, cycled (e.g. label-then-train)
       pool = list(itertools.islice(ConformerStream(self.mol, c.sampler, seed=c.seed, **kw),
                                    c.dataset_size))
@@ -296,19 +304,35 @@ class Trainer:
   def n_params(self) -> int:
     return count_params(self.state.params)
 
-  def run(self, n_steps: int, callback: Optional[Callable[[dict], None]] = None) -> list:
-    """Runs `n_steps` more optimiser steps; returns the logged records.
+  def run(self, n_steps: Optional[int], callback: Optional[Callable[[dict], None]] = None, *,
+          should_stop: Optional[Callable[[], bool]] = None,
+          max_seconds: Optional[float] = None) -> list:
+    """Runs up to `n_steps` more optimiser steps (None: no step limit); returns the
+    logged records. This is the one training loop: the CLI, the dashboard, the
+    experiments and the benchmarks all call it.
 
     `callback(record)` is called after every logged step with the metrics
     (floats), 'step', 'wall_s' (cumulative training time), 'steps_per_s' and
     'wait_fraction' (share of time spent waiting for precomputed data).
+
+    The run ends early when `should_stop()` returns True or when `max_seconds`
+    of wall-clock time have passed since the call; both are checked after every
+    step (after its logging and checkpoint), so at least one step is taken.
+    `should_stop` may do work of its own between steps (a notebook's Pause, an
+    evaluation on a time schedule); that time is not in `timing` or 'wall_s'.
+    With `n_steps=None` one of the two is required. With a run_dir, a checkpoint
+    is written at the end when a step was taken.
     """
-    if int(n_steps) < 0:
+    if n_steps is None:
+      if should_stop is None and max_seconds is None:
+        raise ValueError("n_steps=None needs should_stop or max_seconds, else the run never ends.")
+    elif int(n_steps) < 0:
       raise ValueError(f"n_steps must be >= 0, got {n_steps}.")
     if self._stream is None:
       self._open_stream()
-    c, logged = self.config, []
-    for _ in range(int(n_steps)):
+    c, logged, taken = self.config, [], 0
+    start = time.perf_counter()
+    for _ in (itertools.count() if n_steps is None else range(int(n_steps))):
       t0 = time.perf_counter()
       batch = shard_batch(next(self._stream), self.mesh)
       t1 = time.perf_counter()
@@ -320,6 +344,7 @@ class Trainer:
       self.timing["wait_s"] += t1 - t0
       self.timing["step_s"] += t2 - t0
       self.timing["steps"] += 1
+      taken += 1
       step = self.step
       if step % c.log_every == 0 or step == 1:
         rec = self._record(step, metrics)
@@ -328,13 +353,17 @@ class Trainer:
         self.history.append(rec)
         logged.append(rec)
         if self.run_dir is not None:
-          with open(self.run_dir / "history.jsonl", "a") as fh:
+          with open(self.run_dir / HISTORY, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
         if callback is not None:
           callback(rec)
       if self.run_dir is not None and step % c.checkpoint_every == 0:
         self.save()
-    if self.run_dir is not None and n_steps:
+      if should_stop is not None and should_stop():
+        break
+      if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+        break
+    if self.run_dir is not None and taken:
       self.save()
     return logged
 
@@ -369,13 +398,13 @@ class Trainer:
     if config is not None:
       _check_compatible(saved, config)
       saved = dataclasses.replace(config)
-    history = _read_history(run_dir / "history.jsonl", data["step"])
-    state = TrainState(**data["state"])
+    history = [r for r in read_history(run_dir) if r.get("step", 0) <= data["step"]]
+    state = TrainState(**{k: v for k, v in data["state"].items() if k in TrainState._fields})
     state = jax.tree_util.tree_map(jnp.asarray, state)
     tr = cls(saved, None, _state=state, _history=history)
     tr.run_dir = run_dir
-    ckpt.save_json(run_dir / "config.json", saved.to_json())
-    ckpt.atomic_write_text(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    save_json(run_dir / "config.json", saved.to_json())
+    atomic_write_text(run_dir / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
     return tr
 
   def close(self):
@@ -395,22 +424,17 @@ def _check_compatible(saved: TrainConfig, new: TrainConfig):
                        f"not {getattr(new, key)!r}.")
 
 
-def _read_history(path: Path, up_to_step: int) -> list:
+def read_history(run_dir) -> list:
+  """Records of ``run_dir/history.jsonl`` (empty list if absent; bad lines skipped)."""
+  path = Path(run_dir) / HISTORY
   if not path.is_file():
     return []
   out = []
   for line in path.read_text().splitlines():
     try:
-      rec = json.loads(line)
+      out.append(json.loads(line))
     except json.JSONDecodeError:
       continue
-    if rec.get("step", 0) <= up_to_step:
-      out.append(rec)
   return out
 
 
-def load_run(run_dir):
-  """(TrainConfig, params) of a saved run, for evaluation or as an initial guess."""
-  data = ckpt.load(Path(run_dir) / CHECKPOINT)
-  params = jax.tree_util.tree_map(jnp.asarray, data["state"]["params"])
-  return TrainConfig.from_json(data["config"]), params

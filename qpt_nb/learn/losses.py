@@ -1,0 +1,112 @@
+"""The three training losses of a Hamiltonian-correcting network, given its apply function.
+
+Every loss takes ``apply_fn(params, inputs) -> W`` (one conformer's `QPTInputs` to a
+symmetric (N, N) correction in Hartree) and knows nothing else about the network,
+the way FermiNet's Hamiltonian takes any log-psi callable:
+
+    W = apply_fn(params, inputs)        (B, N, N) over the batch, Hartree
+    H = H_init + W
+    energy loss:           E[D_n(H)]                  (arXiv 2402.04030, Sec. 3, Eq. 4)
+    self-consistency loss: |H - stopgrad(F[D(H)])|^2  (Zhang et al., ICML 2024, arXiv 2403.09560)
+    supervised loss:       |H - F_ref|^2              (labels from PySCF)
+
+D_n is the sandwich: n_refine DFT iterations from H with one density mix
+(`qpt_nb.dft.sandwich.refine`). Batch-averaged; the matrix losses are means over the
+N^2 entries (Hartree^2).
+
+    >>> from qpt_nb.learn.network import network_fns
+    >>> init_fn, apply_fn = network_fns("nano")
+    >>> params = init_fn(jax.random.PRNGKey(0), batch)          # doctest: +SKIP
+    >>> energy_loss(apply_fn, params, batch)                     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from qpt_nb.dft.kohn_sham import energy, energy_and_fock
+from qpt_nb.dft.linalg import density_from_fock
+from qpt_nb.dft.sandwich import refine
+from qpt_nb.dft.xc import get_xc
+from qpt_nb.learn.batch import QPTBatch
+
+LOSSES = ("energy", "self_consistency", "supervised")
+ApplyFn = Callable  # (params, QPTInputs) -> (N, N) correction W, Hartree
+
+
+def predict_correction(apply_fn: ApplyFn, params, batch: QPTBatch):
+    """The network's W (B, N, N) (or (N, N) for an unbatched batch), Hartree."""
+    if batch.batched:
+        return jax.vmap(lambda inp: apply_fn(params, inp))(batch.inputs)
+    return apply_fn(params, batch.inputs)
+
+
+def _per_conformer(fn, batch: QPTBatch, w):
+    if batch.batched:
+        return jax.vmap(fn)(batch.tensors, batch.init, batch.ref_fock, w)
+    return fn(batch.tensors, batch.init, batch.ref_fock, w)
+
+
+def sandwich_outputs(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3,
+                     mix: float = 0.5, zero_correction: bool = False):
+    """(energies (B,), final densities D_n (B, N, N), W (B, N, N)) of the sandwich.
+
+    ``zero_correction=True`` gives the W = 0 baseline (n_refine plain DFT iterations
+    from H_init) with the same shapes.
+    """
+    w = predict_correction(apply_fn, params, batch)
+    if zero_correction:
+        w = jnp.zeros_like(w)
+    func = get_xc(batch.xc)
+
+    def one(t, init, _, wi):
+        d = refine(init.h_init + wi, t, func, n_refine, mix=mix)
+        return energy(d, t, func), d
+
+    e, d = _per_conformer(one, batch, w)
+    return e, d, w
+
+
+def energy_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3,
+                mix: float = 0.5):
+    """The label-free QPT loss: E[D_n] (Hartree) averaged over the batch."""
+    return jnp.mean(sandwich_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix)[0])
+
+
+qpt_energy = energy_loss     # the name of the public API (qpt_nb.qpt_energy)
+
+
+def self_consistency_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
+    """mean |H - stopgrad(F[D(H)])|^2 over entries and conformers (Hartree^2)."""
+    w = predict_correction(apply_fn, params, batch)
+    func = get_xc(batch.xc)
+
+    def one(t, init, _, wi):
+        h = init.h_init + wi
+        d = density_from_fock(h, t.orthogonalizer, t.n_occ)
+        target = jax.lax.stop_gradient(energy_and_fock(d, t, func)[1])
+        return jnp.mean((h - target) ** 2)
+
+    return jnp.mean(_per_conformer(one, batch, w))
+
+
+def supervised_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
+    """mean |H_init + W - F_ref|^2 (Hartree^2) against PySCF Fock labels."""
+    if batch.ref_fock.ndim < 2 or batch.ref_fock.shape[-1] == 0:
+        raise ValueError("The supervised loss needs PySCF Fock labels (ref_fock) in the batch.")
+    w = predict_correction(apply_fn, params, batch)
+    return jnp.mean((batch.init.h_init + w - batch.ref_fock) ** 2)
+
+
+def loss_fn(apply_fn: ApplyFn, params, batch: QPTBatch, *, loss: str = "energy",
+            n_refine: int = 3, mix: float = 0.5):
+    """Dispatches to the chosen loss (one of `LOSSES`)."""
+    if loss == "energy":
+        return energy_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix)
+    if loss == "self_consistency":
+        return self_consistency_loss(apply_fn, params, batch)
+    if loss == "supervised":
+        return supervised_loss(apply_fn, params, batch)
+    raise ValueError(f"Unknown loss {loss!r}; choose one of {LOSSES}.")

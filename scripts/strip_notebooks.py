@@ -1,0 +1,71 @@
+"""Keep committed notebooks small: outputs stay, widget state and run metadata go.
+
+    python scripts/strip_notebooks.py            # rewrites notebooks/*.ipynb in place
+    python scripts/strip_notebooks.py --check    # exit 1 if any notebook needs stripping
+
+Removed: the notebook-level ``metadata.widgets`` (ipywidgets' saved state), widget views
+in outputs (``application/vnd.jupyter.widget-view+json``, which only a live kernel can
+render), cell execution metadata (timings), and execution counts. Text, images and HTML
+outputs are kept, so a reader sees the numbers and figures without running anything.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def strip(nb) -> bool:
+    """Strips `nb` (a NotebookNode) in place; returns True when anything changed."""
+    changed = nb.metadata.pop("widgets", None) is not None
+    for cell in nb.cells:
+        for key in ("execution", "collapsed", "scrolled"):
+            if key in cell.metadata:
+                del cell.metadata[key]
+                changed = True
+        if cell.cell_type != "code":
+            continue
+        if cell.get("execution_count") is not None:
+            cell.execution_count = None
+            changed = True
+        outputs = []
+        for out in cell.outputs:
+            if out.get("execution_count") is not None:
+                out.execution_count = None
+                changed = True
+            data = out.get("data")
+            if data is not None and WIDGET_MIME in data:
+                del data[WIDGET_MIME]
+                changed = True
+                if not data:
+                    continue
+            outputs.append(out)
+        cell.outputs = outputs
+    return changed
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("paths", nargs="*", default=None, help="notebooks (default notebooks/*.ipynb)")
+    p.add_argument("--check", action="store_true", help="only report; exit 1 if any would change")
+    args = p.parse_args(argv)
+    root = Path(__file__).resolve().parents[1]
+    paths = [Path(x) for x in args.paths] or sorted((root / "notebooks").glob("*.ipynb"))
+    dirty = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        if strip(nb):
+            dirty.append(path)
+            if not args.check:
+                nbformat.write(nb, path)
+    for path in dirty:
+        print(f"{'needs stripping' if args.check else 'stripped'}: {path}")
+    return 1 if (args.check and dirty) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
