@@ -7,10 +7,11 @@ import pytest
 
 import qpt_nb  # noqa: F401  (enables x64)
 from qpt_nb.learn import conformers as C
+from qpt_nb.units import ANGSTROM_BOHR as BOHR_PER_ANGSTROM
 from qpt_nb.dft.molecule import Molecule
 
 HAVE_MD = all(importlib.util.find_spec(m) is not None for m in ("tblite", "ase"))
-from qpt_nb.units import ANGSTROM_BOHR as BOHR_PER_ANGSTROM
+
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from qpt_nb.cli.train import add_demo_args, add_train_commands, run_demo
+
 
 def _molecule(args):
   from qpt_nb.dft.molecule import Molecule
@@ -60,14 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "against PySCF")
   add_molecule_args(p)
   p.add_argument("--no-pyscf", action="store_true", help="skip the PySCF evaluation")
-  from qpt_nb.cli.train import add_demo_args, run_demo
   add_demo_args(p)
   p.set_defaults(func=run_demo)
-  try:
-    from qpt_nb.cli.train import add_train_commands
-    add_train_commands(sub)
-  except ImportError:
-    pass
+  add_train_commands(sub)
   return parser
 
 

@@ -125,6 +125,16 @@ def slater_exchange(rho: jax.Array) -> jax.Array:
     return jnp.where(mask, e, 0.0)
 
 
+def _gga_inputs(rho, sigma, thr: float, screen: Callable):
+    """The screened GGA inputs: (mask, safe rho, floored sigma) in float64.
+
+    ``screen`` is `_screen_spin` (exchange: libxc screens rho/2) or `_screen_total`.
+    """
+    rho, sigma = _as_f64(rho), _as_f64(sigma)
+    mask = screen(rho, thr)
+    return mask, _safe(rho, mask), _floor_sigma(sigma, mask, thr)
+
+
 def _x_spin_sq(r: jax.Array, s: jax.Array) -> jax.Array:
     """Squared spin reduced gradient x_s^2 = |grad rho_s|^2 / rho_s^(8/3), closed shell.
 
@@ -149,10 +159,7 @@ def b88_exchange(rho: jax.Array, sigma: jax.Array, beta: float = 0.0042,
     Returns:
       (G,) energy per volume, Hartree/Bohr^3; 0 where rho/2 <= 1e-15.
     """
-    rho, sigma = _as_f64(rho), _as_f64(sigma)
-    mask = _screen_spin(rho, _THR_X)
-    r = _safe(rho, mask)
-    s = _floor_sigma(sigma, mask, _THR_X)
+    mask, r, s = _gga_inputs(rho, sigma, _THR_X, _screen_spin)
     x2 = _x_spin_sq(r, s)
     x = jnp.sqrt(x2)
     fx = 1.0 + beta / X_FACTOR_C * x2 / (1.0 + gamma * beta * x * jnp.arcsinh(x))
@@ -171,16 +178,9 @@ def pbe_exchange(rho: jax.Array, sigma: jax.Array) -> jax.Array:
     s = X2S * x_s = |grad rho| / (2 (3 pi^2)^(1/3) rho^(4/3)),
     kappa = 0.804, mu = 0.2195149727645171.
 
-    Args:
-      rho: (G,) density, Bohr^-3.
-      sigma: (G,) |grad rho|^2, Bohr^-8.
-    Returns:
-      (G,) energy per volume, Hartree/Bohr^3; 0 where rho/2 <= 1e-15.
+    Arguments, units and screening as `b88_exchange`.
     """
-    rho, sigma = _as_f64(rho), _as_f64(sigma)
-    mask = _screen_spin(rho, _THR_X)
-    r = _safe(rho, mask)
-    s = _floor_sigma(sigma, mask, _THR_X)
+    mask, r, s = _gga_inputs(rho, sigma, _THR_X, _screen_spin)
     s2 = X2S**2 * _x_spin_sq(r, s)
     fx = 1.0 + PBE_KAPPA * (1.0 - PBE_KAPPA / (PBE_KAPPA + PBE_MU * s2))
     e = -C_SLATER * r * jnp.cbrt(r) * fx
@@ -289,10 +289,7 @@ def pbe_correlation(rho: jax.Array, sigma: jax.Array) -> jax.Array:
     Returns:
       (G,) energy per volume, Hartree/Bohr^3; 0 where rho < 1e-12.
     """
-    rho, sigma = _as_f64(rho), _as_f64(sigma)
-    mask = _screen_total(rho, _THR_PBE_C)
-    r = _safe(rho, mask)
-    s = _floor_sigma(sigma, mask, _THR_PBE_C)
+    mask, r, s = _gga_inputs(rho, sigma, _THR_PBE_C, _screen_total)
     r13 = jnp.cbrt(r)
     rs = RS_FACTOR / r13
     ec = _pw92_mod_unpolarised(rs)
@@ -320,16 +317,9 @@ def lyp_correlation(rho: jax.Array, sigma: jax.Array) -> jax.Array:
     x_s^2 = 2^(2/3) x^2 (libxc maple/gga_exc/gga_c_lyp.mpl at zeta = 0);
     a, b, c, d = 0.04918, 0.132, 0.2533, 0.349.  e_c(r) = rho * eps.
 
-    Args:
-      rho: (G,) density, Bohr^-3.
-      sigma: (G,) |grad rho|^2, Bohr^-8.
-    Returns:
-      (G,) energy per volume, Hartree/Bohr^3; 0 where rho < 1e-14.
+    Arguments and units as `pbe_correlation`; 0 where rho < 1e-14.
     """
-    rho, sigma = _as_f64(rho), _as_f64(sigma)
-    mask = _screen_total(rho, _THR_LYP)
-    r = _safe(rho, mask)
-    s = _floor_sigma(sigma, mask, _THR_LYP)
+    mask, r, s = _gga_inputs(rho, sigma, _THR_LYP, _screen_total)
     r13 = jnp.cbrt(r)
     rr = 1.0 / r13
     xt2 = s / (r * r13) ** 2

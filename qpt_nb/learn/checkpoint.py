@@ -42,3 +42,66 @@ def load(path):
   if hashlib.sha256(payload).hexdigest().encode() != head[len(MAGIC):]:
     raise CheckpointError(f"{path} is corrupt (checksum mismatch: truncated or modified).")
   return pickle.loads(payload)
+
+
+def all_finite(tree) -> bool:
+  """True when every floating-point leaf of `tree` is finite (no NaN, no inf)."""
+  for leaf in jax.tree_util.tree_leaves(tree):
+    a = np.asarray(leaf)
+    if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+      return False
+  return True
+
+
+def previous_path(path) -> Path:
+  """Where `save_keeping_previous` keeps the checkpoint it replaces: ``NAME.prev`` beside it."""
+  path = Path(path)
+  return path.with_name(path.name + ".prev")
+
+
+def save_keeping_previous(path, tree, *, params_key=None) -> None:
+  """`save`, keeping the checkpoint it replaces as `previous_path(path)`.
+
+  Refuses (CheckpointError) to write a tree with a non-finite floating-point leaf, so a
+  diverged run can never overwrite a good model. The old file is moved aside with
+  ``os.replace`` (atomic) only after the new one has been written to a temporary file,
+  so at every moment at least one complete, verified checkpoint exists.
+  """
+  import os
+  path = Path(path)
+  if not all_finite(tree if params_key is None else tree[params_key]):
+    raise CheckpointError(f"Refusing to write {path}: the parameters are not finite (NaN or inf).")
+  tmp = path.with_name(f".{path.name}.new")
+  save(tmp, tree)
+  if path.is_file():
+    os.replace(path, previous_path(path))
+  os.replace(tmp, path)
+
+
+def load_latest(path):
+  """`load` of `path`, falling back to `previous_path(path)` when `path` is missing or
+  corrupt (a warning names the file). Raises CheckpointError when neither loads."""
+  import warnings
+  try:
+    return load(path)
+  except CheckpointError as exc:
+    prev = previous_path(path)
+    if not prev.is_file():
+      raise
+    data = load(prev)
+    warnings.warn(f"{exc} Using the previous checkpoint {prev} (step {data.get('step')}).",
+                  RuntimeWarning, stacklevel=2)
+    return data
+
+
+def remove_orphans(folder) -> list:
+  """Deletes temporary files that killed checkpoint writes left in `folder` (``.NAME.*.tmp``
+  and ``.NAME.new``); call it only while holding the folder's `RunLock`. Returns the paths."""
+  removed = []
+  for p in list(Path(folder).glob(".*.tmp")) + list(Path(folder).glob(".*.new")):
+    try:
+      p.unlink()
+      removed.append(p)
+    except OSError:
+      pass
+  return removed

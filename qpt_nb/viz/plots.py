@@ -222,7 +222,7 @@ def per_conformer_errors(rows: Sequence[dict], *, sort_by: str = "index",
     return fig
 
 
-def per_conformer_vs_baseline(rows, sort: bool = True, *, title: str = "") -> Figure:
+def per_conformer_vs_baseline(rows, sort: bool = True, *, title: str = ""):
   """|energy error| (meV, log y) per test conformer, trained vs W = 0, and the
   trained Hamiltonian MAE (uHa). Sorted by the baseline error when `sort`."""
   rows = list(rows)
