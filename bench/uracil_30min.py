@@ -10,13 +10,17 @@ cfg = TrainConfig(molecule="uracil", basis="sto-3g", grid_level=1, model="nano",
 tr = Trainer(cfg, "runs/uracil_30min")
 test = make_test_set(tr.mol, 20)
 mon = make_monitor(cfg, test)
+tr.monitor, tr.monitor_every = mon, 500
 t0 = time.time()
-while time.time() - t0 < budget and tr.step < 5000:
-    tr.run(100)
-    if tr.step % 500 == 0:
-        m = mon(tr.params)
-        print(json.dumps(dict(step=tr.step, wall_s=round(time.time() - t0), **{k: round(v, 3) for k, v in m.items()},
-                              steps_per_s=round(tr.history[-1]["steps_per_s"], 2))), flush=True)
-tr.save()
+
+
+def show(rec):
+    if "test_energy_mae_mev" in rec:
+        m = {k[len("test_"):]: round(v, 3) for k, v in rec.items() if k.startswith("test_")}
+        print(json.dumps(dict(step=rec["step"], wall_s=round(time.time() - t0), **m,
+                              steps_per_s=round(rec["steps_per_s"], 2))), flush=True)
+
+
+tr.run(5000 - tr.step, show, max_seconds=budget)   # checkpoints every 500 steps and at the end
 m = mon(tr.params)
 print("final", tr.step, round(time.time() - t0), m, flush=True)

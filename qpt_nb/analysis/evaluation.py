@@ -19,10 +19,8 @@ trajectory than any training conformer.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Optional
@@ -202,23 +200,13 @@ def evaluate(model_or_run, test_set, *, basis: Optional[str] = None, xc: Optiona
   for i in it:
     t1 = time.perf_counter()
     batch = first if i == 0 else prepare_conformer(test_set[i], basis, xc, grid_level, eri=cfg.eri)
-    t2 = time.perf_counter()
-    out = predict_pair(apply_fn, params, batch, n_refine=cfg.n_refine, mix=cfg.mix)
-    times.append((t2 - t1, time.perf_counter() - t2))
-    lab = labels[i]
-    if lab.fock.shape != (n_ao, n_ao):
-      raise ValueError(f"Label {i} has {lab.fock.shape[0]} AOs, the tensors {n_ao}: other basis?")
-    errs = [conformer_errors(lab, *(out[k][j] for k in ("energy", "fock", "mo_energy", "mo_coeff")))
-            for j in (0, 1)]
-    trained.append(errs[0])
-    base.append(errs[1])
-    rows.append(dict(index=i, reference_energy_ha=lab.energy,
-                     predicted_energy_ha=float(out["energy"][0]),
-                     baseline_energy_ha=float(out["energy"][1]),
-                     energy_error_mev=errs[0]["energy_error_mev"],
-                     baseline_energy_error_mev=errs[1]["energy_error_mev"],
-                     hamiltonian_mae_uha=errs[0]["hamiltonian_mae_uha"],
-                     gap_error_mev=errs[0]["gap_error_mev"], label_seconds=lab.seconds))
+    pre_s = time.perf_counter() - t1
+    scored = score_conformer(apply_fn, params, batch, labels[i], n_refine=cfg.n_refine,
+                             mix=cfg.mix)
+    times.append((pre_s, scored["predict_seconds"]))
+    trained.append(scored["trained"])
+    base.append(scored["baseline"])
+    rows.append(conformer_row(i, labels[i], scored))
   pre = np.asarray(times)
   steady = pre[1:] if len(pre) > 1 else pre
   meta = dict(molecule=cfg.molecule, basis=basis, xc=xc, grid_level=grid_level, eri_kind=kind,
@@ -255,23 +243,25 @@ def score_conformer(apply_fn, params, batch, lab, *, n_refine: int = 3, mix: flo
   return dict(trained=trained, baseline=base, outputs=out, predict_seconds=seconds)
 
 
-def conformer_rows(config, params, batches, labels) -> list:
-  """Per-conformer errors of `params` on prepared conformers (`QPTBatch`es, one `Label`
-  each), scored by `score_conformer`; the rows of the training dashboard.
+def conformer_row(index: int, lab, scored: dict) -> dict:
+  """One per-conformer row (every CSV_COLUMNS key and every trained `conformer_errors`
+  key) from a `score_conformer` result and its label. Energies in Hartree, errors in
+  meV and uHa."""
+  e = scored["outputs"]["energy"]
+  return dict(index=index, reference_energy_ha=float(lab.energy), predicted_energy_ha=float(e[0]),
+              baseline_energy_ha=float(e[1]), label_seconds=float(lab.seconds),
+              baseline_energy_error_mev=scored["baseline"]["energy_error_mev"], **scored["trained"])
 
-  Each row: index, reference_energy_ha, predicted_energy_ha, baseline_energy_ha,
-  label_seconds, baseline_energy_error_mev, every key of the trained `conformer_errors`
-  (so every CSV_COLUMNS key), and predicted_mo_energy, reference_mo_energy ((N,)
-  Hartree) and n_occ for an orbital-energy plot.
-  """
+
+def conformer_rows(config, params, batches, labels) -> list:
+  """`conformer_row`s of `params` on prepared conformers (`QPTBatch`es, one `Label` each),
+  the rows of the training dashboard, plus predicted_mo_energy, reference_mo_energy
+  ((N,) Hartree) and n_occ for an orbital-energy plot."""
   apply_fn = network_fns(config.model)[1]
   rows = []
   for i, (batch, lab) in enumerate(zip(batches, labels)):
     s = score_conformer(apply_fn, params, batch, lab, n_refine=config.n_refine, mix=config.mix)
-    e = s["outputs"]["energy"]
-    rows.append(dict(index=i, reference_energy_ha=float(lab.energy), predicted_energy_ha=float(e[0]),
-                     baseline_energy_ha=float(e[1]), label_seconds=lab.seconds,
-                     baseline_energy_error_mev=s["baseline"]["energy_error_mev"], **s["trained"],
+    rows.append(dict(conformer_row(i, lab, s),
                      predicted_mo_energy=np.asarray(s["outputs"]["mo_energy"][0]),
                      reference_mo_energy=np.asarray(lab.mo_energy), n_occ=int(lab.n_occ)))
   return rows

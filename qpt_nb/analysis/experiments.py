@@ -1,13 +1,21 @@
-"""Notebook helpers for the uracil reproduction (notebook 03): saved runs and short runs.
+"""Label-free vs label-then-train: the pipelines of notebook 03 and bench/labels_vs_dft_loss.py.
 
 * `find_runs(molecule, basis)`: saved run folders (``runs/``, ``bench/results/``) with
   config.json + history.jsonl (and, after evaluation, metrics.json / per_conformer.csv),
   the newest per kind: 'label-free' (loss energy or self_consistency) and
   'label-then-train' (loss supervised; its labelling time from labelling.json).
 * `label_free_run(config, n_steps, test_set, labels)`: trains, monitors, evaluates.
-* `label_then_train_run(...)`: labels the training conformers with PySCF first (timed:
-  the label's own PySCF seconds, so a cached label still costs what it cost), then
-  trains the supervised loss on them.
+* `label_then_train_run(...)`: labels the training conformers with PySCF first (timed),
+  then trains the supervised loss on them with the `Trainer` (``dataset_size``: a
+  fixed labelled set, cycled).
+
+Both pipelines train with one `Trainer.run` call, for ``n_steps`` steps and/or a
+budget of charged seconds (``budget_s``). The charged time is a `ChargedTime` on an
+explicit ``clock`` (`CLOCKS`: wall-clock, or this process's CPU time), labelling
+included and evaluations excluded; a cached label is charged the PySCF seconds it
+cost when it was made. With a budget, the ``monitor`` is evaluated on a `Schedule` of
+charged times into ``PaperRun.curve``; `crossing` and `crossing_summary` compare two
+such curves (the wall-clock ratio of the paper, arXiv 2402.04030: 786 h / 31 h).
 
 Every run returns a `PaperRun`: history (wall_s = training seconds), label_seconds
 (labelling before training; 0 for label-free), metrics and per-conformer rows of
@@ -15,17 +23,23 @@ Every run returns a `PaperRun`: history (wall_s = training seconds), label_secon
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-__all__ = ["PaperRun", "find_runs", "label_free_run", "label_then_train_run",
-           "training_conformers", "LABELLING_FILE"]
+from qpt_nb.analysis.runs import PER_CONFORMER, project_root, read_history, read_metrics, read_rows
+from qpt_nb.fileio import save_json
+
+__all__ = ["PaperRun", "find_runs", "project_root", "label_free_run", "label_then_train_run",
+           "training_conformers", "LABELLING_FILE", "CLOCKS", "ChargedTime", "Schedule",
+           "crossing", "crossing_summary", "override_config"]
 
 LABELLING_FILE = "labelling.json"
+CLOCKS = dict(wall=time.perf_counter, cpu=time.process_time)
 
 
 @dataclasses.dataclass
@@ -43,6 +57,10 @@ class PaperRun:
     path: Optional[Path] = None        # where it was read from / saved to
     error: Optional[str] = None
     label_wall_seconds: Optional[float] = None   # wall time of the labelling in this session
+    curve: list = dataclasses.field(default_factory=list)        # evaluations on a budget
+    label_cycles: list = dataclasses.field(default_factory=list)  # PySCF cycles per label
+    labels_converged: int = 0
+    timing: dict = dataclasses.field(default_factory=dict)       # Trainer.timing, setup_s, ...
 
     @property
     def total_seconds(self) -> float:
@@ -52,6 +70,8 @@ class PaperRun:
 
     @property
     def steps(self) -> int:
+        if "step" in self.timing:
+            return int(self.timing["step"])
         return int(self.history[-1]["step"]) if self.history else 0
 
 
@@ -64,8 +84,8 @@ def _kind(loss: str) -> str:
     return "label-then-train" if loss == "supervised" else "label-free"
 
 
+# ----------------------------------------------------------------------------- saved runs
 def _read_run(path: Path) -> Optional[PaperRun]:
-    from qpt_nb.analysis.runs import read_history, read_rows
     from qpt_nb.learn.train import TrainConfig
     try:
         cfg = TrainConfig.from_json(json.loads((path / "config.json").read_text()))
@@ -76,11 +96,11 @@ def _read_run(path: Path) -> Optional[PaperRun]:
         return None
     run = PaperRun(name=RUN_NAMES.get(cfg.loss, path.name), kind=_kind(cfg.loss), config=cfg,
                    history=hist, path=path)
-    if (path / "metrics.json").is_file():
-        m = json.loads((path / "metrics.json").read_text())
+    m = read_metrics(path)
+    if m is not None:
         run.metrics, run.baseline = m.get("trained"), m.get("baseline_w0")
-    if (path / "per_conformer.csv").is_file():
-        run.rows = read_rows(path / "per_conformer.csv")
+    if (path / PER_CONFORMER).is_file():
+        run.rows = read_rows(path / PER_CONFORMER)
     lab = path / LABELLING_FILE
     if lab.is_file():
         d = json.loads(lab.read_text())
@@ -98,7 +118,6 @@ def find_runs(molecule: str = "uracil", basis: Optional[str] = None, *,
     ``roots`` (default: ``runs/`` and ``bench/results/`` of the project); missing
     kinds are absent."""
     if roots is None:
-        from qpt_nb.analysis.runs import project_root
         top = project_root()
         roots = (top / "runs", top / "bench" / "results")
     found = []
@@ -125,43 +144,240 @@ def find_runs(molecule: str = "uracil", basis: Optional[str] = None, *,
     return best
 
 
+# ----------------------------------------------------------------------------- charged time
+class ChargedTime:
+    """Seconds charged to one pipeline: ``clock`` time since creation (`CLOCKS`:
+    time.perf_counter is wall-clock, time.process_time this process's CPU time, all
+    threads, prefetch and PySCF included), less the time inside `paused()` (e.g.
+    evaluations), plus what `charge` adds."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
+        self._start, self._offset = clock(), 0.0
+        self._wall_start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return self.clock() - self._start + self._offset
+
+    @property
+    def wall_seconds(self) -> float:
+        """Wall-clock seconds since creation, paused time included."""
+        return time.perf_counter() - self._wall_start
+
+    def charge(self, seconds: float) -> None:
+        self._offset += float(seconds)
+
+    @contextlib.contextmanager
+    def paused(self):
+        t0 = self.clock()
+        try:
+            yield
+        finally:
+            self._offset -= self.clock() - t0
+
+
+class Schedule:
+    """Charged times (s) at which a pipeline is evaluated.
+
+    every_s: an evaluation every `every_s` after `start`; eval_at_s: evaluations at
+    these offsets after `start` instead (e.g. denser early on). The last evaluation,
+    at the budget, is the pipeline's own."""
+
+    def __init__(self, start, budget_s, every_s=None, eval_at_s=None):
+        if eval_at_s:
+            self.times = sorted(start + a for a in eval_at_s if start + a < budget_s)
+        elif every_s:
+            n = int(max(budget_s - start, 0) // every_s)
+            self.times = [start + every_s * (k + 1) for k in range(n)]
+        else:
+            self.times = []
+
+    def due(self, charged) -> bool:
+        """True (once) when `charged` has passed the next evaluation time."""
+        if self.times and charged >= self.times[0]:
+            while self.times and charged >= self.times[0]:
+                self.times.pop(0)
+            return True
+        return False
+
+
+def crossing(ref_curve, other_curve, key):
+    """(best of ref, time ref first reached it, time other first reached it or None, ratio).
+
+    Curves are lists of records with 't_s' (charged seconds), 'step' and `key`. Only
+    evaluations after at least one optimiser step count (at step 0 every pipeline
+    has the same untrained network, so the same metrics)."""
+    ref_curve = [r for r in ref_curve if r["step"] > 0]
+    other_curve = [r for r in other_curve if r["step"] > 0] or other_curve
+    if not ref_curve:
+        return dict(best=None, t_ref_s=None, t_other_s=None, ratio=None,
+                    other_best=min(r[key] for r in other_curve),
+                    note="L did not reach a training step within its budget (labelling used it)")
+    best = min(r[key] for r in ref_curve)
+    t_ref = min(r["t_s"] for r in ref_curve if r[key] <= best)
+    hits = [r["t_s"] for r in other_curve if r[key] <= best]
+    t_other = min(hits) if hits else None
+    return dict(best=best, t_ref_s=t_ref, t_other_s=t_other,
+                ratio=(t_ref / t_other) if t_other else None,
+                other_best=min(r[key] for r in other_curve))
+
+
+def crossing_summary(curves: dict, ref: str = "L", others=("Q", "SC"),
+                     keys=("energy_mae_mev", "hamiltonian_mae_uha")) -> dict:
+    """``{'{other}_vs_{ref}_{key}': crossing(...)}`` for every other curve and key; when
+    the other pipeline never reaches ref's best, also the converse
+    ``'{ref}_vs_{other}_{key}'`` (how soon ref reaches the other's best)."""
+    summary = {}
+    if ref not in curves:
+        return summary
+    for key in keys:
+        for other in others:
+            if other not in curves:
+                continue
+            c = crossing(curves[ref], curves[other], key)
+            summary[f"{other}_vs_{ref}_{key}"] = c
+            if not c.get("note") and not c["ratio"]:
+                summary[f"{ref}_vs_{other}_{key}"] = crossing(curves[other], curves[ref], key)
+    return summary
+
+
+def override_config(cfg, items, fixed=("loss", "molecule", "xyz", "basis", "xc")):
+    """``KEY=VALUE`` strings -> a copy of `cfg` with those TrainConfig fields replaced.
+
+    Values are converted to the field's current type; a key in `fixed`, an unknown key
+    or a value that does not convert raises ValueError (naming the allowed keys)."""
+    fields = {f.name for f in dataclasses.fields(cfg)} - set(fixed)
+    changes = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"{item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
+        current = getattr(cfg, key)
+        try:
+            if isinstance(current, bool):
+                changes[key] = value.lower() in ("1", "true", "yes")
+            else:
+                changes[key] = type(current)(value) if current is not None else value
+        except ValueError:
+            raise ValueError(f"{item!r}: {key} needs a {type(current).__name__}") from None
+    return dataclasses.replace(cfg, **changes)
+
+
+# ----------------------------------------------------------------------------- pipelines
+def _n_training_conformers(config, n_steps: int) -> int:
+    if getattr(config, "dataset_size", 0):
+        return int(config.dataset_size)
+    return (math.ceil(int(n_steps) / config.reuse) + config.queue_size + 1) * config.batch_size
+
+
 def training_conformers(config, n_steps: int) -> list:
     """The conformers a `Trainer` with ``config`` consumes in ``n_steps`` steps: its
     fixed data set (``config.dataset_size`` > 0) or the first conformers of its
     seeded stream (plus the prefetch queue), so their labels can be made first."""
     from qpt_nb.learn.conformers import ConformerStream
-    if getattr(config, "dataset_size", 0):
-        n = int(config.dataset_size)
-    else:
-        n = (math.ceil(int(n_steps) / config.reuse) + config.queue_size + 1) * config.batch_size
     stream = ConformerStream(config.molecule_object(), config.sampler, seed=config.seed,
                              **config.sampler_kwargs())
-    return [next(stream) for _ in range(n)]
+    return [next(stream) for _ in range(_n_training_conformers(config, n_steps))]
 
 
-def _train(run: PaperRun, n_steps: int, test_set, labels, monitor_every: int, run_dir,
-           progress: bool):
+def _label_training_set(run: PaperRun, config, meter: ChargedTime, *, n=None, budget_s=None,
+                        threads=None, progress=False):
+    """Labels the first conformers of the Trainer's stream (into the label cache, where
+    the Trainer finds them): `n` of them, or until `budget_s` charged seconds."""
+    from qpt_nb.dft.reference import label
+    from qpt_nb.dft.tensors import choose_eri_kind
+    from qpt_nb.learn.conformers import ConformerStream
+    mol = config.molecule_object()
+    kind = choose_eri_kind(mol.to_pyscf(config.basis).nao_nr(), config.eri)
+    stream = ConformerStream(mol, config.sampler, seed=config.seed, **config.sampler_kwargs())
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n, desc="training labels", unit="conf")
+    wall0 = time.perf_counter()
+    while (run.n_labels < n) if n is not None else (run.label_seconds < budget_s):
+        t0 = meter.clock()
+        lab = label(next(stream), config.basis, config.xc, config.grid_level, eri_kind=kind,
+                    threads=threads)
+        spent = meter.clock() - t0
+        if lab.cached:                  # it costs what it cost when it was made
+            meter.charge(lab.seconds - spent)
+            spent = lab.seconds
+        run.label_seconds += spent
+        run.n_labels += 1
+        run.label_cycles.append(int(lab.n_cycles))
+        run.labels_converged += bool(lab.converged)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(s_per_label=f"{lab.seconds:.1f}", cached=lab.cached)
+    if bar is not None:
+        bar.close()
+    run.label_wall_seconds = time.perf_counter() - wall0
+
+
+def _on_budget(run, tr, n_steps, callback, meter, monitor, *, budget_s, every_s, eval_at_s,
+               on_eval, phase):
+    """`Trainer.run` until `budget_s` charged seconds (or `n_steps`), the monitor evaluated
+    (not charged) at the start, on the `Schedule` and at the end, into ``run.curve``."""
+    def evaluate_now(charged, **extra):
+        with meter.paused():
+            t0 = time.perf_counter()
+            m = monitor(tr.params)
+            run.curve.append(dict(t_s=charged, step=tr.step, eval_s=time.perf_counter() - t0,
+                                  wall_s=meter.wall_seconds, **m, **extra))
+            if on_eval is not None:
+                on_eval(run)
+
+    if monitor is not None:
+        evaluate_now(meter.seconds, **({"phase": phase} if phase else {}))
+    schedule = Schedule(meter.seconds, budget_s, every_s, eval_at_s)
+
+    def should_stop():
+        charged = meter.seconds
+        done = charged >= budget_s
+        if monitor is not None and (schedule.due(charged) or done):
+            evaluate_now(charged)
+        return done
+
+    if meter.seconds < budget_s and n_steps != 0:
+        tr.run(n_steps, callback, should_stop=should_stop)
+        if monitor is not None and run.curve[-1]["step"] != tr.step:     # n_steps came first
+            evaluate_now(meter.seconds)
+
+
+def _train(run: PaperRun, n_steps, test_set, labels, *, monitor_every, run_dir, progress,
+           meter: ChargedTime, budget_s=None, every_s=None, eval_at_s=None, monitor=None,
+           on_eval=None, phase=None) -> PaperRun:
+    """Trains ``run.config`` with one `Trainer.run` (n_steps and/or budget_s), then
+    evaluates on `test_set` when given; fills `run` in."""
     from qpt_nb.analysis.evaluation import evaluate, make_monitor
     from qpt_nb.learn.train import Trainer
+    before = meter.seconds
     tr = Trainer(run.config, run_dir)
     try:
-        if test_set:
-            tr.monitor = make_monitor(run.config, test_set, labels)
-            tr.monitor_every = max(int(monitor_every), 1)
+        run.timing["setup_s"] = meter.seconds - before
+        if test_set and monitor is None:
+            with meter.paused():
+                monitor = make_monitor(run.config, test_set, labels)
         bar = None
         if progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=int(n_steps), desc=run.name, unit="step")
-        done = 0
-        while done < n_steps:
-            chunk = min(int(monitor_every), int(n_steps) - done)
-            tr.run(chunk)
-            done += chunk
-            if bar is not None:
-                bar.update(chunk)
+            bar = tqdm(total=n_steps, desc=run.name, unit="step")
+        callback = None if bar is None else (lambda rec: bar.update(rec["step"] - bar.n))
+        if budget_s is None:
+            if monitor is not None:
+                tr.monitor, tr.monitor_every = monitor, max(int(monitor_every), 1)
+            tr.run(n_steps, callback)
+        else:
+            _on_budget(run, tr, n_steps, callback, meter, monitor, budget_s=budget_s,
+                       every_s=every_s, eval_at_s=eval_at_s, on_eval=on_eval, phase=phase)
         if bar is not None:
+            bar.update(tr.step - bar.n)
             bar.close()
         run.history = list(tr.history)
+        run.timing.update(tr.timing, step=tr.step, trainer_label_seconds=tr.label_seconds,
+                          conformers=tr.data_stats().get("items_consumed"))
         if test_set:
             res = evaluate(tr, test_set, labels=labels)
             run.metrics, run.baseline, run.rows = res.trained, res.baseline_w0, res.rows
@@ -172,57 +388,83 @@ def _train(run: PaperRun, n_steps: int, test_set, labels, monitor_every: int, ru
     return run
 
 
-def label_free_run(config, n_steps: int, test_set=(), labels=None, *, monitor_every: int = 10,
-                   run_dir=None, name: str = "label-free (QPT energy loss)",
-                   progress: bool = False) -> PaperRun:
-    """Trains ``config`` (a label-free loss) for ``n_steps``, monitoring the test
-    errors every ``monitor_every`` steps, then evaluates it."""
+def _check_length(n_steps, budget_s):
+    if n_steps is None and budget_s is None:
+        raise ValueError("A run needs n_steps or budget_s.")
+
+
+def label_free_run(config, n_steps: Optional[int] = None, test_set=(), labels=None, *,
+                   monitor_every: int = 10, run_dir=None, name: str = "label-free (QPT energy loss)",
+                   progress: bool = False, budget_s: Optional[float] = None,
+                   every_s: Optional[float] = None, eval_at_s=None, monitor=None,
+                   clock: Callable[[], float] = time.perf_counter, on_eval=None) -> PaperRun:
+    """Trains ``config`` (a label-free loss) for ``n_steps`` and/or ``budget_s``
+    charged seconds of ``clock``, then evaluates it on ``test_set`` (when given).
+
+    Without a budget the test errors are monitored every ``monitor_every`` steps
+    (into the history). With one, ``monitor`` (default: `make_monitor` of the test
+    set) is evaluated into ``run.curve`` after setup, at the `Schedule` (``every_s`` /
+    ``eval_at_s``) and at the end; ``on_eval(run)`` follows each evaluation.
+    """
+    _check_length(n_steps, budget_s)
     run = PaperRun(name=name, kind="label-free", config=config,
                    path=Path(run_dir) if run_dir is not None else None)
     try:
-        return _train(run, n_steps, list(test_set), labels, monitor_every, run_dir, progress)
+        return _train(run, n_steps, list(test_set), labels, monitor_every=monitor_every,
+                      run_dir=run_dir, progress=progress, meter=ChargedTime(clock),
+                      budget_s=budget_s, every_s=every_s, eval_at_s=eval_at_s, monitor=monitor,
+                      on_eval=on_eval)
     except ValueError as exc:
         run.error = str(exc)
         return run
 
 
-def label_then_train_run(config, n_steps: int, test_set=(), labels=None, *,
+def label_then_train_run(config, n_steps: Optional[int] = None, test_set=(), labels=None, *,
                          n_labels: Optional[int] = None, monitor_every: int = 10, run_dir=None,
-                         name: str = "label-then-train (supervised)",
-                         progress: bool = False) -> PaperRun:
-    """PySCF labels for every training conformer first (timed), then the supervised
-    loss on them.  ``config.loss`` is set to 'supervised'; ``n_labels`` fixes the
-    data set size (``TrainConfig.dataset_size``: the first ``n_labels`` conformers of
-    the seeded stream, cycled), else the stream's first conformers are labelled.
+                         name: str = "label-then-train (supervised)", progress: bool = False,
+                         budget_s: Optional[float] = None, label_fraction: float = 0.5,
+                         label_threads: Optional[int] = None, every_s: Optional[float] = None,
+                         eval_at_s=None, monitor=None,
+                         clock: Callable[[], float] = time.perf_counter,
+                         on_eval=None) -> PaperRun:
+    """PySCF labels for the training conformers first (charged), then the supervised
+    loss on them (``config.loss`` is set to 'supervised').
 
-    The Trainer must attach the labels to its batches (``ref_fock``); if it cannot,
-    the run's ``error`` says so and only the labelling time is reported.
+    Which conformers: the first ones of the Trainer's seeded stream: ``n_labels`` of
+    them, else (with ``budget_s``) as many as ``label_fraction`` of the budget allows,
+    and the Trainer then cycles over that fixed set (``TrainConfig.dataset_size``);
+    else those the Trainer consumes in ``n_steps`` (`training_conformers`). The
+    labels go to the label cache, where the Trainer's batches find them (``ref_fock``);
+    ``label_threads``: PySCF threads. A fresh label is charged its ``clock`` time, a
+    cached one the PySCF seconds it cost when it was made. Training, monitoring and
+    evaluation as in `label_free_run`; the first budget evaluation has phase 'labelled'.
     """
-    from qpt_nb.dft.reference import label_many
-    from qpt_nb.dft.tensors import choose_eri_kind
+    _check_length(n_steps, budget_s)
     config = dataclasses.replace(config, loss="supervised")
-    if n_labels:
-        if not hasattr(config, "dataset_size"):
-            raise ValueError("this Trainer has no fixed data sets (TrainConfig.dataset_size)")
+    fixed = n_labels is not None or budget_s is not None
+    if n_labels is not None:
         config = dataclasses.replace(config, dataset_size=int(n_labels))
     run = PaperRun(name=name, kind="label-then-train", config=config,
                    path=Path(run_dir) if run_dir is not None else None)
-    confs = training_conformers(config, n_steps)
-    kind = choose_eri_kind(confs[0].to_pyscf(config.basis).nao_nr(), config.eri)
-    t0 = time.perf_counter()
-    labs = label_many(confs, config.basis, config.xc, config.grid_level, eri_kind=kind,
-                      progress=progress, desc="training labels")
-    run.label_seconds = float(sum(lab.seconds for lab in labs))
-    run.n_labels = len(labs)
-    run.label_wall_seconds = time.perf_counter() - t0
+    meter = ChargedTime(clock)
+    if n_labels is None and budget_s is not None and not config.dataset_size:
+        _label_training_set(run, config, meter, budget_s=budget_s * label_fraction,
+                            threads=label_threads, progress=progress)
+    else:
+        n = int(config.dataset_size) or _n_training_conformers(config, n_steps)
+        _label_training_set(run, config, meter, n=n, threads=label_threads, progress=progress)
+    if fixed:
+        run.config = config = dataclasses.replace(config, dataset_size=max(run.n_labels, 1))
+    run.timing["labels_end_s"] = meter.seconds
     if run_dir is not None:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(run_dir) / LABELLING_FILE).write_text(json.dumps(dict(
+        save_json(Path(run_dir) / LABELLING_FILE, dict(
             label_seconds=run.label_seconds, n_labels=run.n_labels,
-            note="sum of the PySCF seconds of each training label (cached labels keep theirs)")))
+            note="PySCF seconds of the training labels (cached labels keep their own)"))
     try:
-        return _train(run, n_steps, list(test_set), labels, monitor_every, run_dir, progress)
-    except (ValueError, TypeError) as exc:
-        run.error = (f"the Trainer cannot train the supervised loss here ({exc}); it needs PySCF "
-                     "Fock labels attached to its batches")
+        return _train(run, n_steps, list(test_set), labels, monitor_every=monitor_every,
+                      run_dir=run_dir, progress=progress, meter=meter, budget_s=budget_s,
+                      every_s=every_s, eval_at_s=eval_at_s, monitor=monitor, on_eval=on_eval,
+                      phase="labelled")
+    except ValueError as exc:
+        run.error = str(exc)
         return run
