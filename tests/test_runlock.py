@@ -72,12 +72,16 @@ def test_non_finite_parameters_are_never_written(tmp_path):
   assert ckpt.load(path)["step"] == 3 and ckpt.load(ckpt.previous_path(path))["step"] == 1
 
 
-def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+def test_previous_checkpoint_is_named_or_used(tmp_path):
   path = tmp_path / "checkpoint.ckpt"
   ckpt.save_keeping_previous(path, dict(step=1))
   ckpt.save_keeping_previous(path, dict(step=2))
-  path.write_bytes(path.read_bytes()[:-10])
-  with pytest.warns(RuntimeWarning, match="previous checkpoint"):
+  good = path.read_bytes()
+  path.write_bytes(good[:-10])                      # corrupt: refused, the previous one named
+  with pytest.raises(ckpt.CheckpointError, match=r"corrupt.*checkpoint.ckpt.prev \(step 1\) is intact"):
+    ckpt.load_latest(path)
+  path.unlink()                                     # killed between the two renames: used
+  with pytest.warns(RuntimeWarning, match="using the previous one"):
     assert ckpt.load_latest(path)["step"] == 1
 
 

@@ -73,12 +73,23 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   try:
     return int(args.func(args) or 0)
-  except (ValueError, FileNotFoundError, KeyboardInterrupt) as exc:
-    if isinstance(exc, KeyboardInterrupt):
-      print("interrupted", file=sys.stderr)
-      return 130
-    print(f"qpt-nb {args.command}: error: {exc}", file=sys.stderr)
+  except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    return 130
+  except (ValueError, TypeError, OSError, MemoryError) as exc:
+    # user errors (bad values, files missing / unwritable / not text, a job too large for
+    # memory, a run directory in use, a diverged run): one line, exit code 2
+    print(f"qpt-nb {args.command}: error: {_one_line(exc)}", file=sys.stderr)
     return 2
+
+
+def _one_line(exc: BaseException) -> str:
+  if isinstance(exc, UnicodeDecodeError):
+    return f"a file is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at {exc.start})"
+  if isinstance(exc, OSError) and exc.filename is not None:
+    return f"{exc.strerror or exc}: {exc.filename}"
+  text = str(exc) or type(exc).__name__
+  return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ _FIELDS = dict(molecule="molecule", charge="charge", spin="spin", basis="basis",
                grid_level="grid_level", eri="eri", model="model", loss="loss", sampler="sampler",
                temperature="temperature", sigma="sigma", batch_size="batch_size", reuse="reuse",
                seed="seed", lr="lr", warmup="warmup_steps", decay_steps="decay_steps",
-               checkpoint_every="checkpoint_every", n_refine="n_refine", devices="devices")
+               checkpoint_every="checkpoint_every", n_refine="n_refine", devices="devices",
+               weight_decay="weight_decay", clip_norm="clip_norm")
 DEMO = dict(molecule="uracil", basis="sto-3g", xc="b3lyp5", grid_level=1, model="nano", steps=120,
             minutes=3.0, n_test=10, monitor_n=3, reuse=8)
 DEMO_SMOKE = dict(molecule="water", basis="sto-3g", xc="b3lyp5", grid_level=1, model="nano", steps=8,
@@ -51,6 +52,8 @@ def _add_train_args(p):
   g.add_argument("--seed", type=int)
   g.add_argument("--lr", type=float)
   g.add_argument("--warmup", type=int, help="warm-up steps (default min(1000, steps // 10))")
+  g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.1)")
+  g.add_argument("--clip-norm", type=float, help="global gradient-norm clip (default 1)")
   g.add_argument("--decay-steps", type=int, help="cosine decay length (default: --steps)")
   g.add_argument("--checkpoint-every", type=int)
   g.add_argument("--devices", type=int,
@@ -219,12 +222,40 @@ def _finish(trainer, out, test_set, labels, *, cache_dir, progress, seed):
 
 
 # ----------------------------------------------------------------------------- commands
+def check_out_dir(out: Path) -> None:
+  """A usable run directory, checked before anything compiles: ValueError for a path that
+  is a file, lies under a file, or cannot be written."""
+  for parent in (out, *out.parents):
+    if parent.exists() and not parent.is_dir():
+      where = "is" if parent == out else f"lies under {parent}, which is"
+      raise ValueError(f"--out {out} {where} a file, not a directory.")
+  existing = next(p for p in (out, *out.parents) if p.exists())
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(f"--out {out}: cannot write to {existing} (permission denied).")
+
+
+def trained_steps(out: Path) -> int:
+  """Optimiser steps the checkpoint in `out` holds (0 without one: a run killed before
+  its first step, or a fresh folder, may be started again)."""
+  from qpt_nb.learn import checkpoint as ckpt
+  from qpt_nb.learn.train import CHECKPOINT
+  path = out / CHECKPOINT
+  if not (path.exists() or ckpt.previous_path(path).exists()):
+    return 0
+  try:
+    return int(ckpt.load_latest(path).get("step", 0))
+  except ckpt.CheckpointError:
+    raise ValueError(f"{out} holds an unreadable checkpoint: move it away, or use another "
+                     "--out.") from None
+
+
 def cmd_train(args) -> int:
   """`qpt-nb train`: fresh or resumed label-free training, then evaluation."""
   from qpt_nb.analysis.runs import load_run
-  from qpt_nb.learn.train import CHECKPOINT, TrainConfig, Trainer
+  from qpt_nb.learn.runlock import RunLock
+  from qpt_nb.learn.train import TrainConfig, Trainer
   settings.enable_compile_cache()
-  _check_int("--steps", args.steps)
+  _check_int("--steps", args.steps, 0 if args.resume else 1)
   _check_int("--n-test", args.n_test)
   _check_int("--monitor-every", args.monitor_every)
   _check_int("--monitor-n", args.monitor_n, 1)
@@ -240,7 +271,14 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     if not out.is_dir():
       raise FileNotFoundError(f"--resume: no run directory {out}.")
-    saved, _, _ = load_run(out)                                   # CheckpointError if missing
+    check_out_dir(out)
+    lock = RunLock(out).acquire()                              # RunLocked: one line, exit 2
+    saved, _, step = load_run(out)                             # CheckpointError if missing
+    if args.steps is not None and args.steps > saved.decay_steps and "decay_steps" not in over:
+      # the cosine ended at the first run's length: stretch it to the new total
+      print(f"extending the learning-rate schedule from {saved.decay_steps} to {args.steps} "
+            "steps (--decay-steps sets it explicitly)", file=sys.stderr)
+      over["decay_steps"] = args.steps
     config = dataclasses.replace(saved, **over)
     config.molecule_object()
     _check_sampler(config.sampler)
@@ -259,8 +297,11 @@ def cmd_train(args) -> int:
     if args.out is None:
       args.out = f"runs/{config.molecule}-{config.basis}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(args.out)
-    if (out / CHECKPOINT).exists() or (out / "history.jsonl").exists():
-      raise ValueError(f"{out} already holds a run: use --resume, or another --out.")
+    check_out_dir(out)
+    lock = RunLock(out).acquire()                              # RunLocked: one line, exit 2
+    done = trained_steps(out)
+    if done:
+      raise ValueError(f"{out} already holds a run at step {done}: use --resume, or another --out.")
     trainer = Trainer(config, out)
     target = args.steps
   print(f"{config.molecule} / {config.basis} / {config.xc} / grid level {config.grid_level} / "
@@ -278,8 +319,11 @@ def cmd_train(args) -> int:
     _train_loop(trainer, target, progress=progress)
   finally:
     trainer.close()
-  return _finish(trainer, out, test_set, labels, cache_dir=args.cache_dir, progress=progress,
-                 seed=args.test_seed)
+  try:
+    return _finish(trainer, out, test_set, labels, cache_dir=args.cache_dir, progress=progress,
+                   seed=args.test_seed)
+  finally:
+    lock.release()
 
 
 def cmd_evaluate(args) -> int:

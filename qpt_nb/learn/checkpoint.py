@@ -79,19 +79,29 @@ def save_keeping_previous(path, tree, *, params_key=None) -> None:
 
 
 def load_latest(path):
-  """`load` of `path`, falling back to `previous_path(path)` when `path` is missing or
-  corrupt (a warning names the file). Raises CheckpointError when neither loads."""
+  """`load` of `path`; when `path` is missing but `previous_path(path)` exists (a kill
+  between the two renames of `save_keeping_previous`), the previous checkpoint, with a
+  warning. A corrupt `path` is never skipped silently: the CheckpointError names the
+  intact previous checkpoint, if there is one, and how to use it."""
   import warnings
+  path = Path(path)
+  prev = previous_path(path)
+  if not path.is_file() and prev.is_file():
+    data = load(prev)
+    warnings.warn(f"No checkpoint at {path}; using the previous one, {prev} (step "
+                  f"{data.get('step')}).", RuntimeWarning, stacklevel=2)
+    return data
   try:
     return load(path)
   except CheckpointError as exc:
-    prev = previous_path(path)
-    if not prev.is_file():
-      raise
-    data = load(prev)
-    warnings.warn(f"{exc} Using the previous checkpoint {prev} (step {data.get('step')}).",
-                  RuntimeWarning, stacklevel=2)
-    return data
+    if prev.is_file():
+      try:
+        step = load(prev).get("step")
+      except CheckpointError:
+        raise exc from None
+      raise CheckpointError(f"{exc} The previous checkpoint {prev} (step {step}) is intact: "
+                            f"copy it to {path} to continue from it.") from None
+    raise
 
 
 def remove_orphans(folder) -> list:

@@ -20,6 +20,7 @@ import functools
 import itertools
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
@@ -34,11 +35,13 @@ from qpt_nb.learn.conformers import ConformerStream, SAMPLERS
 from qpt_nb.dft.molecule import Molecule
 from qpt_nb.learn.network import count_params, get_config, network_fns
 from qpt_nb.learn.prefetch import Prefetcher
+from qpt_nb.learn.runlock import RunLock
 from qpt_nb.learn.batch import QPTBatch, prepare_conformer, stack_batch
 from qpt_nb.learn.losses import LOSSES, loss_fn
 from qpt_nb.dft.xc import get_xc
 
 CHECKPOINT = "checkpoint.ckpt"
+JUMP_WINDOW = 20       # logged losses the divergence warning compares against
 HISTORY = "history.jsonl"
 
 
@@ -82,6 +85,7 @@ class TrainConfig:
   devices: int = 1                     # data-parallel JAX devices (batch split across them)
 
   def __post_init__(self):
+    _check_numbers(self)
     get_xc(self.xc)
     get_config(self.model)
     if self.loss not in LOSSES:
@@ -90,9 +94,6 @@ class TrainConfig:
       raise ValueError(f"Unknown sampler {self.sampler!r}; choose one of {SAMPLERS}.")
     if self.dataset_size < 0:
       raise ValueError(f"dataset_size must be >= 0, got {self.dataset_size}.")
-    for name in ("batch_size", "reuse", "n_refine", "checkpoint_every", "log_every", "devices"):
-      if int(getattr(self, name)) < 1:
-        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
     if self.batch_size % self.devices:
       raise ValueError(f"batch_size={self.batch_size} must be a multiple of devices={self.devices}.")
 
@@ -117,6 +118,44 @@ class TrainConfig:
   def from_json(cls, d: dict) -> "TrainConfig":
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# Numeric fields: (low, high, low inclusive); ints must be Python/NumPy integers.
+_INT_RANGES = dict(charge=(None, None), spin=(0, 0), grid_level=(0, 9), n_refine=(1, None),
+                   batch_size=(1, None), reuse=(1, None), dataset_size=(0, None), seed=(0, None),
+                   warmup_steps=(0, None), decay_steps=(1, None), checkpoint_every=(1, None),
+                   log_every=(1, None), prefetch_workers=(1, None), queue_size=(1, None),
+                   devices=(1, None))
+_FLOAT_RANGES = dict(mix=(0.0, 1.0, True), temperature=(0.0, None, False),
+                     sigma=(0.0, None, False), lr=(0.0, None, False), final_lr=(0.0, None, True),
+                     b1=(0.0, 1.0, True), b2=(0.0, 1.0, True), eps=(0.0, None, False),
+                     weight_decay=(0.0, None, True), clip_norm=(0.0, None, False))
+
+
+def _check_numbers(cfg) -> None:
+  """ValueError/TypeError naming the field for a numeric setting of the wrong type,
+  non-finite or out of range (lr=-1 would be gradient ascent, mix=5 no mixing at all)."""
+  for name, (low, high) in _INT_RANGES.items():
+    v = getattr(cfg, name)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+      raise TypeError(f"TrainConfig.{name} must be an integer, got {v!r}.")
+    if (low is not None and v < low) or (high is not None and v > high):
+      rng = f">= {low}" if high is None else (f"{low}" if low == high else f"in {low}..{high}")
+      raise ValueError(f"TrainConfig.{name} must be {rng}, got {v}."
+                       + (" (qpt_nb is closed-shell only)" if name == "spin" else ""))
+  for name, (low, high, inclusive) in _FLOAT_RANGES.items():
+    v = getattr(cfg, name)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+      raise TypeError(f"TrainConfig.{name} must be a number, got {v!r}.")
+    ok = np.isfinite(v) and (v >= low if inclusive else v > low) and (high is None or v <= high)
+    if not ok:
+      side = f">= {low}" if inclusive else f"> {low}"
+      raise ValueError(f"TrainConfig.{name} must be finite and {side}"
+                       + (f" and <= {high}" if high is not None else "") + f", got {v}.")
+
+
+class TrainingDiverged(ValueError):
+  """A step produced a non-finite loss or gradient; the last finite state is kept."""
 
 
 class TrainState(NamedTuple):
@@ -245,11 +284,17 @@ class Trainer:
     self._update = make_update(config)
     self._stream = None
     self.mesh = data_mesh(config.devices)
+    self._lock = None
+    if self.run_dir is not None:
+      self._lock = RunLock(self.run_dir).acquire()   # RunLocked if another process has it
+      ckpt.remove_orphans(self.run_dir)
     state = _state if _state is not None else init_state(config, self._example())
     self.state = replicate(state, self.mesh)
     if self.run_dir is not None:
-      self.run_dir.mkdir(parents=True, exist_ok=True)
       save_json(self.run_dir / "config.json", config.to_json())
+      if _state is None:                       # a fresh run: resumable from its first second
+        atomic_write_text(self.run_dir / HISTORY, "")
+        self.save()
 
   # ---------------------------------------------------------------- data
   def make_batch(self, mols) -> QPTBatch:
@@ -336,9 +381,13 @@ class Trainer:
       t0 = time.perf_counter()
       batch = shard_batch(next(self._stream), self.mesh)
       t1 = time.perf_counter()
+      before = self.state
       self.state, metrics = self._update(self.state, batch)
       metrics = {k: float(v) for k, v in metrics.items()}   # blocks: one sync per step
       t2 = time.perf_counter()
+      if not (np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])):
+        self.state = before
+        self._diverged(metrics)
       if self.timing["steps"] == 0:
         self.timing["compile_s"] = t2 - t1
       self.timing["wait_s"] += t1 - t0
@@ -348,6 +397,7 @@ class Trainer:
       step = self.step
       if step % c.log_every == 0 or step == 1:
         rec = self._record(step, metrics)
+        self._check_jump(rec)
         if self.monitor is not None and self.monitor_every and step % self.monitor_every == 0:
           rec.update({f"test_{k}": v for k, v in self.monitor(self.state.params).items()})
         self.history.append(rec)
@@ -367,6 +417,35 @@ class Trainer:
       self.save()
     return logged
 
+  def _diverged(self, metrics):
+    """Stops the run: the state of the last finite step is kept (and saved, so the good
+    checkpoint is never replaced by a diverged one)."""
+    step = self.step + 1
+    where = ""
+    if self.run_dir is not None:
+      self.save()
+      where = f"; the checkpoint in {self.run_dir} holds step {self.step}"
+    raise TrainingDiverged(
+        f"training diverged at step {step}: loss {metrics['loss']}, gradient norm "
+        f"{metrics['grad_norm']} (lr {metrics['lr']:.3g}){where}. Lower the learning rate "
+        "(--lr) or clip harder (--clip-norm), then resume.")
+
+  def _check_jump(self, rec: dict):
+    """Marks (rec['loss_jump'] = True, and a warning) a loss far above the recent range:
+    more than 10 interquartile ranges (and 1 mHa for the energy loss) above the median
+    of the last `JUMP_WINDOW` logged losses."""
+    recent = [r["loss"] for r in self.history[-JUMP_WINDOW:]]
+    if len(recent) < 5:
+      return
+    q1, med, q3 = np.percentile(recent, [25, 50, 75])
+    floor = 1e-3 if self.config.loss == "energy" else 1e-9
+    if rec["loss"] - med > max(10.0 * (q3 - q1), floor, 1e-3 * abs(med) if med < 0 else 0.0):
+      rec["loss_jump"] = True
+      warnings.warn(f"step {rec['step']}: the loss {rec['loss']:.6g} jumped far above its recent "
+                    f"median {med:.6g}; the learning rate ({rec['lr']:.3g}) may be too large. "
+                    f"The previous checkpoint is kept as {CHECKPOINT}.prev.", RuntimeWarning,
+                    stacklevel=3)
+
   def _record(self, step, metrics) -> dict:
     tm = self.timing
     steady = max(tm["step_s"] - tm["compile_s"], 1e-9)
@@ -380,8 +459,8 @@ class Trainer:
     if self.run_dir is None:
       raise ValueError("This Trainer has no run_dir to save to.")
     path = self.run_dir / CHECKPOINT
-    ckpt.save(path, dict(state=self.state._asdict(), config=self.config.to_json(),
-                         step=self.step, format=1))
+    ckpt.save_keeping_previous(path, dict(state=self.state._asdict(), config=self.config.to_json(),
+                                          step=self.step, format=1), params_key="state")
     return path
 
   @classmethod
@@ -393,7 +472,12 @@ class Trainer:
     settings. The history is truncated to the checkpoint's step.
     """
     run_dir = Path(run_dir)
-    data = ckpt.load(run_dir / CHECKPOINT)
+    lock = RunLock(run_dir).acquire()            # before reading: no writer in between
+    try:
+      data = ckpt.load_latest(run_dir / CHECKPOINT)
+    except BaseException:
+      lock.release()
+      raise
     saved = TrainConfig.from_json(data["config"])
     if config is not None:
       _check_compatible(saved, config)
@@ -401,16 +485,21 @@ class Trainer:
     history = [r for r in read_history(run_dir) if r.get("step", 0) <= data["step"]]
     state = TrainState(**{k: v for k, v in data["state"].items() if k in TrainState._fields})
     state = jax.tree_util.tree_map(jnp.asarray, state)
-    tr = cls(saved, None, _state=state, _history=history)
-    tr.run_dir = run_dir
-    save_json(run_dir / "config.json", saved.to_json())
+    try:
+      tr = cls(saved, run_dir, _state=state, _history=history)
+    finally:
+      lock.release()                             # the Trainer holds its own
     atomic_write_text(run_dir / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
     return tr
 
   def close(self):
+    """Stops the prefetch workers and releases the run directory."""
     if self._stream is not None:
       self._stream.close()
       self._stream = None
+    if self._lock is not None:
+      self._lock.release()
+      self._lock = None
 
   def data_stats(self) -> dict:
     """Prefetch statistics: items made, wait seconds, ..."""
