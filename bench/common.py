@@ -324,13 +324,10 @@ def _json_default(o):
 
 
 def write_json(path, data) -> Path:
-  """Atomic JSON write (NaN -> null)."""
+  """Atomic JSON write (NaN -> null), through `qpt_nb.fileio`."""
+  from qpt_nb.fileio import atomic_write_text
   path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  text = json.dumps(_nan_to_none(data), indent=1, default=_json_default)
-  tmp.write_text(text + "\n")
-  os.replace(tmp, path)
+  atomic_write_text(path, json.dumps(_nan_to_none(data), indent=1, default=_json_default) + "\n")
   return path
 
 

@@ -198,7 +198,6 @@ def main(argv=None):
   from qpt_nb.analysis import experiments
   from qpt_nb.analysis.evaluation import make_monitor, make_test_set
   from qpt_nb.dft import reference
-  from qpt_nb.dft.tensors import choose_eri_kind
   from qpt_nb.learn.train import TrainConfig
   clock = experiments.CLOCKS[args.clock]
   sampler = args.sampler
@@ -222,8 +221,7 @@ def main(argv=None):
     print(f"Q and SC train with {', '.join(args.overrides)}", flush=True)
   t0 = time.perf_counter()
   test = make_test_set(mol, sel["n_test"], sampler=sampler, **cfg.sampler_kwargs())
-  kind = choose_eri_kind(mol.to_pyscf(cfg.basis).nao_nr(), cfg.eri)
-  test_labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=kind)
+  test_labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=cfg.eri)
   if args.prelabel_only:
     if args.test_cache:                  # fills the tensor cache, keeps nothing in memory
       make_monitor(cfg, test, test_labels, chunk_size=MONITOR_CHUNK, keep_bytes=0,

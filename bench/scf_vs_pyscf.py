@@ -33,18 +33,14 @@ TARGETS = {("uracil", "sto-3g"): (5.0, None), ("uracil", "def2-svp"): (2.0, 2.0)
 
 # ----------------------------------------------------------------------------- workers
 def pyscf_worker(atoms, basis, xc, grid_level, conv_tol, density_fit):
-  """PySCF RKS kernel() wall time (fresh process; qpt_nb and JAX are not imported)."""
+  """PySCF RKS kernel() wall time, in a fresh process; the RKS object is qpt_nb's one
+  factory (`qpt_nb.dft.reference.make_rks`: DIIS 8, PySCF's auxiliary basis for DF)."""
   import time
-  from pyscf import df, dft, gto
+  from pyscf import gto
+  from qpt_nb.dft.reference import make_rks
   pm = gto.M(atom=[(s, tuple(c)) for s, c in atoms], unit="Angstrom", basis=basis, cart=False,
              verbose=0)
-  mf = dft.RKS(pm, xc=xc)
-  if density_fit:
-    mf = mf.density_fit(auxbasis=df.make_auxbasis(pm))
-  mf.grids.level = grid_level
-  mf.conv_tol = conv_tol
-  mf.diis_space = 8
-  mf.verbose = 0
+  mf = make_rks(pm, xc, grid_level, "df" if density_fit else "dense", conv_tol=conv_tol)
   t0 = time.perf_counter()
   mf.kernel()
   seconds = time.perf_counter() - t0
@@ -58,6 +54,7 @@ def qpt_worker(molecule, basis, xc, grid_level, conv_tol, eri):
   import numpy as np
   import qpt_nb
   from qpt_nb.dft.kohn_sham import energy_and_fock, energy_and_fock_jit
+  from qpt_nb.dft.xc import get_xc
   mol = qpt_nb.Molecule.builtin(molecule)
   t0 = time.perf_counter()
   qpt_nb.scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
@@ -86,7 +83,7 @@ def qpt_worker(molecule, basis, xc, grid_level, conv_tol, eri):
   floor = fl_xc / (rate_tall * 1e9) + (fl_j + fl_k + fl_eigh) / (rate_sq * 1e9)
   fl_total = fl_xc + fl_j + fl_k + fl_eigh
   counted = common.jaxpr_flops(lambda d, tt: energy_and_fock(d, tt, f), t.dm0, t)
-  xla = common.xla_flops(_energy_and_fock_jit, t.dm0, t, f)
+  xla = common.xla_flops(energy_and_fock_jit, t.dm0, t, f)
   tm = {k: float(v) for k, v in res.timings.items()}
   return dict(energy=float(res.energy), seconds=seconds, compile_s=max(first - seconds, 0.0),
               first_call_s=first, precompute_s=pre, timings=tm, cycles=int(res.n_iter),
@@ -121,14 +118,14 @@ def main(argv=None):
   bases = args.bases.split(",") if args.bases else sel["bases"]
   json_path, png_path = common.out_paths(args, NAME)
   import qpt_nb
-  from qpt_nb.dft.tensors import choose_eri_kind
+  from qpt_nb.dft.reference import resolve_eri
 
   rows = []
   for basis in bases:
     for name in molecules:
       mol = qpt_nb.Molecule.builtin(name)
-      n_ao = mol.to_pyscf(basis).nao_nr()
-      kind = choose_eri_kind(n_ao, args.eri)
+      pmol = mol.to_pyscf(basis)
+      n_ao, kind = pmol.nao_nr(), resolve_eri(pmol, args.eri)
       print(f"-- {name}/{basis} ({n_ao} AOs, ERI {kind}) ...", flush=True)
       q = common.run_isolated(__file__, "qpt_worker", timeout=args.timeout, env=env, molecule=name,
                               basis=basis, xc=args.xc, grid_level=args.grid_level,

@@ -286,10 +286,8 @@ def _label_training_set(run: PaperRun, config, meter: ChargedTime, *, n=None, bu
     """Labels the first conformers of the Trainer's stream (into the label cache, where
     the Trainer finds them): `n` of them, or until `budget_s` charged seconds."""
     from qpt_nb.dft.reference import label
-    from qpt_nb.dft.tensors import choose_eri_kind
     from qpt_nb.learn.conformers import ConformerStream
     mol = config.molecule_object()
-    kind = choose_eri_kind(mol.to_pyscf(config.basis).nao_nr(), config.eri)
     stream = ConformerStream(mol, config.sampler, seed=config.seed, **config.sampler_kwargs())
     bar = None
     if progress:
@@ -298,7 +296,7 @@ def _label_training_set(run: PaperRun, config, meter: ChargedTime, *, n=None, bu
     wall0 = time.perf_counter()
     while (run.n_labels < n) if n is not None else (run.label_seconds < budget_s):
         t0 = meter.clock()
-        lab = label(next(stream), config.basis, config.xc, config.grid_level, eri_kind=kind,
+        lab = label(next(stream), config.basis, config.xc, config.grid_level, eri_kind=config.eri,
                     threads=threads)
         spent = meter.clock() - t0
         if lab.cached:                  # it costs what it cost when it was made

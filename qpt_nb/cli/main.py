@@ -34,8 +34,11 @@ def add_molecule_args(p, default="uracil"):
 
 def cmd_scf(args) -> int:
   """JAX SCF next to PySCF: energies, difference and timings."""
+  from qpt_nb.dft.memory import check_memory, estimate_memory, format_memory
   from qpt_nb.dft.reference import compare_with_pyscf, format_comparison
   mol = _molecule(args)
+  print("memory: " + format_memory(check_memory(estimate_memory(mol, args.basis, args.grid_level,
+                                                                xc=args.xc))))
   row = compare_with_pyscf(mol, args.basis, args.xc, args.grid_level, pyscf=not args.no_pyscf)
   print(format_comparison(row))
   return 0

@@ -146,12 +146,10 @@ def _test_data(config, n, *, seed, cache_dir, progress):
   and their PySCF labels (canonical frame, cached)."""
   from qpt_nb.analysis.evaluation import TEST_SEED, make_test_set
   from qpt_nb.dft.reference import label_many
-  from qpt_nb.dft.tensors import choose_eri_kind
   mol = config.molecule_object()
   test = make_test_set(mol, n, sampler=config.sampler, seed=TEST_SEED if seed is None else seed,
                        **config.sampler_kwargs())
-  kind = choose_eri_kind(mol.to_pyscf(config.basis).nao_nr(), config.eri)
-  labels = label_many(test, config.basis, config.xc, config.grid_level, eri_kind=kind,
+  labels = label_many(test, config.basis, config.xc, config.grid_level, eri_kind=config.eri,
                       cache_dir=cache_dir, progress=progress)
   return test, labels
 
@@ -249,6 +247,18 @@ def trained_steps(out: Path) -> int:
                      "--out.") from None
 
 
+def memory_line(config) -> str:
+  """Checks that training `config` fits in memory (InsufficientMemoryError otherwise,
+  before anything compiles) and returns the one-line estimate: the batches the prefetch
+  queue holds at once (`queue_size` + 1 of `batch_size` conformers)."""
+  from qpt_nb.dft.memory import check_memory, estimate_memory, format_memory
+  batch = config.batch_size * (config.queue_size + 1)
+  est = estimate_memory(config.molecule_object().canonical(), config.basis, config.grid_level,
+                        eri=config.eri, xc=config.xc, batch=batch)
+  check_memory(est)
+  return "memory: " + format_memory(est)
+
+
 def cmd_train(args) -> int:
   """`qpt-nb train`: fresh or resumed label-free training, then evaluation."""
   from qpt_nb.analysis.runs import load_run
@@ -282,6 +292,7 @@ def cmd_train(args) -> int:
     config = dataclasses.replace(saved, **over)
     config.molecule_object()
     _check_sampler(config.sampler)
+    mem = memory_line(config)
     trainer = Trainer.resume(out, config=config)               # ValueError if incompatible
     target = args.steps if args.steps is not None else config.decay_steps
     if target < trainer.step:
@@ -302,10 +313,12 @@ def cmd_train(args) -> int:
     done = trained_steps(out)
     if done:
       raise ValueError(f"{out} already holds a run at step {done}: use --resume, or another --out.")
+    mem = memory_line(config)
     trainer = Trainer(config, out)
     target = args.steps
   print(f"{config.molecule} / {config.basis} / {config.xc} / grid level {config.grid_level} / "
         f"{config.model} / loss {config.loss} / sampler {config.sampler} -> {out}")
+  print(mem)
   test_set, labels = [], None
   if args.n_test:
     test_set, labels = _test_data(config, args.n_test, seed=args.test_seed,

@@ -16,6 +16,13 @@ matrix is F = dE/dD (automatic differentiation), which equals PySCF's
 Functions take the functional as a name or `qpt_nb.dft.xc.XCFunctional` and the
 per-geometry tensors as `qpt_nb.dft.tensors.DFTTensors`; they are pure and jittable
 (pass the functional as a static argument when jitting).
+
+Checks (`check_density`): `energy`, `energy_components`, `energy_and_fock`, `fock`
+and `xc_potential` raise TypeError when `t` is not a `DFTTensors` and ValueError when
+the density is not (N, N) for the tensors' N AOs (always, also under jit: shapes are
+static), or, for a concrete array (not a tracer: the check is skipped under
+jit/grad/vmap), when it is not symmetric: E[D] is defined for symmetric D, and an
+asymmetric one gives a different energy without any error.
 """
 from __future__ import annotations
 
@@ -24,11 +31,47 @@ from typing import Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from qpt_nb.dft.tensors import DFTTensors
 from qpt_nb.dft.xc import XCFunctional, get_xc
 
 XCLike = Union[str, XCFunctional]
+
+# |D - D^T| above this (relative to max(1, max |D|)) is an error, not round-off.
+SYMMETRY_TOL = 1e-6
+
+
+def check_density(density, t: DFTTensors, what: str = "density"):
+  """`density` as an array, after checking it against `t` (see the module docstring).
+
+  Raises TypeError (`t` not a `DFTTensors`, density not numeric) or ValueError (shape,
+  or asymmetry of a concrete density beyond `SYMMETRY_TOL`)."""
+  if not isinstance(t, DFTTensors):
+    raise TypeError(f"t must be the DFTTensors of the molecule (qpt_nb.dft_tensors(mol, ...)), "
+                    f"got {type(t).__name__}")
+  if not hasattr(density, "shape") or not hasattr(density, "dtype"):
+    try:
+      density = jnp.asarray(density)
+    except (TypeError, ValueError):
+      raise TypeError(f"{what} must be an (N, N) array, got {type(density).__name__}") from None
+  n = t.overlap.shape[-1]
+  if t.overlap.ndim != 2:
+    raise ValueError(f"t is a stacked batch of tensors (overlap shape {tuple(t.overlap.shape)}): "
+                     "evaluate one conformer at a time, e.g. under jax.vmap")
+  if tuple(density.shape) != (n, n):
+    raise ValueError(f"{what} must be an ({n}, {n}) matrix for these tensors ({n} AOs), got "
+                     f"shape {tuple(density.shape)}")
+  if not isinstance(density, jax.core.Tracer):
+    d = np.asarray(density)
+    if np.issubdtype(d.dtype, np.number):
+      asym = float(np.max(np.abs(d - d.T))) if d.size else 0.0
+      scale = max(1.0, float(np.max(np.abs(d)))) if d.size else 1.0
+      if asym > SYMMETRY_TOL * scale:
+        raise ValueError(f"{what} is not symmetric (max |D - D^T| = {asym:.3g}): E[D] is defined "
+                         "for a symmetric density matrix; pass 0.5 * (D + D.T) if that is what "
+                         "you mean")
+  return density
 
 
 def coulomb(density, t: DFTTensors):
@@ -119,6 +162,7 @@ def energy_components(density, t: DFTTensors, xc: XCLike) -> dict:
   """Energy terms (Hartree) of `density`: 'one_electron', 'coulomb',
   'exact_exchange', 'xc', 'nuclear' and their sum 'total'."""
   func = get_xc(xc)
+  density = check_density(density, t)
   parts = {
       "one_electron": jnp.sum(density * t.hcore),
       "coulomb": 0.5 * jnp.sum(density * coulomb(density, t)),
@@ -153,6 +197,7 @@ def energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
   two-electron integrals. Differentiable (the sandwich backpropagates through it).
   """
   func = get_xc(xc)
+  density = check_density(density, t)
   veff = coulomb(density, t)
   if func.hyb != 0:
     veff = veff - 0.5 * func.hyb * exchange(density, t)
@@ -177,6 +222,7 @@ def fock_autodiff(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
 def xc_potential(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
   """V_xc[D] = dE_xc/dD (N, N) in the AO basis, Hartree (zero for Hartree-Fock)."""
   func = get_xc(xc)
+  density = check_density(density, t)
   if func.family == "hf":
     return jnp.zeros_like(density)
   return xc_energy_and_potential(density, t, func)[1]

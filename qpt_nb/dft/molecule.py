@@ -26,7 +26,8 @@ from pyscf.data import elements as _elements
 from qpt_nb.dft.frames import principal_axes
 from qpt_nb.units import BOHR_ANGSTROM
 
-__all__ = ["Molecule", "read_xyz_frames", "write_xyz_frames", "MIN_DISTANCE_ANGSTROM"]
+__all__ = ["Molecule", "as_molecule", "read_xyz_frames", "write_xyz_frames",
+           "MIN_DISTANCE_ANGSTROM"]
 
 # Any two atoms closer than this are rejected, in every geometry the toolkit accepts or
 # makes (xyz input, MD frames, samplers): shorter than any bond (H2: 0.74 Angstrom).
@@ -104,20 +105,45 @@ def _check_coords(coords, n_atoms):
     return xyz
 
 
+def _even_charge_hint(n_electrons, charge):
+    """'charge=1 or charge=-1': the nearest charges that make an odd electron count even
+    (keeping at least two electrons)."""
+    options = [c for c in (charge + 1, charge - 1) if n_electrons - (c - charge) >= 2]
+    return " or ".join(f"charge={c}" for c in options)
+
+
 # ----------------------------------------------------------------------------- xyz parsing
+def _read_text_file(path):
+    """The text of an xyz file (UTF-8, a BOM is dropped); ValueError naming the file when it
+    cannot be read or is not text (a binary file given as xyz)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read xyz file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not a text xyz file: byte 0x{data[exc.start]:02x} at "
+                         f"offset {exc.start} is not UTF-8 text (a binary file?)") from None
+    if "\x00" in text:
+        raise ValueError(f"{str(path)!r} is not a text xyz file: it contains NUL bytes at offset "
+                         f"{text.index(chr(0))} (a binary or UTF-16 file?)")
+    return text
+
+
 def _read_source(text_or_path):
     """Return (text, label) from xyz text or a path; label names the source in errors."""
     if isinstance(text_or_path, os.PathLike):
         path = Path(text_or_path)
         if not path.is_file():
             raise ValueError(f"xyz file not found: {str(path)!r}")
-        return path.read_text(), f" in {path.name}"
+        return _read_text_file(path), f" in {path.name}"
     if not isinstance(text_or_path, str):
         raise ValueError(f"expected xyz text or a path, got {type(text_or_path).__name__}")
     s = text_or_path
     if "\n" not in s.strip() and len(s) < 4096:
         if os.path.isfile(s):
-            return Path(s).read_text(), f" in {Path(s).name}"
+            return _read_text_file(Path(s)), f" in {Path(s).name}"
         if s.strip().lower().endswith(".xyz") or (os.sep in s and len(s.split()) < 4):
             raise ValueError(f"xyz file not found: {s!r} (and it is not xyz text either)")
     return s, ""
@@ -227,7 +253,10 @@ class Molecule:
         if (n_elec - spin) % 2:
             if spin == 0:
                 raise ValueError(f"odd number of electrons ({n_elec}) for {what} and spin=0: "
-                                 f"use spin=1 (doublet) or change the charge")
+                                 f"qpt_nb's DFT is closed-shell only, so use "
+                                 f"{_even_charge_hint(n_elec, charge)} for an even electron "
+                                 f"count (spin=1 would describe a doublet, which Molecule and "
+                                 f"the conformer samplers accept but scf and dft_tensors reject)")
             raise ValueError(f"spin {spin} does not fit {n_elec} electrons of {what}: "
                              f"n_electrons - spin must be even")
 
@@ -406,6 +435,28 @@ def _load_builtin(key):
     text = _data_dir().joinpath(f"{key}.xyz").read_text()
     (syms, xyz, _), = _parse_frames(text, f" in builtin {key}.xyz", single=True)
     return Molecule.from_arrays(syms, xyz, 0, 0, key)
+
+
+def as_molecule(mol, what="mol"):
+    """``mol`` as a :class:`Molecule`: a Molecule is returned as it is, a string must name a
+    built-in molecule (:meth:`Molecule.builtin`, e.g. 'water' or 'h2o').
+
+    ValueError for a string that names no built-in molecule; TypeError for any other type,
+    naming the accepted ones (``what`` names the argument in the message)."""
+    if isinstance(mol, Molecule):
+        return mol
+    if isinstance(mol, str):
+        key = mol.strip().lower()
+        key = _ALIASES.get(key, key)
+        if key in _builtin_names():
+            return _load_builtin(key)
+        raise ValueError(f"{what}={mol!r} is not a built-in molecule (available: "
+                         f"{', '.join(_builtin_names())}); for an xyz file or xyz text use "
+                         f"Molecule.from_xyz(...)")
+    raise TypeError(f"{what} must be a qpt_nb.Molecule or the name of a built-in molecule "
+                    f"(str, one of {', '.join(_builtin_names())}), got {type(mol).__name__}; "
+                    f"build one with Molecule.from_xyz(path_or_text) or "
+                    f"Molecule.from_arrays(symbols, coords_angstrom)")
 
 
 # ----------------------------------------------------------------------------- multi-frame

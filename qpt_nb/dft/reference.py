@@ -37,7 +37,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
 import time
 from pathlib import Path
 from typing import Iterable, Optional

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import operator
 import time
 import warnings
 from typing import Callable, NamedTuple, Optional
@@ -21,10 +23,54 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qpt_nb.dft.kohn_sham import XCLike, energy_and_fock, energy_and_fock_jit
+from qpt_nb.dft.kohn_sham import XCLike, check_density, energy_and_fock, energy_and_fock_jit
 from qpt_nb.dft.linalg import solve_fock
+from qpt_nb.dft.molecule import as_molecule
 from qpt_nb.dft.tensors import DFTTensors, dft_tensors
 from qpt_nb.dft.xc import get_xc
+
+
+# ----------------------------------------------------------------------------- argument checks
+def _check_int(value, what: str, low: int, hint: str = "") -> int:
+  """`value` as an int >= `low`: TypeError for a non-integer (bool, float, str, a traced
+  value), ValueError below `low`."""
+  if isinstance(value, (bool, np.bool_)):
+    raise TypeError(f"{what} must be an integer{hint}, got {value!r}")
+  try:
+    iv = operator.index(value)
+  except TypeError:
+    raise TypeError(f"{what} must be an integer{hint}, got {type(value).__name__} "
+                    f"{value!r}") from None
+  if iv < low:
+    raise ValueError(f"{what} must be >= {low}{hint}, got {iv}")
+  return int(iv)
+
+
+def _check_tol(value, what: str) -> float:
+  """A positive, finite tolerance (Hartree) as float."""
+  if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+    raise TypeError(f"{what} must be a positive number (Hartree), got {value!r}")
+  try:
+    v = float(value)
+  except (TypeError, ValueError):
+    raise TypeError(f"{what} must be a positive number (Hartree), got "
+                    f"{type(value).__name__} {value!r}") from None
+  if not (math.isfinite(v) and v > 0):
+    raise ValueError(f"{what} must be a positive, finite tolerance in Hartree (e.g. 1e-10), "
+                     f"got {value!r}")
+  return v
+
+
+def _check_loop_args(conv_tol, conv_tol_grad, max_cycle, diis_space, callback):
+  conv_tol = _check_tol(conv_tol, "conv_tol")
+  if conv_tol_grad is not None:
+    conv_tol_grad = _check_tol(conv_tol_grad, "conv_tol_grad")
+  max_cycle = _check_int(max_cycle, "max_cycle", 1, " (the number of Fock builds allowed)")
+  diis_space = _check_int(diis_space, "diis_space", 0, " (0 turns DIIS off)")
+  if callback is not None and not callable(callback):
+    raise TypeError(f"callback must be callable (called with a dict per iteration) or None, "
+                    f"got {type(callback).__name__}")
+  return conv_tol, conv_tol_grad, max_cycle, diis_space
 
 
 @dataclasses.dataclass
@@ -131,10 +177,10 @@ def scf_fixed(t: DFTTensors, xc: XCLike = "b3lyp5", n_iter: int = 30, *,
   gives plain Roothaan iterations. Compiled once per (functional, n_iter,
   diis_space, tensor shapes).
   """
-  if n_iter < 1:
-    raise ValueError(f"n_iter must be >= 1, got {n_iter}.")
-  dm0 = t.dm0 if dm0 is None else jnp.asarray(dm0)
-  return _scf_fixed(t, dm0, get_xc(xc), int(n_iter), int(diis_space))
+  n_iter = _check_int(n_iter, "n_iter", 1, " (a static iteration count, a Python int)")
+  diis_space = _check_int(diis_space, "diis_space", 0, " (a Python int; 0 turns DIIS off)")
+  dm0 = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
+  return _scf_fixed(t, dm0, get_xc(xc), n_iter, diis_space)
 
 
 @functools.partial(jax.jit, static_argnums=(2,))
@@ -166,10 +212,18 @@ def scf_loop(t: DFTTensors, xc: XCLike = "b3lyp5", *, conv_tol: float = 1e-10,
   Converged when |E_k - E_{k-1}| < conv_tol and |X^T(FDS - SDF)X| < conv_tol_grad
   (default sqrt(conv_tol), PySCF's default). `callback(info)` is called once per
   iteration with keys 'iteration', 'energy', 'delta_e', 'error'.
+
+  Raises TypeError / ValueError for arguments of the wrong type or range (conv_tol must
+  be positive and finite, max_cycle >= 1, diis_space >= 0, dm0 (N, N) and symmetric).
   """
   f_xc = get_xc(xc)
+  if not isinstance(t, DFTTensors):
+    raise TypeError(f"scf_loop needs the DFTTensors of a molecule (qpt_nb.dft_tensors(mol, ...)), "
+                    f"got {type(t).__name__}; for a Molecule use qpt_nb.scf(mol, ...)")
+  conv_tol, conv_tol_grad, max_cycle, diis_space = _check_loop_args(
+      conv_tol, conv_tol_grad, max_cycle, diis_space, callback)
   tol_grad = np.sqrt(conv_tol) if conv_tol_grad is None else conv_tol_grad
-  d = t.dm0 if dm0 is None else jnp.asarray(dm0)
+  d = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
   diis, energies, e_prev, converged = _DIIS(diis_space), [], None, False
   for it in range(1, max_cycle + 1):
     e, f = energy_and_fock_jit(d, t, f_xc)
@@ -198,25 +252,37 @@ def scf_loop(t: DFTTensors, xc: XCLike = "b3lyp5", *, conv_tol: float = 1e-10,
 def scf(mol, basis: str = "def2-svp", xc: XCLike = "b3lyp5", grid_level: int = 3, *,
         conv_tol: float = 1e-10, conv_tol_grad: Optional[float] = None, max_cycle: int = 100,
         diis_space: int = 8, eri: str = "auto", auxbasis: Optional[str] = None,
-        callback: Optional[Callable[[dict], None]] = None) -> SCFResult:
+        callback: Optional[Callable[[dict], None]] = None,
+        memory_check: bool = True) -> SCFResult:
   """Restricted Kohn-Sham SCF of `mol` in JAX (PySCF supplies integrals and the grid).
 
   Args:
-    mol: `qpt_nb.Molecule` (closed shell).
+    mol: `qpt_nb.Molecule` (closed shell) or the name of a built-in one ('water').
     basis: PySCF basis name.  xc: 'hf', 'lda,vwn', 'pbe', 'b3lyp5' or 'b3lyp'.
-    grid_level: PySCF grid level.  conv_tol: energy convergence (Hartree).
+    grid_level: PySCF grid level 0..9.  conv_tol: energy convergence (Hartree, > 0).
+    max_cycle: most Fock builds (>= 1).  diis_space: DIIS history (0: off).
     eri: 'auto' | 'dense' | 'df' (see `qpt_nb.dft.tensors`).
     callback: called with a dict per iteration.
+    memory_check: refuse (`qpt_nb.dft.memory.InsufficientMemoryError`, a MemoryError
+      and a ValueError) a precompute that needs more memory than is available, before
+      any heavy PySCF work (`dft_tensors`).
+
+  Every argument is checked before the precompute: TypeError for a wrong type (a
+  molecule that is neither a Molecule nor a built-in name, a float max_cycle),
+  ValueError for a wrong value (max_cycle=0, a negative or NaN conv_tol).
 
   Example:
     >>> res = scf(Molecule.builtin('water'), 'sto-3g', 'b3lyp5', grid_level=3)  # doctest: +SKIP
     >>> round(res.energy, 6)                                                     # doctest: +SKIP
     -75.312527  # PySCF's dft.RKS(mol, xc='b3lyp5') gives the same to 1e-8
   """
+  mol = as_molecule(mol)
   f_xc = get_xc(xc)
+  _check_loop_args(conv_tol, conv_tol_grad, max_cycle, diis_space, callback)
   timings = {}
   t0 = time.perf_counter()
-  t = dft_tensors(mol, basis, grid_level, eri=eri, auxbasis=auxbasis, xc=f_xc.name, timings=timings)
+  t = dft_tensors(mol, basis, grid_level, eri=eri, auxbasis=auxbasis, xc=f_xc.name,
+                  timings=timings, memory_check=memory_check)
   timings["precompute"] = time.perf_counter() - t0
   t0 = time.perf_counter()
   res = scf_loop(t, f_xc, conv_tol=conv_tol, conv_tol_grad=conv_tol_grad, max_cycle=max_cycle,

@@ -20,6 +20,10 @@ Two-electron integrals come in two flavours (`eri=`):
   B[P, i, j] with (ij|kl) ~= sum_P B[P,i,j] B[P,k,l], exactly PySCF's
   ``mf.density_fit(auxbasis)`` (default auxiliary basis: `pyscf.df.make_auxbasis`).
 * ``"auto"`` (default): dense for N <= `DENSE_MAX_AO`, density fitting above.
+
+Memory. `dft_tensors` (and so `qpt_nb.scf`) first runs `qpt_nb.dft.memory`'s estimate
+and check, so a job too large for the machine is refused in milliseconds with what to
+change, before any heavy PySCF work.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ import numpy as np
 
 DENSE_MAX_AO = 64
 ERI_KINDS = ("auto", "dense", "df")
+GRID_LEVELS = range(0, 10)
 
 
 @jax.tree_util.register_dataclass
@@ -116,6 +121,13 @@ def choose_eri_kind(n_ao: int, eri: str = "auto") -> str:
   return eri
 
 
+def check_grid_level(grid_level) -> int:
+  if isinstance(grid_level, (bool, np.bool_)) or not (
+      isinstance(grid_level, (int, np.integer)) and 0 <= grid_level <= 9):
+    raise ValueError(f"grid_level must be an integer 0..9, got {grid_level!r}.")
+  return int(grid_level)
+
+
 def build_grid(pmol, grid_level: int):
   """PySCF's DFT grid (Treutler-Ahlrichs radial, NWChem pruning, Becke partition).
 
@@ -125,8 +137,7 @@ def build_grid(pmol, grid_level: int):
   molecule share G (static shapes for batching).
   """
   from pyscf.dft import gen_grid
-  if not (isinstance(grid_level, (int, np.integer)) and 0 <= grid_level <= 9):
-    raise ValueError(f"grid_level must be an integer 0..9, got {grid_level!r}.")
+  check_grid_level(grid_level)
   grids = gen_grid.Grids(pmol)
   grids.level = int(grid_level)
   grids.build()
@@ -162,10 +173,12 @@ def ao_labels(pmol):
   return ao_atom, z[ao_atom], ao_index
 
 
+
+
 def dft_tensors(mol, basis: str = "def2-svp", grid_level: int = 3, *,
                 eri: str = "auto", auxbasis: Optional[str] = None,
                 xc: Optional[str] = None, frame: str = "input",
-                timings: Optional[dict] = None) -> DFTTensors:
+                timings: Optional[dict] = None, memory_check: bool = True) -> DFTTensors:
   """Precomputes integrals, grid and AO values for `mol` (a `qpt_nb.Molecule`).
 
   Args:
@@ -182,6 +195,9 @@ def dft_tensors(mol, basis: str = "def2-svp", grid_level: int = 3, *,
       invariant to rotations of the input (PySCF's angular grids are fixed in the
       lab frame, so in 'input' mode a rotation changes E by the grid error).
     timings: optional dict that receives the seconds spent in each part.
+    memory_check: first compare `qpt_nb.dft.memory.estimate_memory` with the available memory and
+      raise `InsufficientMemoryError` (a MemoryError and a ValueError) saying what to
+      change, in milliseconds, instead of failing inside PySCF after minutes.
 
   Returns:
     `DFTTensors` (float64 JAX arrays).
@@ -192,19 +208,25 @@ def dft_tensors(mol, basis: str = "def2-svp", grid_level: int = 3, *,
     (7, 5)
   """
   from pyscf import scf as pscf
-  from qpt_nb.dft.xc import get_xc
-  family = get_xc(xc).family if xc is not None else "gga"
+  from qpt_nb.dft.molecule import as_molecule
+  mol = as_molecule(mol)
+  from qpt_nb.dft.memory import functional_family
+  family = functional_family(xc)
   clock = {} if timings is None else timings
   if frame not in ("input", "canonical"):
     raise ValueError(f"frame must be 'input' or 'canonical', got {frame!r}.")
+  check_grid_level(grid_level)
+  if eri not in ERI_KINDS:
+    raise ValueError(f"Unknown eri={eri!r}; choose one of {ERI_KINDS}.")
   if frame == "canonical":
     mol = mol.canonical()
   t0 = time.perf_counter()
   pmol = mol.to_pyscf(basis)
   if pmol.nelectron % 2 or mol.spin != 0:
-    raise ValueError(
-        f"qpt_nb implements closed-shell (restricted) Kohn-Sham only: {pmol.nelectron} electrons "
-        f"with spin={mol.spin}. Choose a charge that gives an even electron count and spin=0.")
+    raise ValueError(_closed_shell_message(pmol.nelectron, mol.charge, mol.spin))
+  if memory_check:
+    from qpt_nb.dft.memory import check_precompute    # memory.py builds on this module
+    check_precompute(pmol, grid_level, eri, xc, auxbasis, mol.name or mol.formula)
   n = pmol.nao_nr()
   kind = choose_eri_kind(n, eri)
   s = pmol.intor("int1e_ovlp")
@@ -246,6 +268,16 @@ def dft_tensors(mol, basis: str = "def2-svp", grid_level: int = 3, *,
       n_occ=pmol.nelectron // 2, eri_kind=kind, grid_block=block)
   clock["other"] = time.perf_counter() - t0
   return out
+
+
+def _closed_shell_message(n_electrons, charge, spin) -> str:
+  from qpt_nb.dft.molecule import _even_charge_hint
+  head = (f"qpt_nb implements closed-shell (restricted) Kohn-Sham only: {n_electrons} electrons "
+          f"with charge={charge} and spin={spin}.")
+  if n_electrons % 2:
+    return (f"{head} An odd electron count cannot be closed-shell: use spin=0 with "
+            f"{_even_charge_hint(n_electrons, charge)}.")
+  return f"{head} Use spin=0 (the closed-shell state of the same charge)."
 
 
 def stack_tensors(items) -> DFTTensors:

@@ -17,11 +17,13 @@ import dataclasses
 import hashlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from qpt_nb import settings
+from qpt_nb.fileio import ChecksumError, load_npy_checksummed, save_npy_checksummed
 from qpt_nb.dft.molecule import MIN_DISTANCE_ANGSTROM
 from qpt_nb.units import AMU_IN_ME, ANGSTROM_BOHR, HARTREE_IN_CM1, KB_HARTREE_PER_K
 
@@ -154,13 +156,50 @@ def _hessian_pyscf(mol) -> np.ndarray:
     return 0.5 * (h + h.T)
 
 
+def _hessian_problem(h, n3: int):
+    """Why ``h`` is not a valid (n3, n3) Cartesian Hessian, or None."""
+    if h.shape != (n3, n3):
+        return f"shape {h.shape}, expected ({n3}, {n3})"
+    if not np.issubdtype(h.dtype, np.floating):
+        return f"dtype {h.dtype}, expected float"
+    if not np.isfinite(h).all():
+        return f"{int((~np.isfinite(h)).sum())} non-finite entries (NaN or inf)"
+    asym = float(np.max(np.abs(h - h.T))) if h.size else 0.0
+    if asym > 1e-10 * max(1.0, float(np.max(np.abs(h)))):
+        return f"not symmetric (max |H - H^T| = {asym:.3g})"
+    return None
+
+
+def _read_cached_hessian(path: Path, n3: int):
+    """(hessian or None, reason it is invalid or None). Old files without a checksum
+    sidecar are accepted when their shape, finiteness and symmetry are right (a flipped
+    bit off the diagonal breaks the symmetry) and get a sidecar written."""
+    try:
+        hess, verified = load_npy_checksummed(path)
+    except ChecksumError as exc:
+        return None, str(exc).removeprefix(f"{path}: ")
+    problem = _hessian_problem(hess, n3)
+    if problem is not None:
+        return None, problem
+    if not verified:                       # pre-checksum cache file: add its checksum
+        try:
+            save_npy_checksummed(path, hess)
+        except OSError:
+            pass
+    return np.asarray(hess, dtype=np.float64), None
+
+
 def compute_hessian(mol, method: str = "auto", *, use_cache: bool = True) -> np.ndarray:
     """Cartesian Hessian (3N, 3N), Hartree/Bohr^2, at ``mol``'s geometry.
 
     method: "auto" (= "gfn2-xtb" if tblite is installed, else "rhf/sto-3g"), "gfn2-xtb" /
     "gfn1-xtb" (central differences of tblite's analytic gradients, step 0.005 Bohr) or
     "rhf/sto-3g" (PySCF analytic Hessian; UHF for spin > 0). Cached in memory and as
-    ``settings.cache_dir("hessians")/<sha256>.npy`` keyed by method, elements, coords, charge, spin."""
+    ``settings.cache_dir("hessians")/<sha256>.npy`` keyed by method, elements, coords, charge,
+    spin, with its SHA-256 in ``<sha256>.npy.sha256`` (`qpt_nb.fileio.save_npy_checksummed`).
+    A cache file that fails its checksum, is unreadable, or is not a finite symmetric
+    (3N, 3N) matrix gives a RuntimeWarning naming the file and the reason, and the Hessian
+    is recomputed and the file rewritten (atomically)."""
     m = str(method).lower().replace("_", "-")
     if m == "auto":
         try:
@@ -174,19 +213,21 @@ def compute_hessian(mol, method: str = "auto", *, use_cache: bool = True) -> np.
     if use_cache and key in _HESSIAN_MEMO:
         return _HESSIAN_MEMO[key].copy()
     path, hess = settings.cache_dir("hessians") / f"{key}.npy", None
+    n3 = _coords(mol).size
     if use_cache and path.is_file():
-        try:
-            hess = np.load(path)
-        except (OSError, ValueError):
-            pass
+        hess, problem = _read_cached_hessian(path, n3)
+        if problem is not None:
+            warnings.warn(f"Hessian cache file {path} is invalid ({problem}); recomputing the "
+                          f"{m} Hessian and rewriting the file", RuntimeWarning, stacklevel=2)
     if hess is None:
         hess = _hessian_pyscf(mol) if m == "rhf/sto-3g" else _hessian_tblite(mol, m)
+        hess = np.asarray(hess, dtype=np.float64)
+        problem = _hessian_problem(hess, n3)
+        if problem is not None:
+            raise RuntimeError(f"the {m} Hessian of {mol!r} is invalid ({problem})")
         if use_cache:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f"{key}.{os.getpid()}.{id(hess)}.tmp.npy")
-                np.save(tmp, hess)
-                os.replace(tmp, path)      # atomic: concurrent writers are safe
+                save_npy_checksummed(path, hess)   # atomic: concurrent writers are safe
             except OSError:
                 pass                       # read-only cache dir: memory cache only
     if use_cache:

@@ -25,6 +25,9 @@ __all__ = ["MoleculeExplorer", "ExplorerState", "BASES", "PASTE"]
 
 BASES = ("sto-3g", "6-31g", "6-31g*", "def2-svp", "cc-pvdz")
 PASTE = "(paste xyz)"
+GRID_LEVELS = tuple(range(0, 6))     # the grid-level dropdown
+VIEW_MODES = ("3D", "slice")
+CHARGES = (-4, 4)                    # the charge box's bounds
 
 
 @dataclasses.dataclass
@@ -83,6 +86,51 @@ def _friendly(exc: BaseException) -> str:
     return msg.splitlines()[0] if len(msg) > 400 else msg
 
 
+def _check_molecule(molecule, names):
+    """(dropdown value, xyz text, charge) of the constructor's ``molecule``."""
+    from qpt_nb.dft.molecule import _ALIASES, Molecule
+    if isinstance(molecule, Molecule):
+        if not CHARGES[0] <= molecule.charge <= CHARGES[1]:
+            raise ValueError(f"the explorer's charge box takes {CHARGES[0]}..{CHARGES[1]}, "
+                             f"got a molecule with charge={molecule.charge}")
+        return PASTE, molecule.to_xyz(decimals=6), int(molecule.charge)
+    if not isinstance(molecule, str):
+        raise TypeError(f"molecule must be the name of a built-in molecule (one of "
+                        f"{', '.join(names)}) or a qpt_nb.Molecule, got "
+                        f"{type(molecule).__name__}")
+    if molecule == PASTE:
+        return PASTE, "", 0
+    key = molecule.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in names:
+        raise ValueError(f"unknown molecule {molecule!r}: the built-in molecules are "
+                         f"{', '.join(names)} (or pass a qpt_nb.Molecule, e.g. "
+                         f"Molecule.from_xyz(path), or {PASTE!r} to paste xyz)")
+    return key, "", 0
+
+
+def _check_choice(value, choices, what, accepted):
+    """The element of ``choices`` equal to ``value`` (so 1.0 -> 1); ValueError otherwise."""
+    try:
+        ok = not isinstance(value, (bool, np.bool_)) and value in choices
+    except (TypeError, ValueError):          # e.g. an array
+        ok = False
+    if not ok:
+        raise ValueError(f"{what} must be {accepted}, got {value!r}")
+    return choices[choices.index(value)]
+
+
+def _check_xc_and_basis(xc, basis, builtin):
+    from qpt_nb.dft.molecule import Molecule, _check_basis
+    from qpt_nb.dft.xc import get_xc
+    get_xc(xc)                                 # ValueError listing the supported ones
+    if not isinstance(basis, str) or not basis.strip():
+        raise TypeError(f"basis must be a PySCF basis name such as 'sto-3g', got {basis!r}")
+    symbols = Molecule.builtin(builtin).symbols if builtin else ("H",)
+    for sym in dict.fromkeys(symbols):
+        _check_basis(basis, sym)               # ValueError: unknown basis / missing element
+
+
 class MoleculeExplorer:
     """Interactive single-molecule DFT: settings -> SCF -> energies, levels, orbitals.
 
@@ -94,6 +142,11 @@ class MoleculeExplorer:
     Widgets (attributes): molecule_w, xyz_w, charge_w, basis_w, xc_w, grid_w,
     pyscf_w, run_button, status_w, levels_w, convergence_w, orbital_w (slider),
     orbital_out (3D view), slice_w (static slice), view_mode_w.
+
+    A bad constructor argument raises ValueError (TypeError for a wrong type) naming
+    what is accepted: an unknown molecule name (the message lists the built-ins), a
+    grid level outside 0..5, an unknown functional or basis, a view mode other than
+    '3D'/'slice'. Errors of a run (pressing "Run SCF") are shown, never raised.
     """
 
     def __init__(self, molecule="water", basis: str = "sto-3g", xc: str = "b3lyp5",
@@ -102,12 +155,18 @@ class MoleculeExplorer:
         import ipywidgets as W
         from qpt_nb.dft.molecule import Molecule
         from qpt_nb.dft.xc import SUPPORTED
-        self.orbital_n = int(orbital_n)
         names = list(Molecule.builtins())
-        xyz = ""
-        if not isinstance(molecule, str):
-            xyz, molecule = molecule.to_xyz(decimals=6), PASTE
-        self.state = ExplorerState(molecule=molecule, xyz=xyz, basis=basis, xc=xc,
+        molecule, xyz, charge = _check_molecule(molecule, names)
+        grid_level = _check_choice(grid_level, GRID_LEVELS, "grid_level",
+                                   "an integer 0..5 (the explorer's grid levels)")
+        view_mode = _check_choice(view_mode, VIEW_MODES, "view_mode", "'3D' or 'slice'")
+        _check_xc_and_basis(xc, basis, None if molecule == PASTE else molecule)
+        if isinstance(orbital_n, (bool, np.bool_)) or not isinstance(orbital_n, (int, np.integer)) \
+                or orbital_n < 2:
+            raise ValueError(f"orbital_n must be an integer >= 2 (cube points per axis), "
+                             f"got {orbital_n!r}")
+        self.orbital_n = int(orbital_n)
+        self.state = ExplorerState(molecule=molecule, xyz=xyz, charge=charge, basis=basis, xc=xc,
                                    grid_level=int(grid_level), with_pyscf=bool(with_pyscf))
         lay = W.Layout(width="190px")
         self.molecule_w = W.Dropdown(options=names + [PASTE],
@@ -115,8 +174,8 @@ class MoleculeExplorer:
                                      description="molecule", layout=lay)
         self.xyz_w = W.Textarea(value=xyz, placeholder="3\nwater\nO 0 0 0.117\nH 0 0.757 -0.467\n"
                                 "H 0 -0.757 -0.467", layout=W.Layout(width="380px", height="110px"))
-        self.charge_w = W.BoundedIntText(value=0, min=-4, max=4, description="charge",
-                                         layout=W.Layout(width="130px"))
+        self.charge_w = W.BoundedIntText(value=charge, min=CHARGES[0], max=CHARGES[1],
+                                         description="charge", layout=W.Layout(width="130px"))
         bases = list(BASES) if basis in BASES else list(BASES) + [basis]
         self.basis_w = W.Dropdown(options=bases, value=basis, description="basis", layout=lay)
         xcs = list(SUPPORTED) if xc in SUPPORTED else list(SUPPORTED) + [xc]
@@ -216,7 +275,7 @@ class MoleculeExplorer:
             if s.with_pyscf:
                 self.status_w.value = "<b>running PySCF...</b>"
                 mf, s.pyscf_s = pyscf_scf(s.mol, s.basis, s.xc, s.grid_level,
-                                          density_fit=s.result.tensors.eri_kind == "df")
+                                          eri=s.result.tensors.eri_kind)
                 s.pyscf_energy = float(mf.e_tot)
                 s.pyscf_mo_energy = np.asarray(mf.mo_energy)
                 s.difference = s.result.energy - s.pyscf_energy
