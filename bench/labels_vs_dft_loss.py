@@ -42,6 +42,7 @@ paper: 786 h / 31 h = 25x), and one figure of both metrics against charged wall-
   python bench/labels_vs_dft_loss.py --full --clock cpu --pipelines Q --tag Q_grid1 \
       --set grid_level=1 decay_steps=8000
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,290 +54,459 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 NAME = "labels_vs_dft_loss"
-QUICK = dict(molecule="water", basis="sto-3g", grid_level=1, n_test=8, budget_s=30.0,
-             eval_every_s=5.0, warmup_steps=100)
-FULL = dict(molecule="uracil", basis="sto-3g", grid_level=3, n_test=100, budget_s=3600.0,
-            eval_every_s=300.0, warmup_steps=100, eval_at_min=(2, 5, 10, 20, 30, 45))
+QUICK = dict(
+    molecule="water",
+    basis="sto-3g",
+    grid_level=1,
+    n_test=8,
+    budget_s=30.0,
+    eval_every_s=5.0,
+    warmup_steps=100,
+)
+FULL = dict(
+    molecule="uracil",
+    basis="sto-3g",
+    grid_level=3,
+    n_test=100,
+    budget_s=3600.0,
+    eval_every_s=300.0,
+    warmup_steps=100,
+    eval_at_min=(2, 5, 10, 20, 30, 45),
+)
 PAPER_RATIO = 786.0 / 31.0
-MONITOR_CHUNK = 8                 # test conformers per jitted monitor call
+MONITOR_CHUNK = 8  # test conformers per jitted monitor call
 
 
 # ----------------------------------------------------------------------------- printing
 def _print_eval(run):
-  """`on_eval` of the pipelines: one line per evaluation (and L's labelling summary)."""
-  rec = run.curve[-1]
-  if rec.get("phase") == "labelled":
-    n = max(run.n_labels, 1)
-    cycles = sum(run.label_cycles) / n
-    print(f"   [L] {run.n_labels} conformers labelled in {run.label_seconds:.1f} s "
-          f"({run.label_seconds / n:.2f} s each, {cycles:.1f} PySCF cycles, "
-          f"{run.labels_converged} converged)", flush=True)
-  print(f"   [{run.name}] t={rec['t_s']:8.1f}s step={rec['step']:6d}  E MAE "
+    """`on_eval` of the pipelines: one line per evaluation (and L's labelling summary)."""
+    rec = run.curve[-1]
+    if rec.get("phase") == "labelled":
+        n = max(run.n_labels, 1)
+        cycles = sum(run.label_cycles) / n
+        print(
+            f"   [L] {run.n_labels} conformers labelled in {run.label_seconds:.1f} s "
+            f"({run.label_seconds / n:.2f} s each, {cycles:.1f} PySCF cycles, "
+            f"{run.labels_converged} converged)",
+            flush=True,
+        )
+    print(
+        f"   [{run.name}] t={rec['t_s']:8.1f}s step={rec['step']:6d}  E MAE "
         f"{rec['energy_mae_mev']:10.3f} meV  H MAE {rec['hamiltonian_mae_uha']:10.1f} uHa",
-        flush=True)
+        flush=True,
+    )
 
 
 def _result(run) -> dict:
-  """A pipeline's entry of the JSON (as before the pipelines moved into qpt_nb)."""
-  if run.error:
-    raise SystemExit(f"pipeline {run.name} failed: {run.error}")
-  tm, steps = run.timing, run.steps
-  out = dict(curve=run.curve, steps=steps, setup_s=tm.get("setup_s"), wait_s=tm.get("wait_s"),
-             compile_s=tm.get("compile_s"), conformers=tm.get("conformers"))
-  if run.kind == "label-then-train":
-    n = max(run.n_labels, 1)
-    out.update(n_labels=run.n_labels, label_s=run.label_seconds, label_s_each=run.label_seconds / n,
-               label_cycles=run.label_cycles, labels_converged=run.labels_converged,
-               epochs=steps * run.config.batch_size / n, labels_end_s=tm.get("labels_end_s"))
-  return out
+    """A pipeline's entry of the JSON (as before the pipelines moved into qpt_nb)."""
+    if run.error:
+        raise SystemExit(f"pipeline {run.name} failed: {run.error}")
+    tm, steps = run.timing, run.steps
+    out = dict(
+        curve=run.curve,
+        steps=steps,
+        setup_s=tm.get("setup_s"),
+        wait_s=tm.get("wait_s"),
+        compile_s=tm.get("compile_s"),
+        conformers=tm.get("conformers"),
+    )
+    if run.kind == "label-then-train":
+        n = max(run.n_labels, 1)
+        out.update(
+            n_labels=run.n_labels,
+            label_s=run.label_seconds,
+            label_s_each=run.label_seconds / n,
+            label_cycles=run.label_cycles,
+            labels_converged=run.labels_converged,
+            epochs=steps * run.config.batch_size / n,
+            labels_end_s=tm.get("labels_end_s"),
+        )
+    return out
 
 
 def report(runs, budget):
-  """Prints final/best metrics and the L-vs-Q/SC crossing ratios; returns the summary
-  (`qpt_nb.analysis.experiments.crossing_summary` of the curves)."""
-  from qpt_nb.analysis.experiments import crossing_summary
-  summary = crossing_summary({name: r["curve"] for name, r in runs.items()})
-  print()
-  for key, unit in (("energy_mae_mev", "meV"), ("hamiltonian_mae_uha", "uHa")):
-    for name, r in runs.items():
-      last = r["curve"][-1]
-      print(f"{name:3s} {key:20s} final {last[key]:12.3f} {unit}   best "
-            f"{min(c[key] for c in r['curve']):12.3f} {unit}   steps {r['steps']}"
-            + ("   (interrupted)" if r.get("partial") else ""))
-    for other in ("Q", "SC"):
-      c = summary.get(f"{other}_vs_L_{key}")
-      if c is None:
-        continue
-      if c.get("note"):
-        msg = f"{other} vs L on {key}: {c['note']}"
-      elif c["ratio"]:
-        msg = (f"{other} reaches L's best {key} ({c['best']:.3f} {unit}, L needed "
-               f"{c['t_ref_s']:.0f} s) after {c['t_other_s']:.0f} s: ratio {c['ratio']:.2f}x")
-      else:
-        msg = (f"{other} does NOT reach L's best {key} ({c['best']:.3f} {unit}, at {c['t_ref_s']:.0f} s) "
-               f"within {budget:.0f} s (its best {c['other_best']:.3f} {unit})")
-        # The converse: how soon L reaches the best accuracy the other pipeline reached.
-        back = summary[f"L_vs_{other}_{key}"]
-        if back.get("ratio"):
-          msg += (f"\n    converse: L reaches {other}'s best ({back['best']:.3f} {unit}, {other} needed "
-                  f"{back['t_ref_s']:.0f} s) after {back['t_other_s']:.0f} s: to that accuracy {other} is "
-                  + (f"{back['ratio']:.2f}x slower" if back["ratio"] >= 1
-                     else f"{1 / back['ratio']:.2f}x faster"))
-      print("  " + msg + f"   [paper: {PAPER_RATIO:.0f}x]")
-  if "L" in runs and not runs["L"].get("partial"):
-    L = runs["L"]
-    print(f"L: {L['n_labels']} labels, {L['label_s_each']:.2f} s each ({L['label_s']:.0f} s in all), "
-          f"{L['steps']} steps = {L['epochs']:.1f} epochs")
-  for name in ("Q", "SC"):
-    if name in runs and not runs[name].get("partial"):
-      r = runs[name]
-      print(f"{name}: {r['steps']} steps on {r['conformers']} fresh conformers, compile "
-            f"{r['compile_s']:.1f} s, waiting for data {r['wait_s']:.1f} s")
-  return summary
+    """Prints final/best metrics and the L-vs-Q/SC crossing ratios; returns the summary
+    (`qpt_nb.analysis.experiments.crossing_summary` of the curves)."""
+    from qpt_nb.analysis.experiments import crossing_summary
+
+    summary = crossing_summary({name: r["curve"] for name, r in runs.items()})
+    print()
+    for key, unit in (("energy_mae_mev", "meV"), ("hamiltonian_mae_uha", "uHa")):
+        for name, r in runs.items():
+            last = r["curve"][-1]
+            print(
+                f"{name:3s} {key:20s} final {last[key]:12.3f} {unit}   best "
+                f"{min(c[key] for c in r['curve']):12.3f} {unit}   steps {r['steps']}"
+                + ("   (interrupted)" if r.get("partial") else "")
+            )
+        for other in ("Q", "SC"):
+            c = summary.get(f"{other}_vs_L_{key}")
+            if c is None:
+                continue
+            if c.get("note"):
+                msg = f"{other} vs L on {key}: {c['note']}"
+            elif c["ratio"]:
+                msg = (
+                    f"{other} reaches L's best {key} ({c['best']:.3f} {unit}, L needed "
+                    f"{c['t_ref_s']:.0f} s) after {c['t_other_s']:.0f} s: ratio {c['ratio']:.2f}x"
+                )
+            else:
+                msg = (
+                    f"{other} does NOT reach L's best {key} ({c['best']:.3f} {unit}, at {c['t_ref_s']:.0f} s) "
+                    f"within {budget:.0f} s (its best {c['other_best']:.3f} {unit})"
+                )
+                # The converse: how soon L reaches the best accuracy the other pipeline reached.
+                back = summary[f"L_vs_{other}_{key}"]
+                if back.get("ratio"):
+                    msg += (
+                        f"\n    converse: L reaches {other}'s best ({back['best']:.3f} {unit}, {other} needed "
+                        f"{back['t_ref_s']:.0f} s) after {back['t_other_s']:.0f} s: to that accuracy {other} is "
+                        + (
+                            f"{back['ratio']:.2f}x slower"
+                            if back["ratio"] >= 1
+                            else f"{1 / back['ratio']:.2f}x faster"
+                        )
+                    )
+            print("  " + msg + f"   [paper: {PAPER_RATIO:.0f}x]")
+    if "L" in runs and not runs["L"].get("partial"):
+        L = runs["L"]
+        print(
+            f"L: {L['n_labels']} labels, {L['label_s_each']:.2f} s each ({L['label_s']:.0f} s in all), "
+            f"{L['steps']} steps = {L['epochs']:.1f} epochs"
+        )
+    for name in ("Q", "SC"):
+        if name in runs and not runs[name].get("partial"):
+            r = runs[name]
+            print(
+                f"{name}: {r['steps']} steps on {r['conformers']} fresh conformers, compile "
+                f"{r['compile_s']:.1f} s, waiting for data {r['wait_s']:.1f} s"
+            )
+    return summary
 
 
 def parse_overrides(cfg, items):
-  """--set KEY=VALUE strings -> a copy of `cfg` (`experiments.override_config`: the
-  comparison's fixed fields refused); a bad item exits with the list of fields."""
-  from qpt_nb.analysis.experiments import override_config
-  try:
-    return override_config(cfg, items)
-  except ValueError as exc:
-    raise SystemExit(f"--set {exc}") from None
+    """--set KEY=VALUE strings -> a copy of `cfg` (`experiments.override_config`: the
+    comparison's fixed fields refused); a bad item exits with the list of fields."""
+    from qpt_nb.analysis.experiments import override_config
+
+    try:
+        return override_config(cfg, items)
+    except ValueError as exc:
+        raise SystemExit(f"--set {exc}") from None
 
 
 # ----------------------------------------------------------------------------- driver
 def main(argv=None):
-  p = common.make_parser(__doc__, NAME)
-  p.add_argument("--molecule")
-  p.add_argument("--basis")
-  p.add_argument("--xc", default="b3lyp5")
-  p.add_argument("--grid-level", type=int)
-  p.add_argument("--model", default="nano")
-  p.add_argument("--sampler", help="default: md if tblite is installed, else wiggle")
-  p.add_argument("--n-test", type=int)
-  p.add_argument("--budget-min", type=float, help="charged minutes per pipeline (full: 60)")
-  p.add_argument("--eval-every-min", type=float, help="minutes between evaluations (full: at "
-                 "2, 5, 10, 20, 30, 45 min after training starts, and at the end)")
-  p.add_argument("--n-labels", type=int, help="labelled conformers for L (default: label "
-                 "until --label-fraction of the budget is spent)")
-  p.add_argument("--label-fraction", type=float, default=0.5)
-  p.add_argument("--label-threads", type=int, help="PySCF threads (default qpt_nb.settings.label_threads())")
-  p.add_argument("--pipelines", default="L,Q,SC", help="subset of L,Q,SC")
-  p.add_argument("--eval-at", type=float, nargs="+", metavar="MIN",
-                 help="evaluate at these charged minutes after training starts (L: after "
-                      "labelling) instead of every --eval-every-min")
-  p.add_argument("--clock", choices=("cpu", "wall"), default="wall",
-                 help="charged time: wall-clock (default) or the process's CPU time")
-  p.add_argument("--test-cache", metavar="DIR",
-                 help="keep the precomputed test tensors in DIR (about 0.25 GB per uracil "
-                      "conformer at grid 3), shared by processes run side by side")
-  p.add_argument("--monitor-gb", type=float, default=4.0, help="test tensors kept in memory")
-  p.add_argument("--save-runs", metavar="DIR",
-                 help="save Q's and SC's final states as run directories DIR/Q, DIR/SC")
-  p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                 help="TrainConfig fields for the label-free pipelines Q and SC only, e.g. "
-                      "decay_steps=2600 or grid_level=1 (the test set and L keep the defaults)")
-  p.add_argument("--prelabel-only", action="store_true",
-                 help="only label the test set into the cache ($QPT_NB_CACHE) and stop")
-  p.add_argument("--combine", nargs="+", metavar="JSON",
-                 help="merge the pipelines of earlier runs' JSON files (e.g. L, Q and SC run in "
-                      "separate 10-minute device calls with --pipelines) and report them together")
-  args = p.parse_args(argv)
-  if args.combine:
-    return combine(args)
-  sel = dict(FULL if args.full else QUICK)
-  for k in ("molecule", "basis", "grid_level", "n_test"):
-    if getattr(args, k) is not None:
-      sel[k] = getattr(args, k)
-  budget = args.budget_min * 60 if args.budget_min else sel["budget_s"]
-  every = args.eval_every_min * 60 if args.eval_every_min else sel["eval_every_s"]
-  json_path, png_path = common.out_paths(args, NAME)
+    p = common.make_parser(__doc__, NAME)
+    p.add_argument("--molecule")
+    p.add_argument("--basis")
+    p.add_argument("--xc", default="b3lyp5")
+    p.add_argument("--grid-level", type=int)
+    p.add_argument("--model", default="nano")
+    p.add_argument("--sampler", help="default: md if tblite is installed, else wiggle")
+    p.add_argument("--n-test", type=int)
+    p.add_argument("--budget-min", type=float, help="charged minutes per pipeline (full: 60)")
+    p.add_argument(
+        "--eval-every-min",
+        type=float,
+        help="minutes between evaluations (full: at "
+        "2, 5, 10, 20, 30, 45 min after training starts, and at the end)",
+    )
+    p.add_argument(
+        "--n-labels",
+        type=int,
+        help="labelled conformers for L (default: label until --label-fraction of the budget is spent)",
+    )
+    p.add_argument("--label-fraction", type=float, default=0.5)
+    p.add_argument(
+        "--label-threads", type=int, help="PySCF threads (default qpt_nb.settings.label_threads())"
+    )
+    p.add_argument("--pipelines", default="L,Q,SC", help="subset of L,Q,SC")
+    p.add_argument(
+        "--eval-at",
+        type=float,
+        nargs="+",
+        metavar="MIN",
+        help="evaluate at these charged minutes after training starts (L: after "
+        "labelling) instead of every --eval-every-min",
+    )
+    p.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="wall",
+        help="charged time: wall-clock (default) or the process's CPU time",
+    )
+    p.add_argument(
+        "--test-cache",
+        metavar="DIR",
+        help="keep the precomputed test tensors in DIR (about 0.25 GB per uracil "
+        "conformer at grid 3), shared by processes run side by side",
+    )
+    p.add_argument("--monitor-gb", type=float, default=4.0, help="test tensors kept in memory")
+    p.add_argument(
+        "--save-runs", metavar="DIR", help="save Q's and SC's final states as run directories DIR/Q, DIR/SC"
+    )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="TrainConfig fields for the label-free pipelines Q and SC only, e.g. "
+        "decay_steps=2600 or grid_level=1 (the test set and L keep the defaults)",
+    )
+    p.add_argument(
+        "--prelabel-only",
+        action="store_true",
+        help="only label the test set into the cache ($QPT_NB_CACHE) and stop",
+    )
+    p.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        help="merge the pipelines of earlier runs' JSON files (e.g. L, Q and SC run in "
+        "separate 10-minute device calls with --pipelines) and report them together",
+    )
+    args = p.parse_args(argv)
+    if args.combine:
+        return combine(args)
+    sel = dict(FULL if args.full else QUICK)
+    for k in ("molecule", "basis", "grid_level", "n_test"):
+        if getattr(args, k) is not None:
+            sel[k] = getattr(args, k)
+    budget = args.budget_min * 60 if args.budget_min else sel["budget_s"]
+    every = args.eval_every_min * 60 if args.eval_every_min else sel["eval_every_s"]
+    json_path, png_path = common.out_paths(args, NAME)
 
-  import qpt_nb  # noqa: F401
-  from qpt_nb import settings
-  from qpt_nb.analysis import experiments
-  from qpt_nb.analysis.evaluation import make_monitor, make_test_set
-  from qpt_nb.dft import reference
-  from qpt_nb.learn.train import TrainConfig
-  clock = experiments.CLOCKS[args.clock]
-  sampler = args.sampler
-  if sampler is None:
-    try:
-      import tblite  # noqa: F401
-      sampler = "md"
-    except ImportError:
-      sampler = "wiggle"
-  cfg = TrainConfig(molecule=sel["molecule"], basis=sel["basis"], xc=args.xc,
-                    grid_level=sel["grid_level"], model=args.model, sampler=sampler,
-                    warmup_steps=sel["warmup_steps"], checkpoint_every=10 ** 9, log_every=10 ** 9)
-  mol = cfg.molecule_object()
-  free_cfg = parse_overrides(cfg, args.overrides)
-  eval_at_min = args.eval_at or (sel.get("eval_at_min") if not args.eval_every_min else None)
-  when = (f"evaluation at {', '.join(f'{m:g}' for m in eval_at_min)} min after training starts"
-          if eval_at_min else f"evaluation every {every:.0f} s")
-  print(f"{cfg.molecule}/{cfg.basis}/{cfg.xc} grid {cfg.grid_level}, model {cfg.model}, sampler "
-        f"{sampler}, budget {budget:.0f} s ({args.clock} time) per pipeline, {when}", flush=True)
-  if args.overrides:
-    print(f"Q and SC train with {', '.join(args.overrides)}", flush=True)
-  t0 = time.perf_counter()
-  test = make_test_set(mol, sel["n_test"], sampler=sampler, **cfg.sampler_kwargs())
-  test_labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=cfg.eri)
-  if args.prelabel_only:
-    if args.test_cache:                  # fills the tensor cache, keeps nothing in memory
-      make_monitor(cfg, test, test_labels, chunk_size=MONITOR_CHUNK, keep_bytes=0,
-                   tensor_cache=args.test_cache)
-    print(f"{len(test)} test labels in {settings.cache_dir('labels')}"
-          + (f", test tensors in {args.test_cache}" if args.test_cache else ""))
-    return None
-  monitor = make_monitor(cfg, test, test_labels, chunk_size=MONITOR_CHUNK,
-                         keep_bytes=args.monitor_gb * 1e9, tensor_cache=args.test_cache)
-  test_info = dict(seconds=[lab.seconds for lab in test_labels], cached=[lab.cached for lab in test_labels],
-                   cycles=[lab.n_cycles for lab in test_labels],
-                   converged=[lab.converged for lab in test_labels])
-  print(f"test set: {len(test)} conformers labelled/loaded in {time.perf_counter() - t0:.1f} s "
+    import qpt_nb  # noqa: F401
+    from qpt_nb import settings
+    from qpt_nb.analysis import experiments
+    from qpt_nb.analysis.evaluation import make_monitor, make_test_set
+    from qpt_nb.dft import reference
+    from qpt_nb.learn.train import TrainConfig
+
+    clock = experiments.CLOCKS[args.clock]
+    sampler = args.sampler
+    if sampler is None:
+        try:
+            import tblite  # noqa: F401
+
+            sampler = "md"
+        except ImportError:
+            sampler = "wiggle"
+    cfg = TrainConfig(
+        molecule=sel["molecule"],
+        basis=sel["basis"],
+        xc=args.xc,
+        grid_level=sel["grid_level"],
+        model=args.model,
+        sampler=sampler,
+        warmup_steps=sel["warmup_steps"],
+        checkpoint_every=10**9,
+        log_every=10**9,
+    )
+    mol = cfg.molecule_object()
+    free_cfg = parse_overrides(cfg, args.overrides)
+    eval_at_min = args.eval_at or (sel.get("eval_at_min") if not args.eval_every_min else None)
+    when = (
+        f"evaluation at {', '.join(f'{m:g}' for m in eval_at_min)} min after training starts"
+        if eval_at_min
+        else f"evaluation every {every:.0f} s"
+    )
+    print(
+        f"{cfg.molecule}/{cfg.basis}/{cfg.xc} grid {cfg.grid_level}, model {cfg.model}, sampler "
+        f"{sampler}, budget {budget:.0f} s ({args.clock} time) per pipeline, {when}",
+        flush=True,
+    )
+    if args.overrides:
+        print(f"Q and SC train with {', '.join(args.overrides)}", flush=True)
+    t0 = time.perf_counter()
+    test = make_test_set(mol, sel["n_test"], sampler=sampler, **cfg.sampler_kwargs())
+    test_labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=cfg.eri)
+    if args.prelabel_only:
+        if args.test_cache:  # fills the tensor cache, keeps nothing in memory
+            make_monitor(
+                cfg, test, test_labels, chunk_size=MONITOR_CHUNK, keep_bytes=0, tensor_cache=args.test_cache
+            )
+        print(
+            f"{len(test)} test labels in {settings.cache_dir('labels')}"
+            + (f", test tensors in {args.test_cache}" if args.test_cache else "")
+        )
+        return None
+    monitor = make_monitor(
+        cfg,
+        test,
+        test_labels,
+        chunk_size=MONITOR_CHUNK,
+        keep_bytes=args.monitor_gb * 1e9,
+        tensor_cache=args.test_cache,
+    )
+    test_info = dict(
+        seconds=[lab.seconds for lab in test_labels],
+        cached=[lab.cached for lab in test_labels],
+        cycles=[lab.n_cycles for lab in test_labels],
+        converged=[lab.converged for lab in test_labels],
+    )
+    print(
+        f"test set: {len(test)} conformers labelled/loaded in {time.perf_counter() - t0:.1f} s "
         f"(not charged; PySCF {sum(lab.seconds for lab in test_labels) / len(test):.1f} s and "
         f"{sum(test_info['cycles']) / len(test):.1f} cycles per label, "
         f"{sum(test_info['converged'])}/{len(test)} converged, {sum(test_info['cached'])} from cache)",
-        flush=True)
+        flush=True,
+    )
 
-  runs, info = {}, dict(common.machine_info(), clock=args.clock)
-  settings = dict(vars(args), **dict(sel, budget_s=budget, eval_every_s=every, sampler=sampler))
+    runs, info = {}, dict(common.machine_info(), clock=args.clock)
+    settings = dict(vars(args), **dict(sel, budget_s=budget, eval_every_s=every, sampler=sampler))
 
-  def save(summary=None, complete=False, partial=None):
-    """(Re)writes the JSON: finished runs, plus the curve of the one in progress."""
-    shown = dict(runs)
-    if partial is not None:
-      name, curve = partial
-      shown[name] = dict(curve=list(curve), steps=curve[-1]["step"], partial=True)
-    common.write_json(json_path, dict(benchmark=NAME, mode="full" if args.full else "quick",
-                                      complete=complete, settings=settings,
-                                      config=cfg.to_json(), machine=info, runs=shown,
-                                      test_labels=test_info, summary=summary or {},
-                                      paper_ratio=PAPER_RATIO))
+    def save(summary=None, complete=False, partial=None):
+        """(Re)writes the JSON: finished runs, plus the curve of the one in progress."""
+        shown = dict(runs)
+        if partial is not None:
+            name, curve = partial
+            shown[name] = dict(curve=list(curve), steps=curve[-1]["step"], partial=True)
+        common.write_json(
+            json_path,
+            dict(
+                benchmark=NAME,
+                mode="full" if args.full else "quick",
+                complete=complete,
+                settings=settings,
+                config=cfg.to_json(),
+                machine=info,
+                runs=shown,
+                test_labels=test_info,
+                summary=summary or {},
+                paper_ratio=PAPER_RATIO,
+            ),
+        )
 
-  def on_eval(run):
-    _print_eval(run)
-    save(partial=(run.name, run.curve))
+    def on_eval(run):
+        _print_eval(run)
+        save(partial=(run.name, run.curve))
 
-  eval_at = [60.0 * m for m in eval_at_min] if eval_at_min else None
-  timed = dict(budget_s=budget, every_s=every, eval_at_s=eval_at, monitor=monitor, clock=clock,
-               on_eval=on_eval)
-  wanted = args.pipelines.split(",")
-  if "L" in wanted:
-    print("-- L: labels + supervised", flush=True)
-    runs["L"] = _result(experiments.label_then_train_run(
-        cfg, name="L", n_labels=args.n_labels, label_fraction=args.label_fraction,
-        label_threads=args.label_threads, **timed))
-  for name, loss, what in (("Q", "energy", "DFT energy loss"),
-                           ("SC", "self_consistency", "self-consistency loss")):
-    if name in wanted:
-      print(f"-- {name}: label-free, {what}", flush=True)
-      save_dir = Path(args.save_runs) / name if args.save_runs else None
-      run = experiments.label_free_run(dataclasses.replace(free_cfg, loss=loss), name=name,
-                                       run_dir=save_dir, **timed)
-      runs[name] = _result(run)
-      if save_dir is not None:
-        print(f"   [{name}] saved to {save_dir}", flush=True)
+    eval_at = [60.0 * m for m in eval_at_min] if eval_at_min else None
+    timed = dict(
+        budget_s=budget, every_s=every, eval_at_s=eval_at, monitor=monitor, clock=clock, on_eval=on_eval
+    )
+    wanted = args.pipelines.split(",")
+    if "L" in wanted:
+        print("-- L: labels + supervised", flush=True)
+        runs["L"] = _result(
+            experiments.label_then_train_run(
+                cfg,
+                name="L",
+                n_labels=args.n_labels,
+                label_fraction=args.label_fraction,
+                label_threads=args.label_threads,
+                **timed,
+            )
+        )
+    for name, loss, what in (
+        ("Q", "energy", "DFT energy loss"),
+        ("SC", "self_consistency", "self-consistency loss"),
+    ):
+        if name in wanted:
+            print(f"-- {name}: label-free, {what}", flush=True)
+            save_dir = Path(args.save_runs) / name if args.save_runs else None
+            run = experiments.label_free_run(
+                dataclasses.replace(free_cfg, loss=loss), name=name, run_dir=save_dir, **timed
+            )
+            runs[name] = _result(run)
+            if save_dir is not None:
+                print(f"   [{name}] saved to {save_dir}", flush=True)
 
-  summary = report(runs, budget)
-  info = dict(common.machine_info(), clock=args.clock)
-  print("machine:", common.machine_line(info))
-  save(summary, complete=True)
-  _plot(runs, summary, png_path, f"{cfg.molecule}/{cfg.basis}/{cfg.xc}, {cfg.model}, "
-        f"{len(test)} test conformers", clock_name=args.clock)
-  print(f"wrote {json_path} and {png_path}")
-  return runs, summary
+    summary = report(runs, budget)
+    info = dict(common.machine_info(), clock=args.clock)
+    print("machine:", common.machine_line(info))
+    save(summary, complete=True)
+    _plot(
+        runs,
+        summary,
+        png_path,
+        f"{cfg.molecule}/{cfg.basis}/{cfg.xc}, {cfg.model}, {len(test)} test conformers",
+        clock_name=args.clock,
+    )
+    print(f"wrote {json_path} and {png_path}")
+    return runs, summary
 
 
 def combine(args):
-  """--combine: one report, JSON and figure from the pipelines of several result files."""
-  import json
-  runs, first, budget, complete = {}, None, 0.0, True
-  for path in args.combine:
-    d = json.loads(Path(path).read_text())
-    first = first or d
-    runs.update(d["runs"])
-    complete = complete and d.get("complete", True)
-    budget = max(budget, d["settings"]["budget_s"])
-  summary = report(runs, budget)
-  json_path, png_path = common.out_paths(args, NAME)
-  common.write_json(json_path, dict(first, runs=runs, summary=summary, combined_from=args.combine, complete=complete,
-                                    machine=first["machine"]))
-  c = first["config"]
-  _plot(runs, summary, png_path, f"{c['molecule']}/{c['basis']}/{c['xc']}, {c['model']}, "
-        f"{first['settings']['n_test']} test conformers", clock_name=first["settings"].get("clock", "wall"))
-  print(f"wrote {json_path} and {png_path}")
-  return runs, summary
+    """--combine: one report, JSON and figure from the pipelines of several result files."""
+    import json
+
+    runs, first, budget, complete = {}, None, 0.0, True
+    for path in args.combine:
+        d = json.loads(Path(path).read_text())
+        first = first or d
+        runs.update(d["runs"])
+        complete = complete and d.get("complete", True)
+        budget = max(budget, d["settings"]["budget_s"])
+    summary = report(runs, budget)
+    json_path, png_path = common.out_paths(args, NAME)
+    common.write_json(
+        json_path,
+        dict(
+            first,
+            runs=runs,
+            summary=summary,
+            combined_from=args.combine,
+            complete=complete,
+            machine=first["machine"],
+        ),
+    )
+    c = first["config"]
+    _plot(
+        runs,
+        summary,
+        png_path,
+        f"{c['molecule']}/{c['basis']}/{c['xc']}, {c['model']}, "
+        f"{first['settings']['n_test']} test conformers",
+        clock_name=first["settings"].get("clock", "wall"),
+    )
+    print(f"wrote {json_path} and {png_path}")
+    return runs, summary
 
 
 def _plot(runs, summary, path, title, clock_name="wall"):
-  plt = common.pyplot()
-  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-  styles = dict(L="C0", Q="C3", SC="C2")
-  names = dict(L="L: PySCF labels + supervised", Q="Q: DFT energy loss (label-free)",
-               SC="SC: self-consistency (label-free)")
-  scale, unit = (60.0, "min") if max((r["curve"][-1]["t_s"] for r in runs.values()),
-                                     default=0) > 600 else (1.0, "s")
-  for ax, (key, label) in zip(axes, (("energy_mae_mev", "energy MAE (meV)"),
-                                     ("hamiltonian_mae_uha", "Hamiltonian MAE of F[D3] (uHa)"))):
-    for name, r in runs.items():
-      ax.plot([c["t_s"] / scale for c in r["curve"]], [c[key] for c in r["curve"]], "o-",
-              ms=3, color=styles[name], label=names[name])
-    if "labels_end_s" in runs.get("L", {}):
-      ax.axvline(runs["L"]["labels_end_s"] / scale, color=styles["L"], ls=":", lw=1,
-                 label="L: labelling done")
-      c = summary.get(f"Q_vs_L_{key}")
-      if c and c.get("best") is not None:
-        ax.axhline(c["best"], color="gray", ls="--", lw=1, label="best of L")
-    ax.set_yscale("log")
-    what = "CPU time (one core per pipeline)" if clock_name == "cpu" else "wall-clock"
-    ax.set_xlabel(f"{what}, labelling included ({unit})")
-    ax.set_ylabel(label)
-    ax.legend(fontsize=7)
-  fig.suptitle(title)
-  common.save_figure(fig, path)
+    plt = common.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    styles = dict(L="C0", Q="C3", SC="C2")
+    names = dict(
+        L="L: PySCF labels + supervised",
+        Q="Q: DFT energy loss (label-free)",
+        SC="SC: self-consistency (label-free)",
+    )
+    scale, unit = (
+        (60.0, "min") if max((r["curve"][-1]["t_s"] for r in runs.values()), default=0) > 600 else (1.0, "s")
+    )
+    for ax, (key, label) in zip(
+        axes,
+        (("energy_mae_mev", "energy MAE (meV)"), ("hamiltonian_mae_uha", "Hamiltonian MAE of F[D3] (uHa)")),
+    ):
+        for name, r in runs.items():
+            ax.plot(
+                [c["t_s"] / scale for c in r["curve"]],
+                [c[key] for c in r["curve"]],
+                "o-",
+                ms=3,
+                color=styles[name],
+                label=names[name],
+            )
+        if "labels_end_s" in runs.get("L", {}):
+            ax.axvline(
+                runs["L"]["labels_end_s"] / scale, color=styles["L"], ls=":", lw=1, label="L: labelling done"
+            )
+            c = summary.get(f"Q_vs_L_{key}")
+            if c and c.get("best") is not None:
+                ax.axhline(c["best"], color="gray", ls="--", lw=1, label="best of L")
+        ax.set_yscale("log")
+        what = "CPU time (one core per pipeline)" if clock_name == "cpu" else "wall-clock"
+        ax.set_xlabel(f"{what}, labelling included ({unit})")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    common.save_figure(fig, path)
 
 
 if __name__ == "__main__":
-  main()
+    main()

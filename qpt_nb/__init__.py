@@ -9,6 +9,7 @@ Units: Angstrom at the user boundary (`Molecule`), Bohr and Hartree inside.
     >>> res = qpt_nb.scf(mol, basis="sto-3g", xc="b3lyp5", grid_level=3)
     >>> round(res.energy, 6)    # PySCF: -75.312527 (B3LYP5 = VWN5 variant)
 """
+
 import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
@@ -43,14 +44,29 @@ _LAZY = {
     "doctor": "qpt_nb.diagnostics",
 }
 
-__all__ = ["Molecule", "DFTTensors", "dft_tensors", "energy", "energy_and_fock",
-           "energy_components", "fock", "scf", "scf_fixed", "scf_loop", "SCFResult",
-           "initial_iteration", "refine", "sandwich_energy", *_LAZY]
+__all__ = [
+    "Molecule",
+    "DFTTensors",
+    "dft_tensors",
+    "energy",
+    "energy_and_fock",
+    "energy_components",
+    "fock",
+    "scf",
+    "scf_fixed",
+    "scf_loop",
+    "SCFResult",
+    "initial_iteration",
+    "refine",
+    "sandwich_energy",
+    *_LAZY,
+]
 
 
 def __getattr__(name):
     if name in _LAZY:
         import importlib
+
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value

@@ -9,6 +9,7 @@ Caches whose silent corruption would change results (the Hessians of the normal-
 sampler) use `save_npy_checksummed` / `load_npy_checksummed`: an ``.npy`` plus a
 ``.sha256`` sidecar, verified on every read (`ChecksumError` on a mismatch).
 """
+
 from __future__ import annotations
 
 import json
@@ -64,6 +65,7 @@ def save_npy_checksummed(path, array) -> str:
     import io
 
     import numpy as np
+
     path = Path(path)
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
@@ -85,6 +87,7 @@ def load_npy_checksummed(path, *, require_checksum: bool = False):
     import io
 
     import numpy as np
+
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -96,22 +99,22 @@ def load_npy_checksummed(path, *, require_checksum: bool = False):
         try:
             stored = side.read_text().split()[0].strip().lower()
         except (OSError, UnicodeDecodeError, IndexError):
-            raise ChecksumError(f"{path}: its checksum file {side.name} is unreadable or "
-                                "empty") from None
+            raise ChecksumError(f"{path}: its checksum file {side.name} is unreadable or empty") from None
         if len(stored) != 64 or any(c not in "0123456789abcdef" for c in stored):
             raise ChecksumError(f"{path}: its checksum file {side.name} holds no SHA-256 digest")
         actual = hashlib.sha256(data).hexdigest()
         if actual != stored:
-            raise ChecksumError(f"{path}: SHA-256 mismatch (file {actual[:12]}..., recorded "
-                                f"{stored[:12]}...): the file was modified or corrupted")
+            raise ChecksumError(
+                f"{path}: SHA-256 mismatch (file {actual[:12]}..., recorded "
+                f"{stored[:12]}...): the file was modified or corrupted"
+            )
         verified = True
     elif require_checksum:
         raise ChecksumError(f"{path}: no checksum file {side.name}")
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:                  # truncated, not .npy, pickled objects
-        raise ChecksumError(f"{path}: not a readable .npy array ({type(exc).__name__}: "
-                            f"{exc})") from None
-    if not isinstance(array, np.ndarray):     # an .npz archive
+    except Exception as exc:  # truncated, not .npy, pickled objects
+        raise ChecksumError(f"{path}: not a readable .npy array ({type(exc).__name__}: {exc})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
         raise ChecksumError(f"{path}: not a single .npy array")
     return array, verified

@@ -15,6 +15,7 @@
 Functions here read the environment when called (never at import), so a test or a
 notebook can change a variable and see the effect.
 """
+
 from __future__ import annotations
 
 import os
@@ -105,6 +106,7 @@ def enable_compile_cache(path=None) -> Optional[str]:
     in use, or None (disabled, unwritable, or an older JAX).
     """
     import jax
+
     folder = Path(path).expanduser() if path is not None else jax_cache_dir()
     if folder is None:
         return None
@@ -116,7 +118,8 @@ def enable_compile_cache(path=None) -> Optional[str]:
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", COMPILE_CACHE_MIN_SECONDS)
         from jax.experimental.compilation_cache import compilation_cache
-        compilation_cache.reset_cache()     # re-read the folder even after earlier compiles
-    except Exception:                       # unwritable folder or an older JAX: no cache
+
+        compilation_cache.reset_cache()  # re-read the folder even after earlier compiles
+    except Exception:  # unwritable folder or an older JAX: no cache
         return None
     return str(folder)

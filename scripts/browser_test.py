@@ -16,6 +16,7 @@ Needs: ``apt-get install -y chromium`` and ``npm ci --prefix tests/browser``
 (3dmol + playwright-core).  Exit code 0 = pass, 1 = a check failed, 2 = setup
 missing (the message says what to install).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,7 +81,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     chromium = os.environ.get("CHROMIUM") or next(
-        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+    )
     missing = check_setup(chromium)
     if missing:
         print("browser test: missing setup:\n  " + "\n  ".join(missing), file=sys.stderr)
@@ -92,23 +94,37 @@ def main(argv=None) -> int:
     shutil.copy(ROOT / "notebooks" / args.notebook, work / args.notebook)
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ)
-    env.update(QPT_NB_3DMOL_JS=str(LOCAL_3DMOL), JUPYTER_CONFIG_DIR=str(work / ".jupyter-config"),
-               JUPYTER_RUNTIME_DIR=str(work / ".jupyter-runtime"), MPLBACKEND="Agg",
-               JUPYTERLAB_SETTINGS_DIR=str(work / ".lab-settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(work / ".lab-workspaces"))
+    env.update(
+        QPT_NB_3DMOL_JS=str(LOCAL_3DMOL),
+        JUPYTER_CONFIG_DIR=str(work / ".jupyter-config"),
+        JUPYTER_RUNTIME_DIR=str(work / ".jupyter-runtime"),
+        MPLBACKEND="Agg",
+        JUPYTERLAB_SETTINGS_DIR=str(work / ".lab-settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(work / ".lab-workspaces"),
+    )
     if not args.full:
         env["QPT_NB_SMOKE"] = "1"
     # no "get Jupyter news?" toast over the widgets in the screenshots
     news = work / ".lab-settings" / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True, exist_ok=True)
     (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    lab = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-           "--ServerApp.port_retries=0", "--LabApp.expose_app_in_browser=True",
-           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           "--ServerApp.open_browser=False"]
+    lab = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={work}",
+        "--ServerApp.port_retries=0",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--ServerApp.open_browser=False",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        lab.append("--allow-root")                      # containers often run as root
+        lab.append("--allow-root")  # containers often run as root
     log = open(artifacts / "jupyterlab.log", "w")
     print(f"browser test: JupyterLab on 127.0.0.1:{port}, notebook copy in {work}")
     proc = subprocess.Popen(lab, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -116,8 +132,17 @@ def main(argv=None) -> int:
         url = f"http://127.0.0.1:{port}/"
         wait_for_server(url, token, proc)
         node_env = dict(os.environ, CHROMIUM=chromium, TIMEOUT_S=str(args.timeout))
-        rc = subprocess.call(["node", str(BROWSER_DIR / "notebook_ui.mjs"), f"{url}?token={token}",
-                              args.notebook, str(artifacts)], cwd=BROWSER_DIR, env=node_env)
+        rc = subprocess.call(
+            [
+                "node",
+                str(BROWSER_DIR / "notebook_ui.mjs"),
+                f"{url}?token={token}",
+                args.notebook,
+                str(artifacts),
+            ],
+            cwd=BROWSER_DIR,
+            env=node_env,
+        )
     finally:
         proc.terminate()
         try:

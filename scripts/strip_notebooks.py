@@ -5,9 +5,12 @@
 
 Removed: the notebook-level ``metadata.widgets`` (ipywidgets' saved state), widget views
 in outputs (``application/vnd.jupyter.widget-view+json``, which only a live kernel can
-render), cell execution metadata (timings), and execution counts. Text, images and HTML
-outputs are kept, so a reader sees the numbers and figures without running anything.
+render), HTML outputs over `MAX_HTML` characters (3Dmol.js views that embed a whole cube
+file) when the output has another representation to fall back on, cell execution
+metadata (timings), and execution counts. Text, images and small HTML outputs are kept,
+so a reader sees the numbers and figures without running anything.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,6 +20,7 @@ from pathlib import Path
 import nbformat
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+MAX_HTML = 20_000  # characters; an embedded orbital cube is 100-200 k
 
 
 def strip(nb) -> bool:
@@ -43,6 +47,9 @@ def strip(nb) -> bool:
                 changed = True
                 if not data:
                     continue
+            if data is not None and len("".join(data.get("text/html", ""))) > MAX_HTML and len(data) > 1:
+                del data["text/html"]
+                changed = True
             outputs.append(out)
         cell.outputs = outputs
     return changed

@@ -1,4 +1,5 @@
 """The physics layer stands alone: importing all of qpt_nb.dft pulls in no learning code."""
+
 import json
 import pkgutil
 import subprocess
@@ -27,6 +28,7 @@ def test_no_public_name_shadows_a_module():
     import importlib
 
     import qpt_nb
+
     for sub in ("dft", "learn", "analysis", "viz", "widgets", "cli"):
         pkg = importlib.import_module(f"qpt_nb.{sub}")
         for m in pkgutil.iter_modules(pkg.__path__):

@@ -1,16 +1,24 @@
 """Tests of qpt_nb.learn.network (the QPT network); CPU, random inputs, no other modules."""
-import dataclasses
 
-import qpt_nb  # noqa: F401  (enables x64 before any array exists)
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qpt_nb.learn.network import (PRESETS, QPTConfig, QPTInputs, bias_head_assignment,
-                          check_inputs, count_params, get_config, make_qpt,
-                          position_gram)
+import qpt_nb  # noqa: F401  (enables x64 before any array exists)
+from qpt_nb.learn.network import (
+    PRESETS,
+    QPTConfig,
+    QPTInputs,
+    bias_head_assignment,
+    check_inputs,
+    count_params,
+    get_config,
+    make_qpt,
+    position_gram,
+)
 
 # A fast config exercising remat, round-robin heads (3 x 6 = 18 >= 16) and gains.
 SMALL_TEST = QPTConfig(d_model=24, n_heads=6, n_layers=3, n_freq=4, remat=True)
@@ -25,11 +33,10 @@ def random_inputs(n, n_bias=8, seed=0, batch=None):
     pos = 3.0 * rng.normal(size=shape + (n, 3))
     m = rng.normal(size=shape + (n_bias, n, n))
     m = m + np.swapaxes(m, -1, -2)
-    return QPTInputs(jnp.asarray(el), jnp.asarray(idx), jnp.asarray(pos),
-                     jnp.asarray(m))
+    return QPTInputs(jnp.asarray(el), jnp.asarray(idx), jnp.asarray(pos), jnp.asarray(m))
 
 
-N = 16            # one sequence length for most tests: compiled functions are reused
+N = 16  # one sequence length for most tests: compiled functions are reused
 _CACHE = {}
 
 
@@ -60,7 +67,7 @@ def test_output_shape_symmetric_finite_and_small(config):
     w = net.apply(params, inp)
     assert w.shape == (N, N) and w.dtype == jnp.float64
     assert bool(jnp.all(jnp.isfinite(w)))
-    assert bool(jnp.all(w == w.T))                     # exactly symmetric
+    assert bool(jnp.all(w == w.T))  # exactly symmetric
     np.testing.assert_allclose(w, w.T, rtol=0, atol=1e-12)
     # out_scale = 1e-3 at init: the untrained correction is a few mHa at most.
     assert 0 < float(jnp.abs(w).max()) < 0.05
@@ -102,8 +109,9 @@ def test_permutation_equivariance():
     inp = random_inputs(N, seed=2)
     net, params = jitted(SMALL_TEST)
     perm = np.random.default_rng(5).permutation(N)
-    permuted = QPTInputs(inp.ao_element[perm], inp.ao_index[perm],
-                         inp.ao_position[perm], inp.bias[:, perm][:, :, perm])
+    permuted = QPTInputs(
+        inp.ao_element[perm], inp.ao_index[perm], inp.ao_position[perm], inp.bias[:, perm][:, :, perm]
+    )
     w = net.apply(params, inp)
     wp = net.apply(params, permuted)
     np.testing.assert_allclose(wp, w[perm][:, perm], rtol=1e-10, atol=1e-13)
@@ -118,9 +126,8 @@ def test_output_depends_on_each_input():
         inp._replace(ao_index=inp.ao_index.at[0].add(1)),
         inp._replace(ao_position=inp.ao_position.at[0, 2].add(0.3)),
     ]
-    for b in range(8):       # every bias matrix reaches some head
-        changed.append(inp._replace(bias=inp.bias.at[b].set(
-            jnp.roll(inp.bias[b], 1, axis=(0, 1)))))
+    for b in range(8):  # every bias matrix reaches some head
+        changed.append(inp._replace(bias=inp.bias.at[b].set(jnp.roll(inp.bias[b], 1, axis=(0, 1)))))
     for new in changed:
         assert float(jnp.abs(net.apply(params, new) - w).max()) > 1e-9
 
@@ -130,8 +137,7 @@ def test_bias_matrices_are_scale_invariant():
     inp = random_inputs(N, seed=6)
     net, params = jitted(SMALL_TEST)
     scaled = inp._replace(bias=inp.bias * jnp.arange(1.0, 9.0)[:, None, None] * 4.0)
-    np.testing.assert_allclose(net.apply(params, scaled), net.apply(params, inp),
-                               rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(net.apply(params, scaled), net.apply(params, inp), rtol=1e-9, atol=1e-15)
 
 
 @pytest.mark.parametrize("config", ["nano", SMALL_TEST])
@@ -142,7 +148,7 @@ def test_gradients_finite_and_nonzero_for_every_parameter(config):
     assert jax.tree_util.tree_structure(grads) == jax.tree_util.tree_structure(params)
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert bool(jnp.all(jnp.isfinite(g))), path
-        assert float(jnp.abs(g).max()) > 0, path           # no dead parameters
+        assert float(jnp.abs(g).max()) > 0, path  # no dead parameters
 
 
 def test_remat_matches_no_remat():
@@ -152,8 +158,7 @@ def test_remat_matches_no_remat():
     net_off = make_qpt(cfg_off)
     shapes_off = jax.eval_shape(net_off.init, jax.random.PRNGKey(0), inp)
     assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(shapes_off)
-    np.testing.assert_allclose(net_on.apply(params, inp), net_off.apply(params, inp),
-                               rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(net_on.apply(params, inp), net_off.apply(params, inp), rtol=1e-12, atol=1e-16)
     g_on = grads_of(SMALL_TEST, params, inp)
     g_off = grads_of(cfg_off, params, inp)
     for a, b in zip(jax.tree_util.tree_leaves(g_on), jax.tree_util.tree_leaves(g_off)):
@@ -170,7 +175,7 @@ def test_any_number_of_bias_matrices(n_bias):
 
 def test_params_do_not_depend_on_n_bias():
     """Parameters initialised with B=8 apply to B=2 inputs and vice versa."""
-    net, params = jitted("nano")                 # initialised with B = 8
+    net, params = jitted("nano")  # initialised with B = 8
     w = net.apply(params, random_inputs(N, n_bias=2))
     assert bool(jnp.all(jnp.isfinite(w)))
 
@@ -199,7 +204,7 @@ def test_bias_head_assignment():
     a = bias_head_assignment(8, 6, 12)
     assert list(a[0]) == [0, 0, 1, 1, 2, 2] and list(a[2]) == [6, 6, 7, 7, 0, 0]
     with pytest.raises(ValueError):
-        bias_head_assignment(8, 4, 3)        # 12 heads < 16
+        bias_head_assignment(8, 4, 3)  # 12 heads < 16
     with pytest.raises(ValueError, match="heads"):
         make_qpt(QPTConfig(16, 2, 2)).init(jax.random.PRNGKey(0), random_inputs(6))
 
@@ -208,18 +213,16 @@ def test_bias_head_assignment():
 # vocabulary of 61 (element, AO) pairs for H,C,N,O,F; weights only, its readout
 # reuses the last layer's LN and query weights):
 #   L*(12 d^2 + 4 d) + 61 d + 123 d.
-RESEARCH_CODE_COUNTS = {"tiny": 5_352_960, "small": 21_322_752,
-                        "base": 85_112_832, "medium": 302_276_608}
+RESEARCH_CODE_COUNTS = {"tiny": 5_352_960, "small": 21_322_752, "base": 85_112_832, "medium": 302_276_608}
 # The paper's labels (REFERENCE section 4), rounded from the counts above.
 PAPER_COUNTS = {"tiny": 5e6, "small": 21e6, "base": 85e6, "medium": 302e6}
 # Our exact counts (N=132, B=8): pinned so that an accidental change shows up.
-OUR_COUNTS = {"tiny": 5_436_553, "small": 21_563_593, "base": 85_889_425,
-              "medium": 303_684_993}
+OUR_COUNTS = {"tiny": 5_436_553, "small": 21_563_593, "base": 85_889_425, "medium": 303_684_993}
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "base", "medium"])
 def test_preset_parameter_counts(name):
-    inp = jax.eval_shape(lambda: random_inputs(132))   # def2-SVP uracil: N=132
+    inp = jax.eval_shape(lambda: random_inputs(132))  # def2-SVP uracil: N=132
     shapes = jax.eval_shape(make_qpt(name).init, jax.random.PRNGKey(0), inp)
     n = count_params(shapes)
     assert n == OUR_COUNTS[name]
@@ -233,8 +236,9 @@ def test_preset_parameter_counts(name):
 
 
 def test_nano_is_small():
-    shapes = jax.eval_shape(make_qpt("nano").init, jax.random.PRNGKey(0),
-                            jax.eval_shape(lambda: random_inputs(44)))
+    shapes = jax.eval_shape(
+        make_qpt("nano").init, jax.random.PRNGKey(0), jax.eval_shape(lambda: random_inputs(44))
+    )
     assert count_params(shapes) < 500_000
     assert not PRESETS["nano"].remat and PRESETS["tiny"].remat
 
@@ -248,7 +252,7 @@ def test_get_config():
     with pytest.raises(ValueError):
         make_qpt("gigantic")
     with pytest.raises(ValueError):
-        QPTConfig(30, 4, 2)                   # d not divisible by heads
+        QPTConfig(30, 4, 2)  # d not divisible by heads
 
 
 def test_position_gram():

@@ -1,4 +1,5 @@
 """Tests for qpt_nb.dft.molecule: parsing, validation, builtins, canonical frame."""
+
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,18 @@ O   0.0000000  0.0000000  0.1173000
 H   0.0000000  0.7572000 -0.4692000
 H   0.0000000 -0.7572000 -0.4692000
 """
-EXPECTED = {"water": 10, "uracil": 58, "ammonia": 10, "methane": 10, "ethanol": 26,
-            "malondialdehyde": 38, "benzene": 42, "h2": 2, "lih": 4, "formaldehyde": 16}
+EXPECTED = {
+    "water": 10,
+    "uracil": 58,
+    "ammonia": 10,
+    "methane": 10,
+    "ethanol": 26,
+    "malondialdehyde": 38,
+    "benzene": 42,
+    "h2": 2,
+    "lih": 4,
+    "formaldehyde": 16,
+}
 SHARED_URACIL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uracil.xyz"
 
 
@@ -54,15 +65,15 @@ def test_bare_lines_symbols_and_numbers():
 
 
 def test_from_arrays_and_properties():
-    m = Molecule.from_arrays(["O", "H", "H"], [[0, 0, 0.1173], [0, 0.7572, -0.4692],
-                                               [0, -0.7572, -0.4692]], name="w")
+    m = Molecule.from_arrays(
+        ["O", "H", "H"], [[0, 0, 0.1173], [0, 0.7572, -0.4692], [0, -0.7572, -0.4692]], name="w"
+    )
     assert m.n_electrons == 10 and m.n_occ == 5
     np.testing.assert_array_equal(m.atomic_numbers, [8, 1, 1])
     np.testing.assert_allclose(m.masses, [15.999, 1.008, 1.008])
     assert m.coords_bohr.shape == (3, 3)
     assert repr(m) == "Molecule('w', H2O, 3 atoms, charge=0, spin=0)"
-    assert repr(Molecule.builtin("uracil")) == \
-        "Molecule('uracil', C4H4N2O2, 12 atoms, charge=0, spin=0)"
+    assert repr(Molecule.builtin("uracil")) == "Molecule('uracil', C4H4N2O2, 12 atoms, charge=0, spin=0)"
     cation = Molecule.from_arrays(["O", "H", "H"], m.coords_angstrom, charge=1, spin=1)
     assert cation.n_electrons == 9
     assert hash(m) == hash(Molecule.from_xyz(m.to_xyz(), name="w"))
@@ -97,8 +108,7 @@ def test_multi_frame_round_trip(tmp_path):
 def test_builtins_load_and_build():
     names = Molecule.builtins()
     assert names == sorted(names)
-    for required in ("water", "ammonia", "methane", "ethanol", "malondialdehyde", "uracil",
-                     "benzene"):
+    for required in ("water", "ammonia", "methane", "ethanol", "malondialdehyde", "uracil", "benzene"):
         assert required in names
     for name in names:
         m = Molecule.builtin(name)
@@ -125,20 +135,23 @@ def test_unknown_builtin_lists_available():
 
 
 # --------------------------------------------------------------------------- validation
-@pytest.mark.parametrize("text, match", [
-    ("", "empty"),
-    ("   \n\n", "empty"),
-    ("2\ncomment\nXx 0 0 0\nH 0 0 1\n", "unknown element symbol 'Xx' on line 3"),
-    ("3\ncomment\nO 0 0 0\nH 0 0 1\n", "header .* says 3 atoms but only 2"),
-    ("1\ncomment\nO 0 0 0\nH 0 0 1\n", "more atom lines"),
-    ("2\ncomment\nO 0 0 zero\nH 0 0 1\n", "non-numeric coordinate on line 3"),
-    ("2\ncomment\nO 0 0\nH 0 0 1\n", "missing columns on line 3"),
-    ("O 0 0 0\nH 0 0 nan\nH 0 1 0\n", "NaN coordinate for atom 1"),
-    ("O 0 0 0\nH 0 0 inf\nH 0 1 0\n", "infinite coordinate for atom 1"),
-    ("O 0 0 0\nH 0 0 1\nH 0 0 1.05\n", r"atoms 1 and 2 are too close: distance 0.05"),
-    ("C1 0 0 0\n", "unknown element symbol 'C1'"),
-    ("missing_file.xyz", "not found"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "empty"),
+        ("   \n\n", "empty"),
+        ("2\ncomment\nXx 0 0 0\nH 0 0 1\n", "unknown element symbol 'Xx' on line 3"),
+        ("3\ncomment\nO 0 0 0\nH 0 0 1\n", "header .* says 3 atoms but only 2"),
+        ("1\ncomment\nO 0 0 0\nH 0 0 1\n", "more atom lines"),
+        ("2\ncomment\nO 0 0 zero\nH 0 0 1\n", "non-numeric coordinate on line 3"),
+        ("2\ncomment\nO 0 0\nH 0 0 1\n", "missing columns on line 3"),
+        ("O 0 0 0\nH 0 0 nan\nH 0 1 0\n", "NaN coordinate for atom 1"),
+        ("O 0 0 0\nH 0 0 inf\nH 0 1 0\n", "infinite coordinate for atom 1"),
+        ("O 0 0 0\nH 0 0 1\nH 0 0 1.05\n", r"atoms 1 and 2 are too close: distance 0.05"),
+        ("C1 0 0 0\n", "unknown element symbol 'C1'"),
+        ("missing_file.xyz", "not found"),
+    ],
+)
 def test_bad_xyz(text, match):
     with pytest.raises(ValueError, match=match):
         Molecule.from_xyz(text)
@@ -212,8 +225,7 @@ def test_canonical_invariant_under_rigid_motion(name):
     for _ in range(5):
         q = random_rotation(rng)
         moved = m.with_coords(m.coords_angstrom @ q.T + rng.normal(size=3) * 5.0)
-        np.testing.assert_allclose(moved.canonical().coords_angstrom, ref.coords_angstrom,
-                                   rtol=0, atol=1e-8)
+        np.testing.assert_allclose(moved.canonical().coords_angstrom, ref.coords_angstrom, rtol=0, atol=1e-8)
 
 
 def test_canonical_frame_properties():

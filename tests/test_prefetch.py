@@ -1,4 +1,5 @@
 """Tests for qpt_nb.learn.prefetch.Prefetcher (generic background precompute)."""
+
 import gc
 import itertools
 import operator
@@ -17,7 +18,7 @@ def _prefetch_threads(prefix):
 
 
 def _jittery_square(x):
-    time.sleep(random.Random(x).uniform(0.0, 0.02))   # out-of-order completion
+    time.sleep(random.Random(x).uniform(0.0, 0.02))  # out-of-order completion
     return x * x
 
 
@@ -49,7 +50,7 @@ def test_wait_seconds_large_when_make_item_is_slow():
         assert list(pf) == list(range(8))
     total = time.perf_counter() - t0
     s = pf.stats(total_seconds=total)
-    assert s["wait_seconds"] > 0.25                       # ~8 x 0.05 s, consumer idle
+    assert s["wait_seconds"] > 0.25  # ~8 x 0.05 s, consumer idle
     assert s["wait_fraction"] > 0.5
     assert s["make_seconds"] == pytest.approx(0.4, rel=0.5)
 
@@ -57,10 +58,10 @@ def test_wait_seconds_large_when_make_item_is_slow():
 def test_wait_seconds_small_when_make_item_is_fast():
     with Prefetcher(range(10), operator.neg, workers=2, queue_size=4) as pf:
         next(pf)
-        time.sleep(0.05)                                   # let the queue fill
+        time.sleep(0.05)  # let the queue fill
         first_wait = pf.stats()["wait_seconds"]
         for _ in pf:
-            time.sleep(0.02)                               # consumer is the bottleneck
+            time.sleep(0.02)  # consumer is the bottleneck
     s = pf.stats()
     assert s["items_consumed"] == 10
     assert s["wait_seconds"] - first_wait < 0.05
@@ -78,7 +79,7 @@ def test_queue_is_bounded():
     with Prefetcher(source(), operator.neg, workers=2, queue_size=3) as pf:
         assert next(pf) == 0
         time.sleep(0.3)
-        assert len(pulled) <= 1 + 3                        # the one handed out + queue_size
+        assert len(pulled) <= 1 + 3  # the one handed out + queue_size
         assert [next(pf) for _ in range(5)] == [-1, -2, -3, -4, -5]
 
 
@@ -94,9 +95,9 @@ def test_worker_exception_propagates_in_order_with_traceback():
     with pytest.raises(ValueError, match="bad item 3") as info:
         for item in pf:
             got.append(item)
-    assert got == [0, 1, 2]                                # earlier items still delivered
+    assert got == [0, 1, 2]  # earlier items still delivered
     frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
-    assert "_fails_at_three" in frames                     # original worker traceback kept
+    assert "_fails_at_three" in frames  # original worker traceback kept
     assert any("#3" in note for note in getattr(info.value, "__notes__", []))
     assert pf.closed
     with pytest.raises(StopIteration):
@@ -127,7 +128,7 @@ def test_close_stops_all_threads():
     assert not _prefetch_threads(prefix)
     with pytest.raises(StopIteration):
         next(pf)
-    pf.close()                                             # idempotent
+    pf.close()  # idempotent
 
 
 def test_abandoned_prefetcher_is_collected_and_stops():
@@ -147,8 +148,9 @@ def test_process_mode_keeps_order():
         assert list(pf) == [abs(x) for x in range(-6, 6)]
 
 
-@pytest.mark.parametrize("kw", [dict(workers=0), dict(queue_size=0), dict(reuse=0),
-                                dict(reuse=1.5), dict(mode="gpu")])
+@pytest.mark.parametrize(
+    "kw", [dict(workers=0), dict(queue_size=0), dict(reuse=0), dict(reuse=1.5), dict(mode="gpu")]
+)
 def test_bad_arguments(kw):
     with pytest.raises(ValueError):
         Prefetcher(range(3), abs, **kw)

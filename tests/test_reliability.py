@@ -1,26 +1,24 @@
 """Failure modes a user meets: memory estimates before the precompute, argument checks,
 unreadable xyz files, corrupted Hessian caches and explorer arguments (water/STO-3G)."""
+
 import hashlib
 import time
 import warnings
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import qpt_nb  # noqa: F401  (enables x64)
-import jax
-import jax.numpy as jnp
-
 from qpt_nb.dft import memory as T
+from qpt_nb.dft import tensors as tensors_module
 from qpt_nb.dft.kohn_sham import energy, energy_and_fock, energy_components, fock
+from qpt_nb.dft.memory import InsufficientMemoryError, check_memory, estimate_memory, format_memory
 from qpt_nb.dft.molecule import Molecule, as_molecule, read_xyz_frames
 from qpt_nb.dft.scf import scf, scf_fixed, scf_loop
-from qpt_nb.dft.memory import (InsufficientMemoryError, check_memory, estimate_memory,
-                               format_memory)
-from qpt_nb.dft import tensors as tensors_module
 from qpt_nb.dft.tensors import dft_tensors
-from qpt_nb.fileio import (ChecksumError, checksum_path, load_npy_checksummed,
-                           save_npy_checksummed)
+from qpt_nb.fileio import ChecksumError, checksum_path, load_npy_checksummed, save_npy_checksummed
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +33,21 @@ def t_water(water):
 
 def carbon_chain(n=200):
     """A linear C_n chain, 1.3 Angstrom apart (closed shell: 6 n electrons)."""
-    return Molecule.from_arrays(["C"] * n, np.c_[np.arange(n) * 1.3, np.zeros(n), np.zeros(n)],
-                                name=f"C{n} chain")
+    return Molecule.from_arrays(
+        ["C"] * n, np.c_[np.arange(n) * 1.3, np.zeros(n), np.zeros(n)], name=f"C{n} chain"
+    )
 
 
 # ============================================================================ 1. memory
-@pytest.mark.parametrize("basis,level,xc,eri", [
-    ("sto-3g", 1, None, "auto"),          # GGA: AO values and gradients, dense ERIs
-    ("sto-3g", 0, "lda,vwn", "auto"),     # LDA: AO values only
-    ("sto-3g", 1, "hf", "dense"),         # HF: no grid (one padded block)
-    ("6-31g", 0, "pbe", "df"),            # density fitting: P N^2
-])
+@pytest.mark.parametrize(
+    "basis,level,xc,eri",
+    [
+        ("sto-3g", 1, None, "auto"),  # GGA: AO values and gradients, dense ERIs
+        ("sto-3g", 0, "lda,vwn", "auto"),  # LDA: AO values only
+        ("sto-3g", 1, "hf", "dense"),  # HF: no grid (one padded block)
+        ("6-31g", 0, "pbe", "df"),  # density fitting: P N^2
+    ],
+)
 def test_estimate_memory_matches_the_tensors(water, basis, level, xc, eri):
     est = estimate_memory(water, basis, level, xc=xc, eri=eri)
     t = dft_tensors(water, basis, level, xc=xc, eri=eri)
@@ -53,7 +55,7 @@ def test_estimate_memory_matches_the_tensors(water, basis, level, xc, eri):
     assert est["ao_bytes"] == t.ao.nbytes
     assert est["eri_bytes"] == t.eri.nbytes
     assert est["ao_derivatives"] == (t.ao.shape[0] == 4)
-    assert abs(est["per_geometry_bytes"] - t.nbytes()) <= 64        # e_nuc and the like
+    assert abs(est["per_geometry_bytes"] - t.nbytes()) <= 64  # e_nuc and the like
     assert est["per_batch_bytes"] == est["per_geometry_bytes"]
     assert est["total_bytes"] == est["per_batch_bytes"] + est["precompute_bytes"]
     if eri == "df":
@@ -92,20 +94,23 @@ def test_available_memory_reads_the_machine():
 
 def test_check_memory_message_says_what_to_change(water):
     est = estimate_memory(water, "sto-3g", 3, batch=1000)
-    assert check_memory(est, available=est["total_bytes"]) is est        # fits exactly
+    assert check_memory(est, available=est["total_bytes"]) is est  # fits exactly
     with pytest.raises(InsufficientMemoryError) as info:
-        check_memory(est, available=200 * 2 ** 20)
+        check_memory(est, available=200 * 2**20)
     exc = info.value
     assert isinstance(exc, MemoryError) and isinstance(exc, ValueError)
-    assert exc.estimate is est and exc.available == 200 * 2 ** 20
+    assert exc.estimate is est and exc.available == 200 * 2**20
     msg = str(exc)
     assert "water / sto-3g / grid level 3" in msg and "needs about" in msg
     assert "200.0 MiB is available" in msg
     assert "batch of 1000 geometries" in msg
     assert "smaller grid level" in msg and "a smaller batch (batch=" in msg
     k = int(msg.split("a smaller batch (batch=")[1].split()[0])
-    assert (est["precompute_bytes"] + k * est["per_geometry_bytes"] <= 200 * 2 ** 20
-            < est["precompute_bytes"] + (k + 1) * est["per_geometry_bytes"])
+    assert (
+        est["precompute_bytes"] + k * est["per_geometry_bytes"]
+        <= 200 * 2**20
+        < est["precompute_bytes"] + (k + 1) * est["per_geometry_bytes"]
+    )
     # dense ERIs that dominate: density fitting is suggested with its size
     big = estimate_memory(Molecule.builtin("benzene"), "def2-svp", 0, eri="dense")
     with pytest.raises(InsufficientMemoryError, match=r"eri='df' \(density fitting: "):
@@ -114,31 +119,35 @@ def test_check_memory_message_says_what_to_change(water):
 
 def test_check_memory_unknown_availability_is_no_check(water, monkeypatch):
     monkeypatch.setattr(T, "available_memory", lambda: None)
-    est = estimate_memory(water, "sto-3g", 1, batch=10 ** 9)
+    est = estimate_memory(water, "sto-3g", 1, batch=10**9)
     assert check_memory(est) is est
 
 
 def test_dft_tensors_checks_before_any_integral(water, monkeypatch):
-    monkeypatch.setattr(T, "available_memory", lambda: 2 ** 20)          # 1 MiB
+    monkeypatch.setattr(T, "available_memory", lambda: 2**20)  # 1 MiB
+
     def no_integrals(*a, **k):
         raise AssertionError("ERIs computed before the memory check")
+
     monkeypatch.setattr(tensors_module, "dense_eri", no_integrals)
     with pytest.raises(InsufficientMemoryError, match="only 1.0 MiB is available"):
         dft_tensors(water, "sto-3g", 1)
     monkeypatch.undo()
-    monkeypatch.setattr(T, "available_memory", lambda: 2 ** 20)
-    t = dft_tensors(water, "sto-3g", 1, memory_check=False)               # opt-out
+    monkeypatch.setattr(T, "available_memory", lambda: 2**20)
+    t = dft_tensors(water, "sto-3g", 1, memory_check=False)  # opt-out
     assert t.n_ao == 7
 
 
 def test_carbon_chain_is_refused_in_seconds(monkeypatch):
     chain = carbon_chain(200)
     est = estimate_memory(chain, "def2-svp", 3, xc="b3lyp5")
-    assert est["eri_kind"] == "df" and est["n_ao"] == 2800 and est["total_bytes"] > 2 ** 40
-    if est["total_bytes"] <= T.available_memory():                    # a 1 TiB+ machine
-        monkeypatch.setattr(T, "available_memory", lambda: 64 * 2 ** 30)
-    for call in (lambda: dft_tensors(chain, "def2-svp", 3),
-                 lambda: qpt_nb.scf(chain, "def2-svp", "b3lyp5", 3)):
+    assert est["eri_kind"] == "df" and est["n_ao"] == 2800 and est["total_bytes"] > 2**40
+    if est["total_bytes"] <= T.available_memory():  # a 1 TiB+ machine
+        monkeypatch.setattr(T, "available_memory", lambda: 64 * 2**30)
+    for call in (
+        lambda: dft_tensors(chain, "def2-svp", 3),
+        lambda: qpt_nb.scf(chain, "def2-svp", "b3lyp5", 3),
+    ):
         t0 = time.perf_counter()
         with pytest.raises(InsufficientMemoryError) as info:
             call()
@@ -152,25 +161,30 @@ def test_carbon_chain_is_refused_in_seconds(monkeypatch):
 # ============================================================================ 2. API checks
 def _no_precompute(monkeypatch):
     import qpt_nb.dft.scf as S
+
     def fail(*a, **k):
         raise AssertionError("precompute started before the arguments were checked")
+
     monkeypatch.setattr(S, "dft_tensors", fail)
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    (dict(max_cycle=0), ValueError, r"max_cycle must be >= 1 \(the number of Fock builds"),
-    (dict(max_cycle=-3), ValueError, "max_cycle must be >= 1"),
-    (dict(max_cycle=2.5), TypeError, "max_cycle must be an integer"),
-    (dict(max_cycle=True), TypeError, "max_cycle must be an integer"),
-    (dict(conv_tol=-1e-8), ValueError, "conv_tol must be a positive, finite tolerance"),
-    (dict(conv_tol=float("nan")), ValueError, "conv_tol must be a positive, finite"),
-    (dict(conv_tol=0.0), ValueError, "conv_tol must be a positive"),
-    (dict(conv_tol=float("inf")), ValueError, "conv_tol must be a positive, finite"),
-    (dict(conv_tol="1e-8"), TypeError, "conv_tol must be a positive number"),
-    (dict(conv_tol_grad=float("nan")), ValueError, "conv_tol_grad must be a positive"),
-    (dict(diis_space=-1), ValueError, "diis_space must be >= 0"),
-    (dict(callback="print"), TypeError, "callback must be callable"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(max_cycle=0), ValueError, r"max_cycle must be >= 1 \(the number of Fock builds"),
+        (dict(max_cycle=-3), ValueError, "max_cycle must be >= 1"),
+        (dict(max_cycle=2.5), TypeError, "max_cycle must be an integer"),
+        (dict(max_cycle=True), TypeError, "max_cycle must be an integer"),
+        (dict(conv_tol=-1e-8), ValueError, "conv_tol must be a positive, finite tolerance"),
+        (dict(conv_tol=float("nan")), ValueError, "conv_tol must be a positive, finite"),
+        (dict(conv_tol=0.0), ValueError, "conv_tol must be a positive"),
+        (dict(conv_tol=float("inf")), ValueError, "conv_tol must be a positive, finite"),
+        (dict(conv_tol="1e-8"), TypeError, "conv_tol must be a positive number"),
+        (dict(conv_tol_grad=float("nan")), ValueError, "conv_tol_grad must be a positive"),
+        (dict(diis_space=-1), ValueError, "diis_space must be >= 0"),
+        (dict(callback="print"), TypeError, "callback must be callable"),
+    ],
+)
 def test_scf_rejects_bad_arguments_before_the_precompute(water, monkeypatch, kw, exc, match):
     _no_precompute(monkeypatch)
     with pytest.raises(exc, match=match):
@@ -193,8 +207,7 @@ def test_scf_molecule_types(water, monkeypatch):
     with pytest.raises(ValueError, match="'nosuch' is not a built-in molecule.*ammonia, benzene"):
         scf("nosuch", "sto-3g", "pbe", 0)
     for bad in (42, None, ["O", "H", "H"]):
-        with pytest.raises(TypeError, match="must be a qpt_nb.Molecule or the name of a "
-                                            "built-in molecule"):
+        with pytest.raises(TypeError, match="must be a qpt_nb.Molecule or the name of a built-in molecule"):
             scf(bad, "sto-3g", "pbe", 0)
     with pytest.raises(TypeError, match="Molecule.from_xyz"):
         dft_tensors(3.0, "sto-3g", 0)
@@ -218,10 +231,13 @@ def test_scf_accepts_a_builtin_name(water):
 def test_energy_checks_the_density_shape(t_water):
     for bad in (jnp.zeros((6, 6)), jnp.zeros((7,)), jnp.zeros((2, 7, 7)), np.zeros((7, 8))):
         for fn in (energy, energy_and_fock, fock, energy_components):
-            with pytest.raises(ValueError, match=r"density must be an \(7, 7\) matrix for these "
-                                                 r"tensors \(7 AOs\), got shape"):
+            with pytest.raises(
+                ValueError,
+                match=r"density must be an \(7, 7\) matrix for these "
+                r"tensors \(7 AOs\), got shape",
+            ):
                 fn(bad, t_water, "pbe")
-    with pytest.raises(ValueError, match=r"\(7, 7\) matrix"):              # also under jit
+    with pytest.raises(ValueError, match=r"\(7, 7\) matrix"):  # also under jit
         jax.jit(energy, static_argnums=2)(jnp.zeros((6, 6)), t_water, "pbe")
     with pytest.raises(TypeError, match="t must be the DFTTensors"):
         energy(t_water.dm0, {"overlap": t_water.overlap}, "pbe")
@@ -230,12 +246,12 @@ def test_energy_checks_the_density_shape(t_water):
 def test_energy_rejects_an_asymmetric_density(t_water):
     d = np.asarray(t_water.dm0)
     e_sym = float(energy(jnp.asarray(d), t_water, "b3lyp5"))
-    asym = np.triu(d) * 2 - np.diag(np.diag(d))            # same upper triangle, lower zero
+    asym = np.triu(d) * 2 - np.diag(np.diag(d))  # same upper triangle, lower zero
     for fn in (energy, energy_and_fock):
         with pytest.raises(ValueError, match=r"density is not symmetric \(max \|D - D\^T\| = "):
             fn(jnp.asarray(asym), t_water, "b3lyp5")
     with pytest.raises(ValueError, match="not symmetric"):
-        energy(asym, t_water, "b3lyp5")                     # NumPy input too
+        energy(asym, t_water, "b3lyp5")  # NumPy input too
     # round-off asymmetry is fine, and the value is unchanged
     tiny = d + 1e-12 * np.triu(np.ones_like(d), 1)
     assert abs(float(energy(jnp.asarray(tiny), t_water, "b3lyp5")) - e_sym) < 1e-9
@@ -272,8 +288,11 @@ def test_binary_file_given_as_xyz(tmp_path):
     path = tmp_path / "model.xyz"
     path.write_bytes(BINARY)
     for arg in (path, str(path)):
-        with pytest.raises(ValueError, match=r"model\.xyz' is not a text xyz file: byte 0xd0 "
-                                             r"at offset 0 is not UTF-8 text"):
+        with pytest.raises(
+            ValueError,
+            match=r"model\.xyz' is not a text xyz file: byte 0xd0 "
+            r"at offset 0 is not UTF-8 text",
+        ):
             Molecule.from_xyz(arg)
         with pytest.raises(ValueError, match="is not a text xyz file"):
             read_xyz_frames(arg)
@@ -295,19 +314,24 @@ def test_odd_electron_message_suggests_a_charge():
     with pytest.raises(ValueError) as info:
         Molecule.from_arrays(["O", "H", "H"], xyz, charge=1)
     msg = str(info.value)
-    assert msg.startswith("odd number of electrons (9) for H2O (sum Z = 10) with charge=1 and "
-                          "spin=0: qpt_nb's DFT is closed-shell only, so use charge=2 or "
-                          "charge=0 for an even electron count")
+    assert msg.startswith(
+        "odd number of electrons (9) for H2O (sum Z = 10) with charge=1 and "
+        "spin=0: qpt_nb's DFT is closed-shell only, so use charge=2 or "
+        "charge=0 for an even electron count"
+    )
     assert "use spin=1" not in msg
     with pytest.raises(ValueError, match="closed-shell only, so use charge=-1 for an even"):
-        Molecule.from_xyz("H 0 0 0")                       # charge=+1 would leave no electron
+        Molecule.from_xyz("H 0 0 0")  # charge=+1 would leave no electron
 
 
 def test_dft_tensors_open_shell_message():
-    with pytest.raises(ValueError, match=r"closed-shell \(restricted\) Kohn-Sham only: 1 "
-                                         r"electrons with charge=0 and spin=1\. An odd electron "
-                                         r"count cannot be closed-shell: use spin=0 with "
-                                         r"charge=-1\."):
+    with pytest.raises(
+        ValueError,
+        match=r"closed-shell \(restricted\) Kohn-Sham only: 1 "
+        r"electrons with charge=0 and spin=1\. An odd electron "
+        r"count cannot be closed-shell: use spin=0 with "
+        r"charge=-1\.",
+    ):
         dft_tensors(Molecule.from_xyz("H 0 0 0", spin=1), "sto-3g", 0)
     o2 = Molecule.from_xyz("O 0 0 0\nO 0 0 1.21", spin=2)
     with pytest.raises(ValueError, match=r"16 electrons with charge=0 and spin=2\. Use spin=0"):
@@ -332,6 +356,7 @@ def test_checksummed_npy_round_trip(tmp_path):
 @pytest.fixture(scope="module")
 def water_rhf_hessian(water):
     from qpt_nb.learn import conformers as C
+
     return C._hessian_pyscf(water)
 
 
@@ -339,6 +364,7 @@ def water_rhf_hessian(water):
 def hessian_cache(tmp_path, monkeypatch, water_rhf_hessian):
     """A private cache; the RHF Hessian is 'computed' from the fixture and counted."""
     from qpt_nb.learn import conformers as C
+
     monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path / "cache"))
     C._HESSIAN_MEMO.clear()
     calls = []
@@ -365,7 +391,7 @@ def test_hessian_cache_writes_a_checksum(water, hessian_cache, water_rhf_hessian
     assert side.read_text().split() == [hashlib.sha256(path.read_bytes()).hexdigest(), path.name]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        np.testing.assert_array_equal(_compute(C, water), h)            # from disk, silently
+        np.testing.assert_array_equal(_compute(C, water), h)  # from disk, silently
     assert len(calls) == 1
 
 
@@ -373,8 +399,8 @@ def _corrupt_and_expect(C, water, path, calls, reason, expected):
     with pytest.warns(RuntimeWarning, match=f"Hessian cache file {path} is invalid \\({reason}"):
         h = _compute(C, water)
     np.testing.assert_array_equal(h, expected)
-    assert len(calls) == 2                                              # recomputed
-    back, verified = load_npy_checksummed(path)                         # and rewritten
+    assert len(calls) == 2  # recomputed
+    back, verified = load_npy_checksummed(path)  # and rewritten
     assert verified and np.array_equal(back, expected)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -387,19 +413,21 @@ def test_hessian_cache_flipped_bit_is_detected(water, hessian_cache, water_rhf_h
     _compute(C, water)
     (path,) = folder.glob("*.npy")
     data = bytearray(path.read_bytes())
-    data[-8 * 40 + 3] ^= 0x01                         # one bit of the 41st-last entry
+    data[-8 * 40 + 3] ^= 0x01  # one bit of the 41st-last entry
     path.write_bytes(bytes(data))
     _corrupt_and_expect(C, water, path, calls, "SHA-256 mismatch", water_rhf_hessian)
 
 
-@pytest.mark.parametrize("bad,reason", [
-    (np.zeros((4, 4)), r"shape \(4, 4\), expected \(9, 9\)"),
-    ("nan", "1 non-finite entries"),
-    ("asym", "not symmetric"),
-    (np.zeros(9, dtype=np.int64), r"shape \(9,\)"),
-])
-def test_hessian_cache_bad_content_is_recomputed(water, hessian_cache, water_rhf_hessian,
-                                                 bad, reason):
+@pytest.mark.parametrize(
+    "bad,reason",
+    [
+        (np.zeros((4, 4)), r"shape \(4, 4\), expected \(9, 9\)"),
+        ("nan", "1 non-finite entries"),
+        ("asym", "not symmetric"),
+        (np.zeros(9, dtype=np.int64), r"shape \(9,\)"),
+    ],
+)
+def test_hessian_cache_bad_content_is_recomputed(water, hessian_cache, water_rhf_hessian, bad, reason):
     C, folder, calls = hessian_cache
     _compute(C, water)
     (path,) = folder.glob("*.npy")
@@ -410,7 +438,7 @@ def test_hessian_cache_bad_content_is_recomputed(water, hessian_cache, water_rhf
         else:
             h[2, 3] += 1e-3
         bad = h
-    save_npy_checksummed(path, bad)                   # a valid checksum of a bad array
+    save_npy_checksummed(path, bad)  # a valid checksum of a bad array
     _corrupt_and_expect(C, water, path, calls, reason, water_rhf_hessian)
 
 
@@ -419,7 +447,7 @@ def test_hessian_cache_truncated_file(water, hessian_cache, water_rhf_hessian):
     _compute(C, water)
     (path,) = folder.glob("*.npy")
     path.write_bytes(path.read_bytes()[:100])
-    checksum_path(path).unlink()                      # as if written by an old version
+    checksum_path(path).unlink()  # as if written by an old version
     _corrupt_and_expect(C, water, path, calls, "not a readable .npy array", water_rhf_hessian)
 
 
@@ -429,14 +457,14 @@ def test_hessian_cache_old_format_is_still_read(water, hessian_cache, water_rhf_
     (path,) = folder.glob("*.npy")
     checksum_path(path).unlink()
     old = water_rhf_hessian * 1.0
-    old[0, 0] += 1e-6                                 # distinguishable from a recompute
-    np.save(path, old)                                # the old writer: a bare .npy
+    old[0, 0] += 1e-6  # distinguishable from a recompute
+    np.save(path, old)  # the old writer: a bare .npy
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(_compute(C, water), old)
     assert len(calls) == 1
-    assert load_npy_checksummed(path)[1] is True      # its checksum was added
-    np.save(path, np.full((9, 9), np.nan))            # an old file with NaN: recomputed
+    assert load_npy_checksummed(path)[1] is True  # its checksum was added
+    np.save(path, np.full((9, 9), np.nan))  # an old file with NaN: recomputed
     checksum_path(path).unlink()
     _corrupt_and_expect(C, water, path, calls, "81 non-finite entries", water_rhf_hessian)
 
@@ -446,24 +474,29 @@ def test_hessian_cache_old_format_is_still_read(water, hessian_cache, water_rhf_
 def explorer_cls():
     pytest.importorskip("ipywidgets")
     from qpt_nb.widgets.explorer import MoleculeExplorer
+
     return MoleculeExplorer
 
 
 def test_explorer_rejects_bad_grid_level(explorer_cls):
     for bad in (99, -1, 6, 2.5, "1", True):
-        with pytest.raises(ValueError, match=r"grid_level must be an integer 0\.\.5 \(the "
-                                             r"explorer's grid levels\), got"):
+        with pytest.raises(
+            ValueError,
+            match=r"grid_level must be an integer 0\.\.5 \(the "
+            r"explorer's grid levels\), got",
+        ):
             explorer_cls("water", grid_level=bad)
     assert explorer_cls("water", grid_level=5).grid_w.value == 5
 
 
 def test_explorer_rejects_unknown_molecule(explorer_cls):
-    with pytest.raises(ValueError, match="unknown molecule 'nosuch': the built-in molecules are "
-                                         "ammonia, benzene, .*water"):
+    with pytest.raises(
+        ValueError, match="unknown molecule 'nosuch': the built-in molecules are ammonia, benzene, .*water"
+    ):
         explorer_cls("nosuch")
     with pytest.raises(TypeError, match="molecule must be the name of a built-in molecule"):
         explorer_cls(42)
-    ex = explorer_cls("H2O")                          # an alias: the water entry
+    ex = explorer_cls("H2O")  # an alias: the water entry
     assert ex.state.molecule == "water" and ex.molecule_w.value == "water"
 
 
@@ -487,7 +520,7 @@ def test_explorer_keeps_a_molecules_charge(explorer_cls):
 
 def test_explorer_run_errors_are_still_messages(explorer_cls, monkeypatch):
     ex = explorer_cls("water", grid_level=0, with_pyscf=False)
-    monkeypatch.setattr(T, "available_memory", lambda: 2 ** 10)
-    ex.run()                                          # must not raise
+    monkeypatch.setattr(T, "available_memory", lambda: 2**10)
+    ex.run()  # must not raise
     assert ex.state.status == "error" and "not enough memory" in ex.state.error
     assert "Could not run" in ex.status_w.value

@@ -1,115 +1,124 @@
 """Training: pure update, steppable Trainer, atomic checkpoints, exact resume, and the
 label-free CI smoke run (water/STO-3G: the DFT loss alone cuts the energy error)."""
+
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
 import qpt_nb  # noqa: F401
-import jax
-
-from qpt_nb.learn import checkpoint as ckpt
-from qpt_nb.learn.conformers import ConformerStream
 from qpt_nb.analysis.runs import load_run
+from qpt_nb.dft.scf import scf_loop
+from qpt_nb.learn import checkpoint as ckpt
 from qpt_nb.learn.batch import prepare_conformer, stack_batch
+from qpt_nb.learn.conformers import ConformerStream
 from qpt_nb.learn.losses import sandwich_outputs
 from qpt_nb.learn.network import network_fns
-from qpt_nb.dft.scf import scf_loop
-from qpt_nb.learn.train import Trainer, TrainConfig
+from qpt_nb.learn.train import TrainConfig, Trainer
 
 HA_TO_MEV = 27211.386
 
 
 def small_config(**kw):
-  base = dict(molecule="water", basis="sto-3g", grid_level=1, lr=2e-3, warmup_steps=15,
-              decay_steps=150, reuse=4, sampler="wiggle", checkpoint_every=3)
-  base.update(kw)
-  return TrainConfig(**base)
+    base = dict(
+        molecule="water",
+        basis="sto-3g",
+        grid_level=1,
+        lr=2e-3,
+        warmup_steps=15,
+        decay_steps=150,
+        reuse=4,
+        sampler="wiggle",
+        checkpoint_every=3,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
 
 
 def _leaves(tree):
-  return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
 
 
 def test_update_is_pure_and_run_continues(tmp_path):
-  tr = Trainer(small_config(), tmp_path / "run")
-  first = tr.run(2)
-  assert tr.step == 2 and [r["step"] for r in first] == [1, 2]
-  tr.run(3)
-  assert tr.step == 5
-  lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
-  assert [json.loads(l)["step"] for l in lines] == [1, 2, 3, 4, 5]
-  cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-  for key in ("molecule", "basis", "xc", "grid_level", "model", "loss", "sampler", "seed"):
-    assert key in cfg
-  # update() is pure: the same state and batch give the same new state.
-  batch = tr.make_batch([tr.mol])
-  s1, m1 = tr._update(tr.state, batch)
-  s2, m2 = tr._update(tr.state, batch)
-  assert m1["loss"] == m2["loss"]
-  for a, b in zip(_leaves(s1.params), _leaves(s2.params)):
-    np.testing.assert_array_equal(a, b)
-  tr.close()
+    tr = Trainer(small_config(), tmp_path / "run")
+    first = tr.run(2)
+    assert tr.step == 2 and [r["step"] for r in first] == [1, 2]
+    tr.run(3)
+    assert tr.step == 5
+    lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(l)["step"] for l in lines] == [1, 2, 3, 4, 5]
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    for key in ("molecule", "basis", "xc", "grid_level", "model", "loss", "sampler", "seed"):
+        assert key in cfg
+    # update() is pure: the same state and batch give the same new state.
+    batch = tr.make_batch([tr.mol])
+    s1, m1 = tr._update(tr.state, batch)
+    s2, m2 = tr._update(tr.state, batch)
+    assert m1["loss"] == m2["loss"]
+    for a, b in zip(_leaves(s1.params), _leaves(s2.params)):
+        np.testing.assert_array_equal(a, b)
+    tr.close()
 
 
 def test_resume_matches_uninterrupted_run(tmp_path):
-  full = Trainer(small_config())
-  full.run(7)
-  part = Trainer(small_config(), tmp_path / "run")
-  part.run(5)            # checkpoints at 3 and at the end (5)
-  part.close()
-  resumed = Trainer.resume(tmp_path / "run")
-  assert resumed.step == 5
-  resumed.run(2)
-  for a, b in zip(_leaves(full.params), _leaves(resumed.params)):
-    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-  cfg, params, _ = load_run(tmp_path / "run")
-  assert cfg.molecule == "water"
-  full.close(); resumed.close()
+    full = Trainer(small_config())
+    full.run(7)
+    part = Trainer(small_config(), tmp_path / "run")
+    part.run(5)  # checkpoints at 3 and at the end (5)
+    part.close()
+    resumed = Trainer.resume(tmp_path / "run")
+    assert resumed.step == 5
+    resumed.run(2)
+    for a, b in zip(_leaves(full.params), _leaves(resumed.params)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    cfg, params, _ = load_run(tmp_path / "run")
+    assert cfg.molecule == "water"
+    full.close()
+    resumed.close()
 
 
 def test_corrupt_or_missing_checkpoint_is_reported(tmp_path):
-  with pytest.raises(ckpt.CheckpointError, match="No checkpoint"):
-    Trainer.resume(tmp_path / "nothing")
-  tr = Trainer(small_config(), tmp_path / "run")
-  tr.run(1)
-  tr.close()
-  path = tmp_path / "run" / "checkpoint.ckpt"
-  good = path.read_bytes()
-  path.write_bytes(good[:-10])
-  with pytest.raises(ckpt.CheckpointError, match="corrupt"):
-    Trainer.resume(tmp_path / "run")
-  assert path.read_bytes() == good[:-10]  # never overwritten by the failed resume
+    with pytest.raises(ckpt.CheckpointError, match="No checkpoint"):
+        Trainer.resume(tmp_path / "nothing")
+    tr = Trainer(small_config(), tmp_path / "run")
+    tr.run(1)
+    tr.close()
+    path = tmp_path / "run" / "checkpoint.ckpt"
+    good = path.read_bytes()
+    path.write_bytes(good[:-10])
+    with pytest.raises(ckpt.CheckpointError, match="corrupt"):
+        Trainer.resume(tmp_path / "run")
+    assert path.read_bytes() == good[:-10]  # never overwritten by the failed resume
 
 
 def test_incompatible_resume_is_refused(tmp_path):
-  tr = Trainer(small_config(), tmp_path / "run")
-  tr.run(1)
-  tr.close()
-  with pytest.raises(ValueError, match="molecule"):
-    Trainer.resume(tmp_path / "run", config=small_config(molecule="ammonia"))
+    tr = Trainer(small_config(), tmp_path / "run")
+    tr.run(1)
+    tr.close()
+    with pytest.raises(ValueError, match="molecule"):
+        Trainer.resume(tmp_path / "run", config=small_config(molecule="ammonia"))
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
-  ckpt.save(tmp_path / "a.ckpt", {"x": np.arange(3)})
-  assert ckpt.load(tmp_path / "a.ckpt")["x"].tolist() == [0, 1, 2]
-  assert [p.name for p in tmp_path.iterdir()] == ["a.ckpt"]
+    ckpt.save(tmp_path / "a.ckpt", {"x": np.arange(3)})
+    assert ckpt.load(tmp_path / "a.ckpt")["x"].tolist() == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["a.ckpt"]
 
 
 def test_bad_config_values():
-  with pytest.raises(ValueError, match="loss"):
-    small_config(loss="mse")
-  with pytest.raises(ValueError, match="sampler"):
-    small_config(sampler="teleport")
-  with pytest.raises(ValueError, match="batch_size"):
-    small_config(batch_size=0)
-  with pytest.raises(ValueError, match="n_steps"):
-    Trainer(small_config()).run(-1)
+    with pytest.raises(ValueError, match="loss"):
+        small_config(loss="mse")
+    with pytest.raises(ValueError, match="sampler"):
+        small_config(sampler="teleport")
+    with pytest.raises(ValueError, match="batch_size"):
+        small_config(batch_size=0)
+    with pytest.raises(ValueError, match="n_steps"):
+        Trainer(small_config()).run(-1)
 
 
 KILL_SCRIPT = """
@@ -123,56 +132,62 @@ tr.run(10_000)
 
 
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
-  run = tmp_path / "run"
-  proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(run)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  try:
-    deadline = time.time() + 240
-    while time.time() < deadline:
-      if (run / "checkpoint.ckpt").exists() and ckpt.load(run / "checkpoint.ckpt")["step"] >= 4:
-        break
-      assert proc.poll() is None, proc.stderr.read().decode()
-      time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-  finally:
-    proc.wait()
-  resumed = Trainer.resume(run)
-  k = resumed.step
-  assert k >= 4 and k % 2 == 0
-  resumed.run(3)
-  ref = Trainer(small_config(checkpoint_every=2))
-  ref.run(k + 3)
-  for a, b in zip(_leaves(ref.params), _leaves(resumed.params)):
-    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-  steps = [json.loads(l)["step"] for l in (run / "history.jsonl").read_text().splitlines()]
-  assert steps == list(range(1, k + 4))
-  resumed.close(); ref.close()
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            if (run / "checkpoint.ckpt").exists() and ckpt.load(run / "checkpoint.ckpt")["step"] >= 4:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    resumed = Trainer.resume(run)
+    k = resumed.step
+    assert k >= 4 and k % 2 == 0
+    resumed.run(3)
+    ref = Trainer(small_config(checkpoint_every=2))
+    ref.run(k + 3)
+    for a, b in zip(_leaves(ref.params), _leaves(resumed.params)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    steps = [json.loads(l)["step"] for l in (run / "history.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, k + 4))
+    resumed.close()
+    ref.close()
 
 
 def test_label_free_training_beats_the_w0_baseline():
-  """CI smoke run: water/STO-3G, nano, DFT energy as the only loss."""
-  tr = Trainer(small_config(decay_steps=150))
-  test = [m for _, m in zip(range(4), ConformerStream(tr.mol, "wiggle", seed=999))]
-  batch = stack_batch(prepare_conformer(m, "sto-3g", "b3lyp5", 1) for m in test)
-  ref = np.array([scf_loop(jax.tree_util.tree_map(lambda x: x[i], batch.tensors), "b3lyp5",
-                           conv_tol=1e-12).energy for i in range(len(test))])
+    """CI smoke run: water/STO-3G, nano, DFT energy as the only loss."""
+    tr = Trainer(small_config(decay_steps=150))
+    test = [m for _, m in zip(range(4), ConformerStream(tr.mol, "wiggle", seed=999))]
+    batch = stack_batch(prepare_conformer(m, "sto-3g", "b3lyp5", 1) for m in test)
+    ref = np.array(
+        [
+            scf_loop(jax.tree_util.tree_map(lambda x: x[i], batch.tensors), "b3lyp5", conv_tol=1e-12).energy
+            for i in range(len(test))
+        ]
+    )
 
-  def mae(zero):
-    e = sandwich_outputs(network_fns("nano")[1], tr.params, batch, zero_correction=zero)[0]
-    return np.mean(np.abs(np.asarray(e) - ref)) * HA_TO_MEV
+    def mae(zero):
+        e = sandwich_outputs(network_fns("nano")[1], tr.params, batch, zero_correction=zero)[0]
+        return np.mean(np.abs(np.asarray(e) - ref)) * HA_TO_MEV
 
-  baseline = mae(True)
-  tr.run(150)
-  trained = mae(False)
-  assert baseline > 1.0
-  assert trained < baseline / 5, (trained, baseline)
-  tr.close()
+    baseline = mae(True)
+    tr.run(150)
+    trained = mae(False)
+    assert baseline > 1.0
+    assert trained < baseline / 5, (trained, baseline)
+    tr.close()
 
 
 def test_supervised_training_uses_pyscf_labels(tmp_path, monkeypatch):
-  monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path / "cache"))
-  tr = Trainer(small_config(loss="supervised", dataset_size=2, reuse=1, lr=3e-3, warmup_steps=1))
-  recs = tr.run(12)
-  assert tr.label_seconds > 0
-  assert recs[-1]["loss"] < recs[0]["loss"]   # fits the labels (Hartree^2)
-  tr.close()
+    monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path / "cache"))
+    tr = Trainer(small_config(loss="supervised", dataset_size=2, reuse=1, lr=3e-3, warmup_steps=1))
+    recs = tr.run(12)
+    assert tr.label_seconds > 0
+    assert recs[-1]["loss"] < recs[0]["loss"]  # fits the labels (Hartree^2)
+    tr.close()

@@ -1,4 +1,5 @@
 """qpt_nb.viz: pure plotting functions, cube files, the 3Dmol.js source setting."""
+
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from qpt_nb.viz import threedmol
 def water_orbitals():
     """Water/STO-3G orbitals from PySCF (no JAX compile: keeps this module fast)."""
     from qpt_nb.dft.reference import pyscf_scf
+
     mol = Molecule.builtin("water")
     mf, _ = pyscf_scf(mol, "sto-3g", "b3lyp5", 1)
     return mol, mf
@@ -34,10 +36,10 @@ def test_orbital_cube_compact_matches_pyscf(water_orbitals):
     small = viz.orbital_cube(mol, "sto-3g", mf.mo_coeff, 4, n=20)
     assert len(small) < len(full) / 2
     head = 6 + mol.n_atoms
-    assert full.splitlines()[:head] == small.splitlines()[:head]        # header verbatim
+    assert full.splitlines()[:head] == small.splitlines()[:head]  # header verbatim
     a = np.array(" ".join(full.splitlines()[head:]).split(), float)
     b = np.array(" ".join(small.splitlines()[head:]).split(), float) * viz.orbitals.CUBE_QUANTUM
-    assert a.size == b.size == 20 ** 3
+    assert a.size == b.size == 20**3
     assert np.abs(a - b).max() <= 0.5 * viz.orbitals.CUBE_QUANTUM + 1e-12
     assert np.abs(a).max() > 0.1
 
@@ -53,13 +55,11 @@ def test_orbital_cube_rejects_wrong_basis(water_orbitals):
 def test_slice_picks_a_plane_where_the_orbital_lives(water_orbitals):
     mol, mf = water_orbitals
     # water's HOMO is the out-of-plane lone pair: zero in the molecular plane
-    *_, vals, _, plane = viz.orbital_on_plane(mol, "sto-3g", mf.mo_coeff, 4, n=21,
-                                               plane="molecular")
+    *_, vals, _, plane = viz.orbital_on_plane(mol, "sto-3g", mf.mo_coeff, 4, n=21, plane="molecular")
     assert np.abs(vals).max() < 1e-8
     *_, vals, _, plane = viz.orbital_on_plane(mol, "sto-3g", mf.mo_coeff, 4, n=21)
     assert plane != "molecular" and np.abs(vals).max() > 0.1
-    fig = viz.orbital_slice_figure(mol, "sto-3g", mf.mo_coeff, 4, mo_energy=mf.mo_energy,
-                                   n_occ=5, n=21)
+    fig = viz.orbital_slice_figure(mol, "sto-3g", mf.mo_coeff, 4, mo_energy=mf.mo_energy, n_occ=5, n=21)
     assert isinstance(fig, Figure)
     assert "HOMO" in fig.axes[0].get_title()
     assert viz.figure_png(fig)[:4] == b"\x89PNG"
@@ -77,15 +77,15 @@ def test_energy_levels_and_convergence_figures(water_orbitals):
     assert "HOMO" in texts and "LUMO" in texts and "gap" in texts
     gap_ev = (mf.mo_energy[5] - mf.mo_energy[4]) * viz.HARTREE_EV
     assert f"{gap_ev:.2f} eV" in texts
-    assert "1 deeper level(s) not shown" in texts          # the O 1s core level
-    fig = viz.scf_convergence([-75.0, -75.2, -75.27, -75.2799, -75.28], errors=[1, .1, .01, 1e-3, 1e-5])
+    assert "1 deeper level(s) not shown" in texts  # the O 1s core level
+    fig = viz.scf_convergence([-75.0, -75.2, -75.27, -75.2799, -75.28], errors=[1, 0.1, 0.01, 1e-3, 1e-5])
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].lines) == 2
 
 
 def test_training_curves_panels():
     hist = [dict(step=i, loss=-75.0 - 0.01 * i, wall_s=0.1 * i) for i in range(1, 11)]
     fig = viz.training_curves(hist)
-    assert len(fig.axes) == 2                                 # loss vs step, vs wall
+    assert len(fig.axes) == 2  # loss vs step, vs wall
     for r in hist[4::5]:
         r.update(test_energy_mae_mev=10.0 ** (4 - 0.4 * r["step"]), test_hamiltonian_mae_uha=100.0)
     fig = viz.training_curves(hist)
@@ -93,24 +93,26 @@ def test_training_curves_panels():
     ax = fig.axes[1]
     assert ax.get_yscale() == "log"
     np.testing.assert_allclose(ax.lines[0].get_xdata(), [5, 10])
-    assert fig.axes[2].get_yscale() == "linear"             # constant H error: no log axis
+    assert fig.axes[2].get_yscale() == "linear"  # constant H error: no log axis
     assert fig.axes[3].get_xlabel().startswith("wall")
     fig = viz.training_curves(None, runs={"a": hist, "b": hist[:3]})
     assert len(fig.axes[0].lines) == 2
 
 
 def test_per_conformer_errors_sorting_and_selection():
-    rows = [dict(index=i, energy_error_mev=e, hamiltonian_mae_uha=h)
-            for i, (e, h) in enumerate([(0.1, 50), (-3.0, 20), (1.0, 90)])]
+    rows = [
+        dict(index=i, energy_error_mev=e, hamiltonian_mae_uha=h)
+        for i, (e, h) in enumerate([(0.1, 50), (-3.0, 20), (1.0, 90)])
+    ]
     assert viz.sort_rows(rows, "index") == [0, 1, 2]
-    assert viz.sort_rows(rows, "energy_error_mev") == [1, 2, 0]         # by |error|
+    assert viz.sort_rows(rows, "energy_error_mev") == [1, 2, 0]  # by |error|
     assert viz.sort_rows(rows, "hamiltonian_mae_uha") == [2, 0, 1]
     fig = viz.per_conformer_errors(rows, sort_by="energy_error_mev", selected=2)
     ax = fig.axes[0]
     heights = [p.get_height() for p in ax.patches]
     assert heights == [3.0, 1.0, 0.1]
     colors = [p.get_facecolor() for p in ax.patches]
-    assert colors[1] != colors[0]                                       # selected highlighted
+    assert colors[1] != colors[0]  # selected highlighted
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "0"]
     empty = viz.per_conformer_errors([])
     assert "no evaluation" in empty.axes[0].texts[0].get_text()
@@ -125,6 +127,7 @@ def test_orbital_energy_comparison():
 # ----------------------------------------------------------------------------- 3Dmol.js source
 def _view_html(**kw):
     import py3Dmol  # noqa: F401
+
     v = threedmol.new_view(200, 150)
     v.addModel("1\n\nH 0 0 0\n", "xyz")
     return threedmol.view_html(v, **kw)
@@ -137,7 +140,7 @@ def test_default_source_is_pyscf_cdn():
     assert src["url"] in html
     assert "qptfallback_" in html and "data:image/png;base64," in html
     # the fallback is removed once the library has loaded
-    assert html.index("$3Dmolpromise.then(function() {") < html.index('.remove();')
+    assert html.index("$3Dmolpromise.then(function() {") < html.index(".remove();")
 
 
 def test_url_source(monkeypatch):
@@ -145,7 +148,7 @@ def test_url_source(monkeypatch):
     src = threedmol.get_3dmol_js()
     assert src == dict(kind="url", url="/files/3Dmol-min.js", path=None, origin="$QPT_NB_3DMOL_JS")
     assert "loadScriptAsync('/files/3Dmol-min.js')" in _view_html()
-    threedmol.set_3dmol_js("https://example.org/3Dmol.js")               # setting beats env
+    threedmol.set_3dmol_js("https://example.org/3Dmol.js")  # setting beats env
     assert "https://example.org/3Dmol.js" in _view_html()
 
 
@@ -159,8 +162,8 @@ def test_inline_local_file_once_per_session(tmp_path):
     assert "marker" in first and "<\\/script>" in first and "'</script>'" not in first
     assert threedmol.default_3dmol_url() not in first.split("URL.createObjectURL")[1][:50]
     second = _view_html()
-    assert "marker" not in second                         # page already has the library
-    assert "marker" in _view_html(inline=True)            # save_html always embeds it
+    assert "marker" not in second  # page already has the library
+    assert "marker" in _view_html(inline=True)  # save_html always embeds it
     # the blob payload is a valid JS string literal
     payload = first.split("new Blob([", 1)[1].split("], {type:", 1)[0]
     assert json.loads(payload.replace("<\\/", "</")).startswith("window.$3Dmol")
@@ -176,8 +179,12 @@ def test_bad_source_is_a_clear_error(monkeypatch):
 
 def test_published_table_marks_published_rows():
     from qpt_nb.viz import PUBLISHED_URACIL, comparison_html, comparison_table
-    ours = {"label-free": dict(hamiltonian_mae_uha=1500.0, mo_energy_mae_occ_uha=900.0,
-                               psi_occ_percent=99.95, energy_mae_mev=3.2)}
+
+    ours = {
+        "label-free": dict(
+            hamiltonian_mae_uha=1500.0, mo_energy_mae_occ_uha=900.0, psi_occ_percent=99.95, energy_mae_mev=3.2
+        )
+    }
     text = comparison_table(ours, basis="sto-3g")
     lines = text.splitlines()
     assert "this run (uracil, sto-3g)" in lines[2]
@@ -195,7 +202,9 @@ def test_wall_clock_and_distribution_figures():
     free, labels = ax.lines[0], [l for l in ax.lines if l.get_label() == "labels"][0]
     assert any("labelling" in p.get_label() for p in ax.patches)
     np.testing.assert_allclose(labels.get_xdata(), free.get_xdata() + 50.0)
-    rows = [dict(index=i, energy_error_mev=(-1) ** i * 0.5 * (i + 1), hamiltonian_mae_uha=10.0 * (i + 1))
-            for i in range(8)]
+    rows = [
+        dict(index=i, energy_error_mev=(-1) ** i * 0.5 * (i + 1), hamiltonian_mae_uha=10.0 * (i + 1))
+        for i in range(8)
+    ]
     fig = viz.error_distribution({"a": rows, "b": rows[:4]})
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"

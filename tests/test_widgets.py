@@ -1,4 +1,5 @@
 """qpt_nb.widgets without a browser: create widgets, press buttons, check state and figures."""
+
 import itertools
 import threading
 import time
@@ -9,17 +10,22 @@ import pytest
 pytest.importorskip("ipywidgets")
 pytest.importorskip("py3Dmol")
 
-from qpt_nb import widgets                                    # noqa: E402
-from qpt_nb.dft.molecule import Molecule                          # noqa: E402
-from qpt_nb.widgets import (MoleculeExplorer, OrbitalView, TrainingDashboard,  # noqa: E402
-                            orbital_view)
-from qpt_nb.widgets.orbital import resolve_orbital_index      # noqa: E402
+from qpt_nb import widgets  # noqa: E402
+from qpt_nb.dft.molecule import Molecule  # noqa: E402
+from qpt_nb.widgets import (
+    MoleculeExplorer,
+    OrbitalView,
+    TrainingDashboard,  # noqa: E402
+    orbital_view,
+)
+from qpt_nb.widgets.orbital import resolve_orbital_index  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def water_mf():
     """Water/STO-3G orbitals from PySCF (no JAX compile: keeps this module fast)."""
     from qpt_nb.dft.reference import pyscf_scf
+
     mol = Molecule.builtin("water")
     mf, _ = pyscf_scf(mol, "sto-3g", "b3lyp5", 1)
     return mol, mf
@@ -52,7 +58,7 @@ def test_orbital_view_from_pyscf(water_mf, tmp_path):
     assert ov.index == 4 and ov.n_occ == 5 and "HOMO" in ov.label
     html = ov.html()
     assert "addIsosurface" in html and "VolumeData" in html and html.count("VolumeData(") == 1
-    assert "data:image/png;base64," in html                       # static fallback inside
+    assert "data:image/png;base64," in html  # static fallback inside
     bundle = ov._repr_mimebundle_()
     assert set(bundle) == {"text/html", "text/plain"}
     page = ov.save_html(tmp_path / "homo.html")
@@ -71,7 +77,7 @@ def test_orbital_view_from_pyscf(water_mf, tmp_path):
 @pytest.fixture(scope="module")
 def explorer():
     ex = MoleculeExplorer("water", "sto-3g", "b3lyp5", grid_level=1, orbital_n=16)
-    ex.run_button.click()                                    # synchronous: SCF + PySCF
+    ex.run_button.click()  # synchronous: SCF + PySCF
     return ex
 
 
@@ -99,17 +105,20 @@ def test_explorer_orbital_slider_and_slice(explorer):
     assert explorer.slice_w.layout.display == "none"
 
 
-@pytest.mark.parametrize("xyz, message", [
-    ("3\n\nO 0 0 0\nH 0 0 0.01\nH 1 0 0", "too close"),
-    ("2\n\nO 0 0 0\nH 0 0 0.96", "odd number of electrons"),
-    ("1\n\nXx 0 0 0", "unknown element"),
-    ("", "paste an xyz"),
-    ("3\nwater\nO 0 0 0\nH 0 0 0.96", "wrong atom count"),
-])
+@pytest.mark.parametrize(
+    "xyz, message",
+    [
+        ("3\n\nO 0 0 0\nH 0 0 0.01\nH 1 0 0", "too close"),
+        ("2\n\nO 0 0 0\nH 0 0 0.96", "odd number of electrons"),
+        ("1\n\nXx 0 0 0", "unknown element"),
+        ("", "paste an xyz"),
+        ("3\nwater\nO 0 0 0\nH 0 0 0.96", "wrong atom count"),
+    ],
+)
 def test_explorer_bad_input_is_a_message(explorer, xyz, message):
     explorer.molecule_w.value = "(paste xyz)"
     explorer.xyz_w.value = xyz
-    explorer.run_button.click()                               # must not raise
+    explorer.run_button.click()  # must not raise
     s = explorer.state
     assert s.status == "error" and message in s.error
     assert "Could not run" in explorer.status_w.value and "Traceback" not in explorer.status_w.value
@@ -134,8 +143,8 @@ class FakeTrainer:
         self.timing = dict(steps=0, compile_s=0.0, wait_s=0.0, step_s=0.0)
         self.config = None
         self.params = {}
-        self.calls = []                  # (n, dashboard status at the call)
-        self.statuses = []               # dashboard status at each step
+        self.calls = []  # (n, dashboard status at the call)
+        self.statuses = []  # dashboard status at each step
         self.dashboard = None
         self.fail_at = fail_at
         self.threads = set()
@@ -148,7 +157,7 @@ class FakeTrainer:
         """Trainer.run's contract: n steps (None: until should_stop), checked after each."""
         self.calls.append((n, self.dashboard.state.status if self.dashboard else None))
         self.threads.add(threading.current_thread().name)
-        for _ in (itertools.count() if n is None else range(n)):
+        for _ in itertools.count() if n is None else range(n):
             self.statuses.append(self.dashboard.state.status if self.dashboard else None)
             if self.fail_at is not None and self.step_ + 1 == self.fail_at:
                 raise FloatingPointError("loss is NaN")
@@ -157,8 +166,13 @@ class FakeTrainer:
             self.timing["steps"] += 1
             if self.timing["steps"] == 1:
                 self.timing["compile_s"] = 0.5
-            rec = dict(step=self.step_, loss=-75.0 - 1e-3 * np.log(self.step_), wall_s=0.01 * self.step_,
-                       steps_per_s=100.0, wait_fraction=0.1)
+            rec = dict(
+                step=self.step_,
+                loss=-75.0 - 1e-3 * np.log(self.step_),
+                wall_s=0.01 * self.step_,
+                steps_per_s=100.0,
+                wait_fraction=0.1,
+            )
             if self.step_ % 5 == 0:
                 rec.update(test_energy_mae_mev=10.0 / self.step_, test_hamiltonian_mae_uha=1e3 / self.step_)
             self.history.append(rec)
@@ -172,9 +186,17 @@ class FakeTrainer:
 def _fake_rows(trainer):
     rng = np.random.default_rng(trainer.step)
     eps = np.array([-19.0, -1.0, -0.5, -0.4, -0.3, 0.2, 0.3])
-    return [dict(index=i, energy_error_mev=float(rng.normal()), hamiltonian_mae_uha=float(rng.uniform(10, 90)),
-                 predicted_mo_energy=eps + 1e-4 * i, reference_mo_energy=eps, n_occ=5)
-            for i in range(3)]
+    return [
+        dict(
+            index=i,
+            energy_error_mev=float(rng.normal()),
+            hamiltonian_mae_uha=float(rng.uniform(10, 90)),
+            predicted_mo_energy=eps + 1e-4 * i,
+            reference_mo_energy=eps,
+            n_occ=5,
+        )
+        for i in range(3)
+    ]
 
 
 @pytest.fixture
@@ -195,9 +217,9 @@ def test_dashboard_step_button(fake_dash):
     dash.step_button.click()
     assert dash.wait(10)
     assert tr.step == 5 and dash.state.step == 5
-    assert tr.calls == [(5, "compiling")]                      # one Trainer.run per press
-    assert tr.statuses == ["compiling"] + ["running"] * 4      # the first step compiles
-    assert "qpt_nb-dashboard" in tr.threads                    # ran in the background thread
+    assert tr.calls == [(5, "compiling")]  # one Trainer.run per press
+    assert tr.statuses == ["compiling"] + ["running"] * 4  # the first step compiles
+    assert "qpt_nb-dashboard" in tr.threads  # ran in the background thread
     assert dash.curves_w.value != before and dash.curves_w.value[:4] == b"\x89PNG"
     assert dash.state.status == "idle" and not dash.start_button.disabled
     assert "steps/s" in dash.stats_w.value and "waiting for data" in dash.stats_w.value
@@ -219,7 +241,7 @@ def test_dashboard_start_pause(fake_dash):
     dash.pause_button.click()
     assert dash.wait(10)
     assert dash.state.status == "paused"
-    assert tr.step % 5 == 0                                    # stops at a chunk boundary
+    assert tr.step % 5 == 0  # stops at a chunk boundary
     stopped = tr.step
     time.sleep(0.05)
     assert tr.step == stopped
@@ -262,8 +284,12 @@ def test_dashboard_with_real_trainer():
     """One short real run: monitor from PySCF labels, per-conformer rows, orbital panel."""
     from qpt_nb.analysis.evaluation import make_test_set
     from qpt_nb.learn.train import TrainConfig, Trainer
-    tr = Trainer(TrainConfig(molecule="water", grid_level=1, warmup_steps=5, sampler="wiggle",
-                             reuse=4, checkpoint_every=1000))
+
+    tr = Trainer(
+        TrainConfig(
+            molecule="water", grid_level=1, warmup_steps=5, sampler="wiggle", reuse=4, checkpoint_every=1000
+        )
+    )
     try:
         test = make_test_set(tr.mol, 2, sampler="wiggle", seed=7)
         dash = TrainingDashboard(tr, test, refresh_every=3)
@@ -282,8 +308,9 @@ def test_dashboard_with_real_trainer():
 
 def test_find_saved_runs(tmp_path):
     import json
-    from qpt_nb.learn.train import TrainConfig
+
     from qpt_nb.analysis.experiments import LABELLING_FILE, find_runs
+    from qpt_nb.learn.train import TrainConfig
 
     def write(name, loss, molecule="uracil", labelling=True):
         d = tmp_path / "runs" / name
@@ -296,7 +323,7 @@ def test_find_saved_runs(tmp_path):
         return d
 
     write("demo-uracil-1", "energy")
-    write("sup-no-timing", "supervised", labelling=False)      # not comparable: ignored
+    write("sup-no-timing", "supervised", labelling=False)  # not comparable: ignored
     write("water-run", "energy", molecule="water")
     sup = write("nested/sup", "supervised")
     runs = find_runs("uracil", "sto-3g", grid_level=3, roots=[tmp_path / "runs", tmp_path / "missing"])
@@ -312,7 +339,7 @@ def test_dashboard_double_click_starts_one_thread(fake_dash):
     tr, dash = fake_dash
     dash.step(5)
     first = dash._thread
-    dash.step(5)                                  # ignored while training
+    dash.step(5)  # ignored while training
     dash.start()
     assert dash._thread is first
     with pytest.raises(RuntimeError):
@@ -325,6 +352,7 @@ def test_dashboard_double_click_starts_one_thread(fake_dash):
 
 def test_project_root(tmp_path):
     from qpt_nb.analysis.experiments import project_root
+
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "notebooks").mkdir()
     assert project_root(tmp_path / "notebooks") == tmp_path.resolve()

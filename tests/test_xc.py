@@ -1,5 +1,4 @@
 """qpt_nb.xc against PySCF 2.14 / libxc 7 (values and first derivatives)."""
-import qpt_nb  # noqa: F401  (enables float64 before any array is created)
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +6,7 @@ import numpy as np
 import pytest
 from pyscf.dft import libxc
 
+import qpt_nb  # noqa: F401  (enables float64 before any array is created)
 from qpt_nb.dft import xc
 
 NAMES = ("lda,vwn", "pbe", "b3lyp5", "b3lyp")
@@ -74,8 +74,8 @@ def _assert_close(got, ref, scale, rtol=RTOL, what=""):
     err = np.abs(got - ref)
     bad = err > rtol * scale
     assert not bad.any(), (
-        f"{what}: {bad.sum()} points off; worst rel err "
-        f"{np.max(err / np.where(scale > 0, scale, 1.0)):.3e}")
+        f"{what}: {bad.sum()} points off; worst rel err {np.max(err / np.where(scale > 0, scale, 1.0)):.3e}"
+    )
 
 
 @pytest.mark.parametrize("cname", list(COMPONENTS))
@@ -116,8 +116,26 @@ def test_functional_matches_libxc(name):
 def test_low_density_thresholds_follow_libxc(cname):
     """Zeroing pattern and values around libxc's per-component dens_threshold,
     with sigma = 0 (libxc floors sigma at dens_threshold^(8/3)) and sigma > 0."""
-    rho = np.array([1e-20, 1e-16, 9.9e-16, 1e-15, 1.5e-15, 2e-15, 2.0001e-15, 5e-15,
-                    9.99e-15, 1e-14, 1e-13, 9.99e-13, 1e-12, 3e-12, 1e-11, 1e-10])
+    rho = np.array(
+        [
+            1e-20,
+            1e-16,
+            9.9e-16,
+            1e-15,
+            1.5e-15,
+            2e-15,
+            2.0001e-15,
+            5e-15,
+            9.99e-15,
+            1e-14,
+            1e-13,
+            9.99e-13,
+            1e-12,
+            3e-12,
+            1e-11,
+            1e-10,
+        ]
+    )
     for grad in (0.0 * rho, 2.0 * (3 * np.pi**2 * rho) ** (1 / 3) * rho):
         g3 = np.zeros((3, rho.size))
         g3[0] = grad

@@ -1,8 +1,8 @@
 """Analysis of trained models against PySCF.
 
-    metrics      per-conformer errors and their summary, as the field computes them
-    evaluation   `evaluate` (per-conformer path), `make_monitor`, test sets
-    guesses      the model's density as an SCF initial guess, and its iteration savings
-    runs         the one reader of run directories
-    experiments  label-free vs label-then-train pipelines, schedules, crossings
+metrics      per-conformer errors and their summary, as the field computes them
+evaluation   `evaluate` (per-conformer path), `make_monitor`, test sets
+guesses      the model's density as an SCF initial guess, and its iteration savings
+runs         the one reader of run directories
+experiments  label-free vs label-then-train pipelines, schedules, crossings
 """

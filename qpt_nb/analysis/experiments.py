@@ -21,9 +21,9 @@ Every run returns a `PaperRun`: history (wall_s = training seconds), label_secon
 (labelling before training; 0 for label-free), metrics and per-conformer rows of
 `qpt_nb.analysis.evaluation.evaluate`, or `error` when the run could not be done.
 """
+
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -32,35 +32,48 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from qpt_nb.analysis.runs import PER_CONFORMER, project_root, read_history, read_metrics, read_rows
+from qpt_nb.analysis.timing import CLOCKS, ChargedTime, Schedule, crossing, crossing_summary  # noqa: F401
 from qpt_nb.fileio import save_json
 
-__all__ = ["PaperRun", "find_runs", "project_root", "label_free_run", "label_then_train_run",
-           "training_conformers", "LABELLING_FILE", "CLOCKS", "ChargedTime", "Schedule",
-           "crossing", "crossing_summary", "override_config"]
+__all__ = [
+    "PaperRun",
+    "find_runs",
+    "project_root",
+    "label_free_run",
+    "label_then_train_run",
+    "training_conformers",
+    "LABELLING_FILE",
+    "CLOCKS",
+    "ChargedTime",
+    "Schedule",
+    "crossing",
+    "crossing_summary",
+    "override_config",
+]
 
 LABELLING_FILE = "labelling.json"
-CLOCKS = dict(wall=time.perf_counter, cpu=time.process_time)
 
 
 @dataclasses.dataclass
 class PaperRun:
     """One training run for the comparison (plain data)."""
+
     name: str
-    kind: str                          # 'label-free' | 'label-then-train'
+    kind: str  # 'label-free' | 'label-then-train'
     config: object = None
     history: list = dataclasses.field(default_factory=list)
     label_seconds: float = 0.0
     n_labels: int = 0
-    metrics: Optional[dict] = None     # evaluate(...).trained
-    baseline: Optional[dict] = None    # evaluate(...).baseline_w0
+    metrics: Optional[dict] = None  # evaluate(...).trained
+    baseline: Optional[dict] = None  # evaluate(...).baseline_w0
     rows: list = dataclasses.field(default_factory=list)
-    path: Optional[Path] = None        # where it was read from / saved to
+    path: Optional[Path] = None  # where it was read from / saved to
     error: Optional[str] = None
-    label_wall_seconds: Optional[float] = None   # wall time of the labelling in this session
-    curve: list = dataclasses.field(default_factory=list)        # evaluations on a budget
+    label_wall_seconds: Optional[float] = None  # wall time of the labelling in this session
+    curve: list = dataclasses.field(default_factory=list)  # evaluations on a budget
     label_cycles: list = dataclasses.field(default_factory=list)  # PySCF cycles per label
     labels_converged: int = 0
-    timing: dict = dataclasses.field(default_factory=dict)       # Trainer.timing, setup_s, ...
+    timing: dict = dataclasses.field(default_factory=dict)  # Trainer.timing, setup_s, ...
 
     @property
     def total_seconds(self) -> float:
@@ -75,9 +88,11 @@ class PaperRun:
         return int(self.history[-1]["step"]) if self.history else 0
 
 
-RUN_NAMES = {"energy": "label-free (QPT energy loss)",
-             "self_consistency": "label-free (self-consistency)",
-             "supervised": "label-then-train (supervised)"}
+RUN_NAMES = {
+    "energy": "label-free (QPT energy loss)",
+    "self_consistency": "label-free (self-consistency)",
+    "supervised": "label-then-train (supervised)",
+}
 
 
 def _kind(loss: str) -> str:
@@ -87,6 +102,7 @@ def _kind(loss: str) -> str:
 # ----------------------------------------------------------------------------- saved runs
 def _read_run(path: Path) -> Optional[PaperRun]:
     from qpt_nb.learn.train import TrainConfig
+
     try:
         cfg = TrainConfig.from_json(json.loads((path / "config.json").read_text()))
     except (OSError, ValueError, TypeError):
@@ -94,8 +110,9 @@ def _read_run(path: Path) -> Optional[PaperRun]:
     hist = read_history(path)
     if not hist:
         return None
-    run = PaperRun(name=RUN_NAMES.get(cfg.loss, path.name), kind=_kind(cfg.loss), config=cfg,
-                   history=hist, path=path)
+    run = PaperRun(
+        name=RUN_NAMES.get(cfg.loss, path.name), kind=_kind(cfg.loss), config=cfg, history=hist, path=path
+    )
     m = read_metrics(path)
     if m is not None:
         run.metrics, run.baseline = m.get("trained"), m.get("baseline_w0")
@@ -104,15 +121,21 @@ def _read_run(path: Path) -> Optional[PaperRun]:
     lab = path / LABELLING_FILE
     if lab.is_file():
         d = json.loads(lab.read_text())
-        run.label_seconds, run.n_labels = float(d.get("label_seconds", 0.0)), int(d.get("n_labels", 0))
+        run.label_seconds, run.n_labels = (float(d.get("label_seconds", 0.0)), int(d.get("n_labels", 0)))
     elif run.kind == "label-then-train":
-        return None                    # labelling time unknown: not comparable
+        return None  # labelling time unknown: not comparable
     return run
 
 
-def find_runs(molecule: str = "uracil", basis: Optional[str] = None, *,
-              grid_level: Optional[int] = None, xc: Optional[str] = None,
-              roots=None, max_depth: int = 3) -> dict:
+def find_runs(
+    molecule: str = "uracil",
+    basis: Optional[str] = None,
+    *,
+    grid_level: Optional[int] = None,
+    xc: Optional[str] = None,
+    roots=None,
+    max_depth: int = 3,
+) -> dict:
     """{'label-free': PaperRun, 'label-then-train': PaperRun} of the newest saved
     runs of ``molecule`` (and ``basis``, ``grid_level``, ``xc`` when given) under
     ``roots`` (default: ``runs/`` and ``bench/results/`` of the project); missing
@@ -128,8 +151,10 @@ def find_runs(molecule: str = "uracil", basis: Optional[str] = None, *,
         for depth in range(1, max_depth + 1):
             found.extend(p.parent for p in root.glob("/".join(["*"] * depth) + "/config.json"))
     best = {}
-    for path in sorted(set(found), key=lambda p: (p / "history.jsonl").stat().st_mtime
-                       if (p / "history.jsonl").exists() else 0):
+    for path in sorted(
+        set(found),
+        key=lambda p: (p / "history.jsonl").stat().st_mtime if (p / "history.jsonl").exists() else 0,
+    ):
         run = _read_run(path)
         if run is None or run.config.molecule != molecule:
             continue
@@ -140,106 +165,11 @@ def find_runs(molecule: str = "uracil", basis: Optional[str] = None, *,
             continue
         if xc is not None and cfg.xc.lower() != xc.lower():
             continue
-        best[run.kind] = run                           # newest wins (sorted by mtime)
+        best[run.kind] = run  # newest wins (sorted by mtime)
     return best
 
 
 # ----------------------------------------------------------------------------- charged time
-class ChargedTime:
-    """Seconds charged to one pipeline: ``clock`` time since creation (`CLOCKS`:
-    time.perf_counter is wall-clock, time.process_time this process's CPU time, all
-    threads, prefetch and PySCF included), less the time inside `paused()` (e.g.
-    evaluations), plus what `charge` adds."""
-
-    def __init__(self, clock: Callable[[], float] = time.perf_counter):
-        self.clock = clock
-        self._start, self._offset = clock(), 0.0
-        self._wall_start = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        return self.clock() - self._start + self._offset
-
-    @property
-    def wall_seconds(self) -> float:
-        """Wall-clock seconds since creation, paused time included."""
-        return time.perf_counter() - self._wall_start
-
-    def charge(self, seconds: float) -> None:
-        self._offset += float(seconds)
-
-    @contextlib.contextmanager
-    def paused(self):
-        t0 = self.clock()
-        try:
-            yield
-        finally:
-            self._offset -= self.clock() - t0
-
-
-class Schedule:
-    """Charged times (s) at which a pipeline is evaluated.
-
-    every_s: an evaluation every `every_s` after `start`; eval_at_s: evaluations at
-    these offsets after `start` instead (e.g. denser early on). The last evaluation,
-    at the budget, is the pipeline's own."""
-
-    def __init__(self, start, budget_s, every_s=None, eval_at_s=None):
-        if eval_at_s:
-            self.times = sorted(start + a for a in eval_at_s if start + a < budget_s)
-        elif every_s:
-            n = int(max(budget_s - start, 0) // every_s)
-            self.times = [start + every_s * (k + 1) for k in range(n)]
-        else:
-            self.times = []
-
-    def due(self, charged) -> bool:
-        """True (once) when `charged` has passed the next evaluation time."""
-        if self.times and charged >= self.times[0]:
-            while self.times and charged >= self.times[0]:
-                self.times.pop(0)
-            return True
-        return False
-
-
-def crossing(ref_curve, other_curve, key):
-    """(best of ref, time ref first reached it, time other first reached it or None, ratio).
-
-    Curves are lists of records with 't_s' (charged seconds), 'step' and `key`. Only
-    evaluations after at least one optimiser step count (at step 0 every pipeline
-    has the same untrained network, so the same metrics)."""
-    ref_curve = [r for r in ref_curve if r["step"] > 0]
-    other_curve = [r for r in other_curve if r["step"] > 0] or other_curve
-    if not ref_curve:
-        return dict(best=None, t_ref_s=None, t_other_s=None, ratio=None,
-                    other_best=min(r[key] for r in other_curve),
-                    note="L did not reach a training step within its budget (labelling used it)")
-    best = min(r[key] for r in ref_curve)
-    t_ref = min(r["t_s"] for r in ref_curve if r[key] <= best)
-    hits = [r["t_s"] for r in other_curve if r[key] <= best]
-    t_other = min(hits) if hits else None
-    return dict(best=best, t_ref_s=t_ref, t_other_s=t_other,
-                ratio=(t_ref / t_other) if t_other else None,
-                other_best=min(r[key] for r in other_curve))
-
-
-def crossing_summary(curves: dict, ref: str = "L", others=("Q", "SC"),
-                     keys=("energy_mae_mev", "hamiltonian_mae_uha")) -> dict:
-    """``{'{other}_vs_{ref}_{key}': crossing(...)}`` for every other curve and key; when
-    the other pipeline never reaches ref's best, also the converse
-    ``'{ref}_vs_{other}_{key}'`` (how soon ref reaches the other's best)."""
-    summary = {}
-    if ref not in curves:
-        return summary
-    for key in keys:
-        for other in others:
-            if other not in curves:
-                continue
-            c = crossing(curves[ref], curves[other], key)
-            summary[f"{other}_vs_{ref}_{key}"] = c
-            if not c.get("note") and not c["ratio"]:
-                summary[f"{ref}_vs_{other}_{key}"] = crossing(curves[other], curves[ref], key)
-    return summary
 
 
 def override_config(cfg, items, fixed=("loss", "molecule", "xyz", "basis", "xc")):
@@ -276,30 +206,36 @@ def training_conformers(config, n_steps: int) -> list:
     fixed data set (``config.dataset_size`` > 0) or the first conformers of its
     seeded stream (plus the prefetch queue), so their labels can be made first."""
     from qpt_nb.learn.conformers import ConformerStream
-    stream = ConformerStream(config.molecule_object(), config.sampler, seed=config.seed,
-                             **config.sampler_kwargs())
+
+    stream = ConformerStream(
+        config.molecule_object(), config.sampler, seed=config.seed, **config.sampler_kwargs()
+    )
     return [next(stream) for _ in range(_n_training_conformers(config, n_steps))]
 
 
-def _label_training_set(run: PaperRun, config, meter: ChargedTime, *, n=None, budget_s=None,
-                        threads=None, progress=False):
+def _label_training_set(
+    run: PaperRun, config, meter: ChargedTime, *, n=None, budget_s=None, threads=None, progress=False
+):
     """Labels the first conformers of the Trainer's stream (into the label cache, where
     the Trainer finds them): `n` of them, or until `budget_s` charged seconds."""
     from qpt_nb.dft.reference import label
     from qpt_nb.learn.conformers import ConformerStream
+
     mol = config.molecule_object()
     stream = ConformerStream(mol, config.sampler, seed=config.seed, **config.sampler_kwargs())
     bar = None
     if progress:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=n, desc="training labels", unit="conf")
     wall0 = time.perf_counter()
     while (run.n_labels < n) if n is not None else (run.label_seconds < budget_s):
         t0 = meter.clock()
-        lab = label(next(stream), config.basis, config.xc, config.grid_level, eri_kind=config.eri,
-                    threads=threads)
+        lab = label(
+            next(stream), config.basis, config.xc, config.grid_level, eri_kind=config.eri, threads=threads
+        )
         spent = meter.clock() - t0
-        if lab.cached:                  # it costs what it cost when it was made
+        if lab.cached:  # it costs what it cost when it was made
             meter.charge(lab.seconds - spent)
             spent = lab.seconds
         run.label_seconds += spent
@@ -314,16 +250,24 @@ def _label_training_set(run: PaperRun, config, meter: ChargedTime, *, n=None, bu
     run.label_wall_seconds = time.perf_counter() - wall0
 
 
-def _on_budget(run, tr, n_steps, callback, meter, monitor, *, budget_s, every_s, eval_at_s,
-               on_eval, phase):
+def _on_budget(run, tr, n_steps, callback, meter, monitor, *, budget_s, every_s, eval_at_s, on_eval, phase):
     """`Trainer.run` until `budget_s` charged seconds (or `n_steps`), the monitor evaluated
     (not charged) at the start, on the `Schedule` and at the end, into ``run.curve``."""
+
     def evaluate_now(charged, **extra):
         with meter.paused():
             t0 = time.perf_counter()
             m = monitor(tr.params)
-            run.curve.append(dict(t_s=charged, step=tr.step, eval_s=time.perf_counter() - t0,
-                                  wall_s=meter.wall_seconds, **m, **extra))
+            run.curve.append(
+                dict(
+                    t_s=charged,
+                    step=tr.step,
+                    eval_s=time.perf_counter() - t0,
+                    wall_s=meter.wall_seconds,
+                    **m,
+                    **extra,
+                )
+            )
             if on_eval is not None:
                 on_eval(run)
 
@@ -340,17 +284,32 @@ def _on_budget(run, tr, n_steps, callback, meter, monitor, *, budget_s, every_s,
 
     if meter.seconds < budget_s and n_steps != 0:
         tr.run(n_steps, callback, should_stop=should_stop)
-        if monitor is not None and run.curve[-1]["step"] != tr.step:     # n_steps came first
+        if monitor is not None and run.curve[-1]["step"] != tr.step:  # n_steps came first
             evaluate_now(meter.seconds)
 
 
-def _train(run: PaperRun, n_steps, test_set, labels, *, monitor_every, run_dir, progress,
-           meter: ChargedTime, budget_s=None, every_s=None, eval_at_s=None, monitor=None,
-           on_eval=None, phase=None) -> PaperRun:
+def _train(
+    run: PaperRun,
+    n_steps,
+    test_set,
+    labels,
+    *,
+    monitor_every,
+    run_dir,
+    progress,
+    meter: ChargedTime,
+    budget_s=None,
+    every_s=None,
+    eval_at_s=None,
+    monitor=None,
+    on_eval=None,
+    phase=None,
+) -> PaperRun:
     """Trains ``run.config`` with one `Trainer.run` (n_steps and/or budget_s), then
     evaluates on `test_set` when given; fills `run` in."""
     from qpt_nb.analysis.evaluation import evaluate, make_monitor
     from qpt_nb.learn.train import Trainer
+
     before = meter.seconds
     tr = Trainer(run.config, run_dir)
     try:
@@ -361,6 +320,7 @@ def _train(run: PaperRun, n_steps, test_set, labels, *, monitor_every, run_dir, 
         bar = None
         if progress:
             from tqdm.auto import tqdm
+
             bar = tqdm(total=n_steps, desc=run.name, unit="step")
         callback = None if bar is None else (lambda rec: bar.update(rec["step"] - bar.n))
         if budget_s is None:
@@ -368,14 +328,29 @@ def _train(run: PaperRun, n_steps, test_set, labels, *, monitor_every, run_dir, 
                 tr.monitor, tr.monitor_every = monitor, max(int(monitor_every), 1)
             tr.run(n_steps, callback)
         else:
-            _on_budget(run, tr, n_steps, callback, meter, monitor, budget_s=budget_s,
-                       every_s=every_s, eval_at_s=eval_at_s, on_eval=on_eval, phase=phase)
+            _on_budget(
+                run,
+                tr,
+                n_steps,
+                callback,
+                meter,
+                monitor,
+                budget_s=budget_s,
+                every_s=every_s,
+                eval_at_s=eval_at_s,
+                on_eval=on_eval,
+                phase=phase,
+            )
         if bar is not None:
             bar.update(tr.step - bar.n)
             bar.close()
         run.history = list(tr.history)
-        run.timing.update(tr.timing, step=tr.step, trainer_label_seconds=tr.label_seconds,
-                          conformers=tr.data_stats().get("items_consumed"))
+        run.timing.update(
+            tr.timing,
+            step=tr.step,
+            trainer_label_seconds=tr.label_seconds,
+            conformers=tr.data_stats().get("items_consumed"),
+        )
         if test_set:
             res = evaluate(tr, test_set, labels=labels)
             run.metrics, run.baseline, run.rows = res.trained, res.baseline_w0, res.rows
@@ -391,40 +366,75 @@ def _check_length(n_steps, budget_s):
         raise ValueError("A run needs n_steps or budget_s.")
 
 
-def label_free_run(config, n_steps: Optional[int] = None, test_set=(), labels=None, *,
-                   monitor_every: int = 10, run_dir=None, name: str = "label-free (QPT energy loss)",
-                   progress: bool = False, budget_s: Optional[float] = None,
-                   every_s: Optional[float] = None, eval_at_s=None, monitor=None,
-                   clock: Callable[[], float] = time.perf_counter, on_eval=None) -> PaperRun:
+def _train_or_error(run: PaperRun, n_steps, test_set, labels, **kw) -> PaperRun:
+    """`_train`, turning a ValueError (a setting this pipeline cannot train) into ``run.error``."""
+    try:
+        return _train(run, n_steps, list(test_set), labels, **kw)
+    except ValueError as exc:
+        run.error = str(exc)
+        return run
+
+
+def label_free_run(
+    config,
+    n_steps: Optional[int] = None,
+    test_set=(),
+    labels=None,
+    *,
+    name: str = "label-free (QPT energy loss)",
+    monitor_every: int = 10,
+    run_dir=None,
+    progress: bool = False,
+    budget_s: Optional[float] = None,
+    clock: Callable[[], float] = time.perf_counter,
+    **schedule,
+) -> PaperRun:
     """Trains ``config`` (a label-free loss) for ``n_steps`` and/or ``budget_s``
     charged seconds of ``clock``, then evaluates it on ``test_set`` (when given).
 
     Without a budget the test errors are monitored every ``monitor_every`` steps
     (into the history). With one, ``monitor`` (default: `make_monitor` of the test
     set) is evaluated into ``run.curve`` after setup, at the `Schedule` (``every_s`` /
-    ``eval_at_s``) and at the end; ``on_eval(run)`` follows each evaluation.
+    ``eval_at_s``) and at the end; ``on_eval(run)`` follows each evaluation. These
+    three are the ``schedule`` keywords.
     """
     _check_length(n_steps, budget_s)
-    run = PaperRun(name=name, kind="label-free", config=config,
-                   path=Path(run_dir) if run_dir is not None else None)
-    try:
-        return _train(run, n_steps, list(test_set), labels, monitor_every=monitor_every,
-                      run_dir=run_dir, progress=progress, meter=ChargedTime(clock),
-                      budget_s=budget_s, every_s=every_s, eval_at_s=eval_at_s, monitor=monitor,
-                      on_eval=on_eval)
-    except ValueError as exc:
-        run.error = str(exc)
-        return run
+    run = PaperRun(name=name, kind="label-free", config=config, path=_path(run_dir))
+    return _train_or_error(
+        run,
+        n_steps,
+        test_set,
+        labels,
+        monitor_every=monitor_every,
+        run_dir=run_dir,
+        progress=progress,
+        meter=ChargedTime(clock),
+        budget_s=budget_s,
+        **schedule,
+    )
 
 
-def label_then_train_run(config, n_steps: Optional[int] = None, test_set=(), labels=None, *,
-                         n_labels: Optional[int] = None, monitor_every: int = 10, run_dir=None,
-                         name: str = "label-then-train (supervised)", progress: bool = False,
-                         budget_s: Optional[float] = None, label_fraction: float = 0.5,
-                         label_threads: Optional[int] = None, every_s: Optional[float] = None,
-                         eval_at_s=None, monitor=None,
-                         clock: Callable[[], float] = time.perf_counter,
-                         on_eval=None) -> PaperRun:
+def _path(run_dir) -> Optional[Path]:
+    return Path(run_dir) if run_dir is not None else None
+
+
+def label_then_train_run(
+    config,
+    n_steps: Optional[int] = None,
+    test_set=(),
+    labels=None,
+    *,
+    name: str = "label-then-train (supervised)",
+    n_labels: Optional[int] = None,
+    label_fraction: float = 0.5,
+    label_threads: Optional[int] = None,
+    monitor_every: int = 10,
+    run_dir=None,
+    progress: bool = False,
+    budget_s: Optional[float] = None,
+    clock: Callable[[], float] = time.perf_counter,
+    **schedule,
+) -> PaperRun:
     """PySCF labels for the training conformers first (charged), then the supervised
     loss on them (``config.loss`` is set to 'supervised').
 
@@ -434,20 +444,21 @@ def label_then_train_run(config, n_steps: Optional[int] = None, test_set=(), lab
     else those the Trainer consumes in ``n_steps`` (`training_conformers`). The
     labels go to the label cache, where the Trainer's batches find them (``ref_fock``);
     ``label_threads``: PySCF threads. A fresh label is charged its ``clock`` time, a
-    cached one the PySCF seconds it cost when it was made. Training, monitoring and
-    evaluation as in `label_free_run`; the first budget evaluation has phase 'labelled'.
+    cached one the PySCF seconds it cost when it was made. Training, monitoring,
+    evaluation and the ``schedule`` keywords as in `label_free_run`; the first budget
+    evaluation has phase 'labelled'.
     """
     _check_length(n_steps, budget_s)
     config = dataclasses.replace(config, loss="supervised")
     fixed = n_labels is not None or budget_s is not None
     if n_labels is not None:
         config = dataclasses.replace(config, dataset_size=int(n_labels))
-    run = PaperRun(name=name, kind="label-then-train", config=config,
-                   path=Path(run_dir) if run_dir is not None else None)
+    run = PaperRun(name=name, kind="label-then-train", config=config, path=_path(run_dir))
     meter = ChargedTime(clock)
     if n_labels is None and budget_s is not None and not config.dataset_size:
-        _label_training_set(run, config, meter, budget_s=budget_s * label_fraction,
-                            threads=label_threads, progress=progress)
+        _label_training_set(
+            run, config, meter, budget_s=budget_s * label_fraction, threads=label_threads, progress=progress
+        )
     else:
         n = int(config.dataset_size) or _n_training_conformers(config, n_steps)
         _label_training_set(run, config, meter, n=n, threads=label_threads, progress=progress)
@@ -455,14 +466,21 @@ def label_then_train_run(config, n_steps: Optional[int] = None, test_set=(), lab
         run.config = config = dataclasses.replace(config, dataset_size=max(run.n_labels, 1))
     run.timing["labels_end_s"] = meter.seconds
     if run_dir is not None:
-        save_json(Path(run_dir) / LABELLING_FILE, dict(
-            label_seconds=run.label_seconds, n_labels=run.n_labels,
-            note="PySCF seconds of the training labels (cached labels keep their own)"))
-    try:
-        return _train(run, n_steps, list(test_set), labels, monitor_every=monitor_every,
-                      run_dir=run_dir, progress=progress, meter=meter, budget_s=budget_s,
-                      every_s=every_s, eval_at_s=eval_at_s, monitor=monitor, on_eval=on_eval,
-                      phase="labelled")
-    except ValueError as exc:
-        run.error = str(exc)
-        return run
+        note = "PySCF seconds of the training labels (cached labels keep their own)"
+        save_json(
+            Path(run_dir) / LABELLING_FILE,
+            dict(label_seconds=run.label_seconds, n_labels=run.n_labels, note=note),
+        )
+    return _train_or_error(
+        run,
+        n_steps,
+        test_set,
+        labels,
+        monitor_every=monitor_every,
+        run_dir=run_dir,
+        progress=progress,
+        meter=meter,
+        budget_s=budget_s,
+        phase="labelled",
+        **schedule,
+    )

@@ -7,6 +7,7 @@ A run directory holds ``config.json`` (`TrainConfig`), ``history.jsonl`` (one
     cfg, params, step = load_run('runs/uracil')
     history = read_history('runs/uracil')
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,45 +26,49 @@ PER_CONFORMER = "per_conformer.csv"
 
 
 def load_run(run_dir):
-  """(TrainConfig, params, step) of a saved run, from its checkpoint.
+    """(TrainConfig, params, step) of a saved run, from its checkpoint.
 
-  Raises FileNotFoundError without the directory and `CheckpointError` (a
-  ValueError) when its checkpoint is missing or corrupt.
-  """
-  run = Path(run_dir)
-  if not run.is_dir():
-    raise FileNotFoundError(f"No run directory {run}.")
-  data = ckpt.load(run / CHECKPOINT)
-  params = jax.tree_util.tree_map(jnp.asarray, data["state"]["params"])
-  return TrainConfig.from_json(data["config"]), params, data.get("step")
+    Raises FileNotFoundError without the directory and `CheckpointError` (a
+    ValueError) when its checkpoint is missing or corrupt.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"No run directory {run}.")
+    data = ckpt.load(run / CHECKPOINT)
+    params = jax.tree_util.tree_map(jnp.asarray, data["state"]["params"])
+    return TrainConfig.from_json(data["config"]), params, data.get("step")
 
 
 def read_metrics(run_dir) -> Optional[dict]:
-  """``metrics.json`` of a run ({'trained', 'baseline_w0', 'metadata'}), or None."""
-  path = Path(run_dir) / METRICS
-  return json.loads(path.read_text()) if path.is_file() else None
+    """``metrics.json`` of a run ({'trained', 'baseline_w0', 'metadata'}), or None."""
+    path = Path(run_dir) / METRICS
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def resolve_model(model_or_run, config=None):
-  """(TrainConfig, params, step) from a run dir, a `Trainer`, a (TrainConfig, params)
-  tuple, or bare params together with `config`. step is None when unknown."""
-  if isinstance(model_or_run, Trainer):
-    return model_or_run.config, model_or_run.params, model_or_run.step
-  if isinstance(model_or_run, (str, Path)):
-    return load_run(model_or_run)
-  if isinstance(model_or_run, tuple) and len(model_or_run) == 2 and isinstance(model_or_run[0], TrainConfig):
-    return model_or_run[0], model_or_run[1], None
-  if config is not None:
-    return config, model_or_run, None
-  raise ValueError("Expected a run directory, a Trainer, a (TrainConfig, params) tuple, "
-                   "or params with config=.")
+    """(TrainConfig, params, step) from a run dir, a `Trainer`, a (TrainConfig, params)
+    tuple, or bare params together with `config`. step is None when unknown."""
+    if isinstance(model_or_run, Trainer):
+        return model_or_run.config, model_or_run.params, model_or_run.step
+    if isinstance(model_or_run, (str, Path)):
+        return load_run(model_or_run)
+    if (
+        isinstance(model_or_run, tuple)
+        and len(model_or_run) == 2
+        and isinstance(model_or_run[0], TrainConfig)
+    ):
+        return model_or_run[0], model_or_run[1], None
+    if config is not None:
+        return config, model_or_run, None
+    raise ValueError(
+        "Expected a run directory, a Trainer, a (TrainConfig, params) tuple, or params with config=."
+    )
 
 
 def read_rows(path) -> list:
-  """per_conformer.csv back into a list of dicts (floats, 'index' as int)."""
-  with open(path, newline="") as fh:
-    return [{k: (int(v) if k == "index" else float(v)) for k, v in r.items()}
-            for r in csv.DictReader(fh)]
+    """per_conformer.csv back into a list of dicts (floats, 'index' as int)."""
+    with open(path, newline="") as fh:
+        return [{k: (int(v) if k == "index" else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
 
 
 def project_root(start=None) -> Path:

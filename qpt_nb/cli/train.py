@@ -7,6 +7,7 @@
 Errors in the user's input raise ValueError / FileNotFoundError with a one-line
 message; `qpt_nb.cli.main` prints ``qpt-nb CMD: error: ...`` and exits with 2.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,410 +19,521 @@ from pathlib import Path
 from qpt_nb import settings
 
 # option name -> TrainConfig field, for options that map one to one
-_FIELDS = dict(molecule="molecule", charge="charge", spin="spin", basis="basis", xc="xc",
-               grid_level="grid_level", eri="eri", model="model", loss="loss", sampler="sampler",
-               temperature="temperature", sigma="sigma", batch_size="batch_size", reuse="reuse",
-               seed="seed", lr="lr", warmup="warmup_steps", decay_steps="decay_steps",
-               checkpoint_every="checkpoint_every", n_refine="n_refine", devices="devices",
-               weight_decay="weight_decay", clip_norm="clip_norm")
-DEMO = dict(molecule="uracil", basis="sto-3g", xc="b3lyp5", grid_level=1, model="nano", steps=120,
-            minutes=3.0, n_test=10, monitor_n=3, reuse=8)
-DEMO_SMOKE = dict(molecule="water", basis="sto-3g", xc="b3lyp5", grid_level=1, model="nano", steps=8,
-                  minutes=0.4, n_test=2, monitor_n=0, reuse=4)
+_FIELDS = dict(
+    molecule="molecule",
+    charge="charge",
+    spin="spin",
+    basis="basis",
+    xc="xc",
+    grid_level="grid_level",
+    eri="eri",
+    model="model",
+    loss="loss",
+    sampler="sampler",
+    temperature="temperature",
+    sigma="sigma",
+    batch_size="batch_size",
+    reuse="reuse",
+    seed="seed",
+    lr="lr",
+    warmup="warmup_steps",
+    decay_steps="decay_steps",
+    checkpoint_every="checkpoint_every",
+    n_refine="n_refine",
+    devices="devices",
+    weight_decay="weight_decay",
+    clip_norm="clip_norm",
+)
+DEMO = dict(
+    molecule="uracil",
+    basis="sto-3g",
+    xc="b3lyp5",
+    grid_level=1,
+    model="nano",
+    steps=120,
+    minutes=3.0,
+    n_test=10,
+    monitor_n=3,
+    reuse=8,
+)
+DEMO_SMOKE = dict(DEMO, molecule="water", steps=8, minutes=0.4, n_test=2, monitor_n=0, reuse=4)
 
 
 def _add_train_args(p):
-  g = p.add_argument_group("system (defaults: TrainConfig's; on --resume: the run's)")
-  g.add_argument("--molecule", help="built-in molecule name (see `qpt-nb list`; default uracil)")
-  g.add_argument("--xyz", help="xyz file (Angstrom) instead of a built-in molecule")
-  g.add_argument("--charge", type=int)
-  g.add_argument("--spin", type=int)
-  g.add_argument("--basis")
-  g.add_argument("--xc", help="functional, PySCF's meaning (default b3lyp5)")
-  g.add_argument("--grid-level", type=int, help="PySCF grid level 0..9 (default 3)")
-  g.add_argument("--eri", choices=("auto", "dense", "df"))
-  g = p.add_argument_group("training")
-  g.add_argument("--model", help="QPT preset: nano, tiny, small, base, medium")
-  g.add_argument("--loss", help="energy (label-free), self_consistency or supervised")
-  g.add_argument("--n-refine", type=int)
-  g.add_argument("--sampler", help="wiggle, normal_modes or md")
-  g.add_argument("--temperature", type=float, help="K, for md / normal_modes")
-  g.add_argument("--sigma", type=float, help="wiggle std, Angstrom")
-  g.add_argument("--batch-size", type=int)
-  g.add_argument("--reuse", type=int, help="optimiser steps per precomputed conformer")
-  g.add_argument("--seed", type=int)
-  g.add_argument("--lr", type=float)
-  g.add_argument("--warmup", type=int, help="warm-up steps (default min(1000, steps // 10))")
-  g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.1)")
-  g.add_argument("--clip-norm", type=float, help="global gradient-norm clip (default 1)")
-  g.add_argument("--decay-steps", type=int, help="cosine decay length (default: --steps)")
-  g.add_argument("--checkpoint-every", type=int)
-  g.add_argument("--devices", type=int,
-                 help="data-parallel JAX devices (batch split across them; on a CPU start with "
-                      "XLA_FLAGS=--xla_force_host_platform_device_count=K; multi-host: call "
-                      "jax.distributed.initialize() first)")
-  g.add_argument("--steps", type=int, help="total optimiser steps (also with --resume)")
-  g.add_argument("--out", help="run directory (default runs/MOLECULE-BASIS-MODEL-TIME)")
-  g.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
-                 help="continue the run in --out (or DIR) from its checkpoint")
-  g = p.add_argument_group("evaluation")
-  g.add_argument("--n-test", type=int, default=20,
-                 help="test conformers evaluated against PySCF at the end (0: none)")
-  g.add_argument("--monitor-every", type=int, default=0,
-                 help="record test errors every K steps (0: never)")
-  g.add_argument("--monitor-n", type=int, default=4, help="test conformers the monitor uses")
-  g.add_argument("--test-seed", type=int, default=None, help="test-set seed (default 12345)")
-  g.add_argument("--cache-dir", help="PySCF label cache (default $QPT_NB_CACHE or ~/.cache)")
-  g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("system (defaults: TrainConfig's; on --resume: the run's)")
+    g.add_argument("--molecule", help="built-in molecule name (see `qpt-nb list`; default uracil)")
+    g.add_argument("--xyz", help="xyz file (Angstrom) instead of a built-in molecule")
+    g.add_argument("--charge", type=int)
+    g.add_argument("--spin", type=int)
+    g.add_argument("--basis")
+    g.add_argument("--xc", help="functional, PySCF's meaning (default b3lyp5)")
+    g.add_argument("--grid-level", type=int, help="PySCF grid level 0..9 (default 3)")
+    g.add_argument("--eri", choices=("auto", "dense", "df"))
+    g = p.add_argument_group("training")
+    g.add_argument("--model", help="QPT preset: nano, tiny, small, base, medium")
+    g.add_argument("--loss", help="energy (label-free), self_consistency or supervised")
+    g.add_argument("--n-refine", type=int)
+    g.add_argument("--sampler", help="wiggle, normal_modes or md")
+    g.add_argument("--temperature", type=float, help="K, for md / normal_modes")
+    g.add_argument("--sigma", type=float, help="wiggle std, Angstrom")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--reuse", type=int, help="optimiser steps per precomputed conformer")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--warmup", type=int, help="warm-up steps (default min(1000, steps // 10))")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.1)")
+    g.add_argument("--clip-norm", type=float, help="global gradient-norm clip (default 1)")
+    g.add_argument("--decay-steps", type=int, help="cosine decay length (default: --steps)")
+    g.add_argument("--checkpoint-every", type=int)
+    g.add_argument(
+        "--devices",
+        type=int,
+        help="data-parallel JAX devices (batch split across them; on a CPU start with "
+        "XLA_FLAGS=--xla_force_host_platform_device_count=K; multi-host: call "
+        "jax.distributed.initialize() first)",
+    )
+    g.add_argument("--steps", type=int, help="total optimiser steps (also with --resume)")
+    g.add_argument("--out", help="run directory (default runs/MOLECULE-BASIS-MODEL-TIME)")
+    g.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="DIR",
+        help="continue the run in --out (or DIR) from its checkpoint",
+    )
+    g = p.add_argument_group("evaluation")
+    g.add_argument(
+        "--n-test", type=int, default=20, help="test conformers evaluated against PySCF at the end (0: none)"
+    )
+    g.add_argument("--monitor-every", type=int, default=0, help="record test errors every K steps (0: never)")
+    g.add_argument("--monitor-n", type=int, default=4, help="test conformers the monitor uses")
+    g.add_argument("--test-seed", type=int, default=None, help="test-set seed (default 12345)")
+    g.add_argument("--cache-dir", help="PySCF label cache (default $QPT_NB_CACHE or ~/.cache)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def add_train_commands(sub) -> None:
-  """Adds the `train` and `evaluate` sub-commands to an argparse sub-parsers object."""
-  p = sub.add_parser("train", help="label-free training of a QPT (writes a run directory)")
-  _add_train_args(p)
-  p.set_defaults(func=cmd_train)
-  p = sub.add_parser("evaluate", help="compare a trained run with PySCF on a test set")
-  p.add_argument("--run", required=True, help="run directory")
-  p.add_argument("--n-test", type=int, default=20)
-  p.add_argument("--test-seed", type=int, default=None)
-  p.add_argument("--grid-level", type=int, help="override the run's grid level")
-  p.add_argument("--guess", type=int, default=0, metavar="K",
-                 help="also time PySCF from the model's initial guess on K conformers")
-  p.add_argument("--cache-dir")
-  p.add_argument("--no-progress", action="store_true")
-  p.set_defaults(func=cmd_evaluate)
+    """Adds the `train` and `evaluate` sub-commands to an argparse sub-parsers object."""
+    p = sub.add_parser("train", help="label-free training of a QPT (writes a run directory)")
+    _add_train_args(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("evaluate", help="compare a trained run with PySCF on a test set")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--n-test", type=int, default=20)
+    p.add_argument("--test-seed", type=int, default=None)
+    p.add_argument("--grid-level", type=int, help="override the run's grid level")
+    p.add_argument(
+        "--guess",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also time PySCF from the model's initial guess on K conformers",
+    )
+    p.add_argument("--cache-dir")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
 
 
 def add_demo_args(p) -> None:
-  """Adds the demo's own options to a parser that already has the molecule options
-  (`qpt_nb.cli.main.add_molecule_args`); --molecule, --basis, --xc and --grid-level then
-  default to None, meaning the demo's choice (`DEMO`)."""
-  p.add_argument("--model", help="QPT preset (default: the demo's)")
-  p.add_argument("--steps", type=int, help="optimiser steps (default: the demo's)")
-  p.add_argument("--minutes", type=float, help="training time cap in minutes")
-  p.add_argument("--n-test", type=int, help="test conformers evaluated against PySCF")
-  p.add_argument("--out", help="run directory (default runs/demo-MOLECULE-TIME)")
-  p.add_argument("--cache-dir", help="PySCF label cache (default $QPT_NB_CACHE/labels)")
-  p.set_defaults(molecule=None, basis=None, xc=None, grid_level=None)
+    """Adds the demo's own options to a parser that already has the molecule options
+    (`qpt_nb.cli.main.add_molecule_args`); --molecule, --basis, --xc and --grid-level then
+    default to None, meaning the demo's choice (`DEMO`)."""
+    p.add_argument("--model", help="QPT preset (default: the demo's)")
+    p.add_argument("--steps", type=int, help="optimiser steps (default: the demo's)")
+    p.add_argument("--minutes", type=float, help="training time cap in minutes")
+    p.add_argument("--n-test", type=int, help="test conformers evaluated against PySCF")
+    p.add_argument("--out", help="run directory (default runs/demo-MOLECULE-TIME)")
+    p.add_argument("--cache-dir", help="PySCF label cache (default $QPT_NB_CACHE/labels)")
+    p.set_defaults(molecule=None, basis=None, xc=None, grid_level=None)
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
 def _check_int(name, value, low=0):
-  if value is not None and value < low:
-    raise ValueError(f"{name} must be >= {low}, got {value}.")
+    if value is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}.")
 
 
 def _xyz_text(path) -> str:
-  from qpt_nb.dft.molecule import Molecule
-  p = Path(path)
-  if not p.is_file():
-    raise FileNotFoundError(f"No xyz file {path}.")
-  text = p.read_text()
-  Molecule.from_xyz(text)          # validates (atom count, symbols, coordinates)
-  return text
+    from qpt_nb.dft.molecule import Molecule
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"No xyz file {path}.")
+    text = p.read_text()
+    Molecule.from_xyz(text)  # validates (atom count, symbols, coordinates)
+    return text
 
 
 def _overrides(args) -> dict:
-  out = {field: getattr(args, opt) for opt, field in _FIELDS.items()
-         if getattr(args, opt, None) is not None}
-  if getattr(args, "xyz", None):
-    out["xyz"] = _xyz_text(args.xyz)
-    out.setdefault("molecule", Path(args.xyz).stem)
-  return out
+    out = {
+        field: getattr(args, opt) for opt, field in _FIELDS.items() if getattr(args, opt, None) is not None
+    }
+    if getattr(args, "xyz", None):
+        out["xyz"] = _xyz_text(args.xyz)
+        out.setdefault("molecule", Path(args.xyz).stem)
+    return out
 
 
 def _check_sampler(name):
-  if name == "md":
-    from qpt_nb.learn.conformers import require_md
-    try:
-      require_md()
-    except ImportError as exc:
-      raise ValueError(str(exc)) from None
+    if name == "md":
+        from qpt_nb.learn.conformers import require_md
+
+        try:
+            require_md()
+        except ImportError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def _test_data(config, n, *, seed, cache_dir, progress):
-  """(test_set, labels): n conformers of the run's molecule (its sampler, test seed)
-  and their PySCF labels (canonical frame, cached)."""
-  from qpt_nb.analysis.evaluation import TEST_SEED, make_test_set
-  from qpt_nb.dft.reference import label_many
-  mol = config.molecule_object()
-  test = make_test_set(mol, n, sampler=config.sampler, seed=TEST_SEED if seed is None else seed,
-                       **config.sampler_kwargs())
-  labels = label_many(test, config.basis, config.xc, config.grid_level, eri_kind=config.eri,
-                      cache_dir=cache_dir, progress=progress)
-  return test, labels
+    """(test_set, labels): n conformers of the run's molecule (its sampler, test seed)
+    and their PySCF labels (canonical frame, cached)."""
+    from qpt_nb.analysis.evaluation import TEST_SEED, make_test_set
+    from qpt_nb.dft.reference import label_many
+
+    mol = config.molecule_object()
+    test = make_test_set(
+        mol, n, sampler=config.sampler, seed=TEST_SEED if seed is None else seed, **config.sampler_kwargs()
+    )
+    labels = label_many(
+        test,
+        config.basis,
+        config.xc,
+        config.grid_level,
+        eri_kind=config.eri,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    return test, labels
 
 
 def _train_loop(trainer, target, *, progress, minutes=None):
-  """Runs `trainer` up to step `target` (or until `minutes` are spent) with a tqdm bar.
+    """Runs `trainer` up to step `target` (or until `minutes` are spent) with a tqdm bar.
 
-  One `Trainer.run` call (it checkpoints every `checkpoint_every` steps and at the
-  end); Ctrl-C saves a checkpoint first. Returns the wall-clock seconds it took.
-  """
-  from tqdm.auto import tqdm
-  bar = tqdm(total=target, initial=trainer.step, desc="train", unit="step", disable=not progress,
-             dynamic_ncols=True)
-  post = {}
+    One `Trainer.run` call (it checkpoints every `checkpoint_every` steps and at the
+    end); Ctrl-C saves a checkpoint first. Returns the wall-clock seconds it took.
+    """
+    from tqdm.auto import tqdm
 
-  def callback(rec):
-    bar.update(rec["step"] - bar.n)
-    post["loss"] = f"{rec['loss']:.6f}"
-    if "test_energy_mae_mev" in rec:
-      post["test_E_meV"] = f"{rec['test_energy_mae_mev']:.2f}"
-      post["test_H_uHa"] = f"{rec['test_hamiltonian_mae_uha']:.0f}"
-    post["steps/s"] = f"{rec['steps_per_s']:.2f}"
-    bar.set_postfix(post, refresh=False)
+    bar = tqdm(
+        total=target,
+        initial=trainer.step,
+        desc="train",
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    post = {}
 
-  t0 = time.perf_counter()
-  try:
-    trainer.run(max(target - trainer.step, 0), callback,
-                max_seconds=None if minutes is None else 60.0 * minutes)
-  except KeyboardInterrupt:
-    bar.close()
-    if trainer.run_dir is not None:
-      trainer.save()
-      print(f"\ninterrupted at step {trainer.step}; checkpoint saved in {trainer.run_dir} "
-            f"(continue with --resume)", file=sys.stderr)
-    raise
-  finally:
-    bar.close()
-  if minutes is not None and trainer.step < target:
-    print(f"time budget of {minutes} min reached at step {trainer.step}", file=sys.stderr)
-  return time.perf_counter() - t0
+    def callback(rec):
+        bar.update(rec["step"] - bar.n)
+        post["loss"] = f"{rec['loss']:.6f}"
+        if "test_energy_mae_mev" in rec:
+            post["test_E_meV"] = f"{rec['test_energy_mae_mev']:.2f}"
+            post["test_H_uHa"] = f"{rec['test_hamiltonian_mae_uha']:.0f}"
+        post["steps/s"] = f"{rec['steps_per_s']:.2f}"
+        bar.set_postfix(post, refresh=False)
+
+    t0 = time.perf_counter()
+    try:
+        trainer.run(
+            max(target - trainer.step, 0), callback, max_seconds=None if minutes is None else 60.0 * minutes
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        if trainer.run_dir is not None:
+            trainer.save()
+            print(
+                f"\ninterrupted at step {trainer.step}; checkpoint saved in {trainer.run_dir} "
+                f"(continue with --resume)",
+                file=sys.stderr,
+            )
+        raise
+    finally:
+        bar.close()
+    if minutes is not None and trainer.step < target:
+        print(f"time budget of {minutes} min reached at step {trainer.step}", file=sys.stderr)
+    return time.perf_counter() - t0
 
 
 def _finish(trainer, out, test_set, labels, *, cache_dir, progress, seed):
-  """Writes plots, evaluates (if a test set is given) and prints the summary."""
-  from qpt_nb.analysis.evaluation import TEST_SEED, evaluate
-  from qpt_nb.viz.plots import save_run_plots
-  tm = trainer.timing
-  steady = (tm["steps"] - 1) / max(tm["step_s"] - tm["compile_s"], 1e-9) if tm["steps"] > 1 else 0.0
-  print(f"run dir: {out}  (step {trainer.step}, {trainer.n_params:,} parameters, "
-        f"{steady:.2f} steps/s after a {tm['compile_s']:.1f} s first step)")
-  if test_set:
-    res = evaluate(trainer, test_set, labels=labels, cache_dir=cache_dir, progress=progress,
-                   seed=TEST_SEED if seed is None else seed)
-    paths = res.save(out)
-    m = res.metadata
-    print(f"\nTest set: {len(test_set)} conformers ({trainer.config.sampler}, seed {m['test_seed']}), "
-          f"PySCF {m['label_seconds_mean']:.1f} s per label, QPT {m['predict_seconds_mean']:.2f} s "
-          f"+ {m['precompute_seconds_mean']:.2f} s precompute per conformer")
-    print(res.table())
-    print("files: " + ", ".join(str(p) for p in
-                                (paths["metrics"], paths["per_conformer"], paths["test_set"])))
-    plots = paths["plots"]
-  else:
-    plots = save_run_plots(out, trainer.history)
-  if plots:
-    print("plots: " + ", ".join(str(p) for p in plots))
-  return 0
+    """Writes plots, evaluates (if a test set is given) and prints the summary."""
+    from qpt_nb.analysis.evaluation import TEST_SEED, evaluate
+    from qpt_nb.viz.plots import save_run_plots
+
+    tm = trainer.timing
+    steady = (tm["steps"] - 1) / max(tm["step_s"] - tm["compile_s"], 1e-9) if tm["steps"] > 1 else 0.0
+    print(
+        f"run dir: {out}  (step {trainer.step}, {trainer.n_params:,} parameters, "
+        f"{steady:.2f} steps/s after a {tm['compile_s']:.1f} s first step)"
+    )
+    if test_set:
+        res = evaluate(
+            trainer,
+            test_set,
+            labels=labels,
+            cache_dir=cache_dir,
+            progress=progress,
+            seed=TEST_SEED if seed is None else seed,
+        )
+        paths = res.save(out)
+        m = res.metadata
+        print(
+            f"\nTest set: {len(test_set)} conformers ({trainer.config.sampler}, seed {m['test_seed']}), "
+            f"PySCF {m['label_seconds_mean']:.1f} s per label, QPT {m['predict_seconds_mean']:.2f} s "
+            f"+ {m['precompute_seconds_mean']:.2f} s precompute per conformer"
+        )
+        print(res.table())
+        print(
+            "files: "
+            + ", ".join(str(p) for p in (paths["metrics"], paths["per_conformer"], paths["test_set"]))
+        )
+        plots = paths["plots"]
+    else:
+        plots = save_run_plots(out, trainer.history)
+    if plots:
+        print("plots: " + ", ".join(str(p) for p in plots))
+    return 0
 
 
 # ----------------------------------------------------------------------------- commands
 def check_out_dir(out: Path) -> None:
-  """A usable run directory, checked before anything compiles: ValueError for a path that
-  is a file, lies under a file, or cannot be written."""
-  for parent in (out, *out.parents):
-    if parent.exists() and not parent.is_dir():
-      where = "is" if parent == out else f"lies under {parent}, which is"
-      raise ValueError(f"--out {out} {where} a file, not a directory.")
-  existing = next(p for p in (out, *out.parents) if p.exists())
-  if not os.access(existing, os.W_OK | os.X_OK):
-    raise ValueError(f"--out {out}: cannot write to {existing} (permission denied).")
+    """A usable run directory, checked before anything compiles: ValueError for a path that
+    is a file, lies under a file, or cannot be written."""
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            where = "is" if parent == out else f"lies under {parent}, which is"
+            raise ValueError(f"--out {out} {where} a file, not a directory.")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot write to {existing} (permission denied).")
 
 
 def trained_steps(out: Path) -> int:
-  """Optimiser steps the checkpoint in `out` holds (0 without one: a run killed before
-  its first step, or a fresh folder, may be started again)."""
-  from qpt_nb.learn import checkpoint as ckpt
-  from qpt_nb.learn.train import CHECKPOINT
-  path = out / CHECKPOINT
-  if not (path.exists() or ckpt.previous_path(path).exists()):
-    return 0
-  try:
-    return int(ckpt.load_latest(path).get("step", 0))
-  except ckpt.CheckpointError:
-    raise ValueError(f"{out} holds an unreadable checkpoint: move it away, or use another "
-                     "--out.") from None
+    """Optimiser steps the checkpoint in `out` holds (0 without one: a run killed before
+    its first step, or a fresh folder, may be started again)."""
+    from qpt_nb.learn import checkpoint as ckpt
+    from qpt_nb.learn.train import CHECKPOINT
+
+    path = out / CHECKPOINT
+    if not (path.exists() or ckpt.previous_path(path).exists()):
+        return 0
+    try:
+        return int(ckpt.load_latest(path).get("step", 0))
+    except ckpt.CheckpointError:
+        raise ValueError(
+            f"{out} holds an unreadable checkpoint: move it away, or use another --out."
+        ) from None
 
 
 def memory_line(config) -> str:
-  """Checks that training `config` fits in memory (InsufficientMemoryError otherwise,
-  before anything compiles) and returns the one-line estimate: the batches the prefetch
-  queue holds at once (`queue_size` + 1 of `batch_size` conformers)."""
-  from qpt_nb.dft.memory import check_memory, estimate_memory, format_memory
-  batch = config.batch_size * (config.queue_size + 1)
-  est = estimate_memory(config.molecule_object().canonical(), config.basis, config.grid_level,
-                        eri=config.eri, xc=config.xc, batch=batch)
-  check_memory(est)
-  return "memory: " + format_memory(est)
+    """Checks that training `config` fits in memory (InsufficientMemoryError otherwise,
+    before anything compiles) and returns the one-line estimate: the batches the prefetch
+    queue holds at once (`queue_size` + 1 of `batch_size` conformers)."""
+    from qpt_nb.dft.memory import check_memory, estimate_memory, format_memory
+
+    batch = config.batch_size * (config.queue_size + 1)
+    est = estimate_memory(
+        config.molecule_object().canonical(),
+        config.basis,
+        config.grid_level,
+        eri=config.eri,
+        xc=config.xc,
+        batch=batch,
+    )
+    check_memory(est)
+    return "memory: " + format_memory(est)
 
 
 def cmd_train(args) -> int:
-  """`qpt-nb train`: fresh or resumed label-free training, then evaluation."""
-  from qpt_nb.analysis.runs import load_run
-  from qpt_nb.learn.runlock import RunLock
-  from qpt_nb.learn.train import TrainConfig, Trainer
-  settings.enable_compile_cache()
-  _check_int("--steps", args.steps, 0 if args.resume else 1)
-  _check_int("--n-test", args.n_test)
-  _check_int("--monitor-every", args.monitor_every)
-  _check_int("--monitor-n", args.monitor_n, 1)
-  over = _overrides(args)
-  progress = not args.no_progress
-  if args.resume:
-    if isinstance(args.resume, str):
-      if args.out and Path(args.out) != Path(args.resume):
-        raise ValueError(f"--resume {args.resume} and --out {args.out} name different runs.")
-      args.out = args.resume
-    if not args.out:
-      raise ValueError("--resume needs the run directory (--out DIR or --resume DIR).")
-    out = Path(args.out)
-    if not out.is_dir():
-      raise FileNotFoundError(f"--resume: no run directory {out}.")
-    check_out_dir(out)
-    lock = RunLock(out).acquire()                              # RunLocked: one line, exit 2
-    saved, _, step = load_run(out)                             # CheckpointError if missing
-    if args.steps is not None and args.steps > saved.decay_steps and "decay_steps" not in over:
-      # the cosine ended at the first run's length: stretch it to the new total
-      print(f"extending the learning-rate schedule from {saved.decay_steps} to {args.steps} "
-            "steps (--decay-steps sets it explicitly)", file=sys.stderr)
-      over["decay_steps"] = args.steps
-    config = dataclasses.replace(saved, **over)
-    config.molecule_object()
-    _check_sampler(config.sampler)
-    mem = memory_line(config)
-    trainer = Trainer.resume(out, config=config)               # ValueError if incompatible
-    target = args.steps if args.steps is not None else config.decay_steps
-    if target < trainer.step:
-      print(f"the run is already at step {trainer.step} >= --steps {target}", file=sys.stderr)
-  else:
-    if args.steps is None:
-      raise ValueError("--steps is required for a new run.")
-    over.setdefault("decay_steps", max(args.steps, 1))
-    over.setdefault("warmup_steps", min(1000, args.steps // 10))
-    config = TrainConfig(**over)
-    config.molecule_object()
-    _check_sampler(config.sampler)
-    if args.out is None:
-      args.out = f"runs/{config.molecule}-{config.basis}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = Path(args.out)
-    check_out_dir(out)
-    lock = RunLock(out).acquire()                              # RunLocked: one line, exit 2
-    done = trained_steps(out)
-    if done:
-      raise ValueError(f"{out} already holds a run at step {done}: use --resume, or another --out.")
-    mem = memory_line(config)
-    trainer = Trainer(config, out)
-    target = args.steps
-  print(f"{config.molecule} / {config.basis} / {config.xc} / grid level {config.grid_level} / "
-        f"{config.model} / loss {config.loss} / sampler {config.sampler} -> {out}")
-  print(mem)
-  test_set, labels = [], None
-  if args.n_test:
-    test_set, labels = _test_data(config, args.n_test, seed=args.test_seed,
-                                  cache_dir=args.cache_dir, progress=progress)
-    if args.monitor_every:
-      from qpt_nb.analysis.evaluation import make_monitor
-      k = min(args.monitor_n, len(test_set))
-      trainer.monitor = make_monitor(config, test_set[:k], labels[:k])
-      trainer.monitor_every = args.monitor_every
-  try:
-    _train_loop(trainer, target, progress=progress)
-  finally:
-    trainer.close()
-  try:
-    return _finish(trainer, out, test_set, labels, cache_dir=args.cache_dir, progress=progress,
-                   seed=args.test_seed)
-  finally:
-    lock.release()
+    """`qpt-nb train`: fresh or resumed label-free training, then evaluation."""
+    from qpt_nb.analysis.runs import load_run
+    from qpt_nb.learn.runlock import RunLock
+    from qpt_nb.learn.train import TrainConfig, Trainer
+
+    settings.enable_compile_cache()
+    _check_int("--steps", args.steps, 0 if args.resume else 1)
+    _check_int("--n-test", args.n_test)
+    _check_int("--monitor-every", args.monitor_every)
+    _check_int("--monitor-n", args.monitor_n, 1)
+    over = _overrides(args)
+    progress = not args.no_progress
+    if args.resume:
+        if isinstance(args.resume, str):
+            if args.out and Path(args.out) != Path(args.resume):
+                raise ValueError(f"--resume {args.resume} and --out {args.out} name different runs.")
+            args.out = args.resume
+        if not args.out:
+            raise ValueError("--resume needs the run directory (--out DIR or --resume DIR).")
+        out = Path(args.out)
+        if not out.is_dir():
+            raise FileNotFoundError(f"--resume: no run directory {out}.")
+        check_out_dir(out)
+        lock = RunLock(out).acquire()  # RunLocked: one line, exit 2
+        saved, _, step = load_run(out)  # CheckpointError if missing
+        if args.steps is not None and args.steps > saved.decay_steps and "decay_steps" not in over:
+            # the cosine ended at the first run's length: stretch it to the new total
+            print(
+                f"extending the learning-rate schedule from {saved.decay_steps} to {args.steps} "
+                "steps (--decay-steps sets it explicitly)",
+                file=sys.stderr,
+            )
+            over["decay_steps"] = args.steps
+        config = dataclasses.replace(saved, **over)
+        config.molecule_object()
+        _check_sampler(config.sampler)
+        mem = memory_line(config)
+        trainer = Trainer.resume(out, config=config)  # ValueError if incompatible
+        target = args.steps if args.steps is not None else config.decay_steps
+        if target < trainer.step:
+            print(f"the run is already at step {trainer.step} >= --steps {target}", file=sys.stderr)
+    else:
+        if args.steps is None:
+            raise ValueError("--steps is required for a new run.")
+        over.setdefault("decay_steps", max(args.steps, 1))
+        over.setdefault("warmup_steps", min(1000, args.steps // 10))
+        config = TrainConfig(**over)
+        config.molecule_object()
+        _check_sampler(config.sampler)
+        if args.out is None:
+            args.out = (
+                f"runs/{config.molecule}-{config.basis}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+            )
+        out = Path(args.out)
+        check_out_dir(out)
+        lock = RunLock(out).acquire()  # RunLocked: one line, exit 2
+        done = trained_steps(out)
+        if done:
+            raise ValueError(f"{out} already holds a run at step {done}: use --resume, or another --out.")
+        mem = memory_line(config)
+        trainer = Trainer(config, out)
+        target = args.steps
+    print(
+        f"{config.molecule} / {config.basis} / {config.xc} / grid level {config.grid_level} / "
+        f"{config.model} / loss {config.loss} / sampler {config.sampler} -> {out}"
+    )
+    print(mem)
+    test_set, labels = [], None
+    if args.n_test:
+        test_set, labels = _test_data(
+            config, args.n_test, seed=args.test_seed, cache_dir=args.cache_dir, progress=progress
+        )
+        if args.monitor_every:
+            from qpt_nb.analysis.evaluation import make_monitor
+
+            k = min(args.monitor_n, len(test_set))
+            trainer.monitor = make_monitor(config, test_set[:k], labels[:k])
+            trainer.monitor_every = args.monitor_every
+    try:
+        _train_loop(trainer, target, progress=progress)
+    finally:
+        trainer.close()
+    try:
+        return _finish(
+            trainer, out, test_set, labels, cache_dir=args.cache_dir, progress=progress, seed=args.test_seed
+        )
+    finally:
+        lock.release()
 
 
 def cmd_evaluate(args) -> int:
-  """`qpt-nb evaluate`: metrics of a saved run against PySCF, written into the run dir."""
-  from qpt_nb.fileio import save_json
-  from qpt_nb.analysis.evaluation import TEST_SEED, evaluate
-  from qpt_nb.analysis.guesses import guess_speedup
-  from qpt_nb.analysis.runs import resolve_model
-  _check_int("--n-test", args.n_test, 1)
-  _check_int("--guess", args.guess)
-  settings.enable_compile_cache()
-  run = Path(args.run)
-  if not run.is_dir():
-    raise FileNotFoundError(f"No run directory {run}.")
-  cfg, params, step = resolve_model(run)
-  if args.grid_level is not None:
-    cfg = dataclasses.replace(cfg, grid_level=args.grid_level)
-  seed = TEST_SEED if args.test_seed is None else args.test_seed
-  res = evaluate((cfg, params), args.n_test, seed=seed, cache_dir=args.cache_dir,
-                 progress=not args.no_progress)
-  res.metadata["step"] = step
-  paths = res.save(run)
-  print(f"{run} (step {step}): {cfg.molecule} / {cfg.basis} / {cfg.xc} / grid level {cfg.grid_level}")
-  print(res.table())
-  print("files: " + ", ".join(str(paths[k]) for k in ("metrics", "per_conformer", "test_set")))
-  if paths["plots"]:
-    print("plots: " + ", ".join(str(p) for p in paths["plots"]))
-  if args.guess:
-    g = guess_speedup((cfg, params), res.test_set[:args.guess], guesses=("minao",))
-    save_json(run / "guess_speedup.json", g)
-    for name, s in g["summary"].items():
-      print(f"PySCF from {name:6s} guess: {s['mean_cycles']:.1f} iterations, {s['mean_seconds']:.2f} s")
-  return 0
+    """`qpt-nb evaluate`: metrics of a saved run against PySCF, written into the run dir."""
+    from qpt_nb.analysis.evaluation import TEST_SEED, evaluate
+    from qpt_nb.analysis.guesses import guess_speedup
+    from qpt_nb.analysis.runs import resolve_model
+    from qpt_nb.fileio import save_json
+
+    _check_int("--n-test", args.n_test, 1)
+    _check_int("--guess", args.guess)
+    settings.enable_compile_cache()
+    run = Path(args.run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"No run directory {run}.")
+    cfg, params, step = resolve_model(run)
+    if args.grid_level is not None:
+        cfg = dataclasses.replace(cfg, grid_level=args.grid_level)
+    seed = TEST_SEED if args.test_seed is None else args.test_seed
+    res = evaluate(
+        (cfg, params), args.n_test, seed=seed, cache_dir=args.cache_dir, progress=not args.no_progress
+    )
+    res.metadata["step"] = step
+    paths = res.save(run)
+    print(f"{run} (step {step}): {cfg.molecule} / {cfg.basis} / {cfg.xc} / grid level {cfg.grid_level}")
+    print(res.table())
+    print("files: " + ", ".join(str(paths[k]) for k in ("metrics", "per_conformer", "test_set")))
+    if paths["plots"]:
+        print("plots: " + ", ".join(str(p) for p in paths["plots"]))
+    if args.guess:
+        g = guess_speedup((cfg, params), res.test_set[: args.guess], guesses=("minao",))
+        save_json(run / "guess_speedup.json", g)
+        for name, s in g["summary"].items():
+            print(f"PySCF from {name:6s} guess: {s['mean_cycles']:.1f} iterations, {s['mean_seconds']:.2f} s")
+    return 0
 
 
 def run_demo(args) -> int:
-  """The main job: label-free training of `nano` on uracil/STO-3G/B3LYP5, then PySCF metrics.
+    """The main job: label-free training of `nano` on uracil/STO-3G/B3LYP5, then PySCF metrics.
 
-  Reads (all optional) args.molecule, xyz, basis, xc, grid_level, model, steps,
-  minutes (training time cap), n_test, out, cache_dir, no_pyscf. Defaults: `DEMO`
-  (about 3-5 min on 2 CPU cores, mostly PySCF labels the first time; they are
-  cached). ``QPT_NB_SMOKE=1`` uses `DEMO_SMOKE` (water, 8 steps, under a minute).
-  """
-  from qpt_nb.learn.train import TrainConfig, Trainer
-  settings.enable_compile_cache()
-  smoke = settings.smoke_mode()
-  d = dict(DEMO_SMOKE if smoke else DEMO)
-  for k in ("molecule", "basis", "xc", "grid_level", "model", "steps", "minutes", "n_test"):
-    if getattr(args, k, None) is not None and not (smoke and k == "molecule"):
-      d[k] = getattr(args, k)
-  _check_int("--steps", d["steps"], 1)
-  _check_int("--n-test", d["n_test"])
-  if getattr(args, "no_pyscf", False):
-    d["n_test"] = 0
-  sampler = "md"
-  try:
-    _check_sampler("md")
-  except ValueError:
-    sampler = "normal_modes"
-  over = dict(molecule=d["molecule"], basis=d["basis"], xc=d["xc"], grid_level=d["grid_level"],
-              model=d["model"], sampler=sampler, reuse=d["reuse"], decay_steps=d["steps"],
-              warmup_steps=min(1000, d["steps"] // 10), checkpoint_every=50)
-  if getattr(args, "xyz", None):
-    over.update(xyz=_xyz_text(args.xyz), molecule=Path(args.xyz).stem)
-  config = TrainConfig(**over)
-  config.molecule_object()
-  out = Path(getattr(args, "out", None) or
-             f"runs/demo-{config.molecule}-{time.strftime('%Y%m%d-%H%M%S')}")
-  cache_dir = getattr(args, "cache_dir", None)
-  print(f"QPT demo{' (smoke)' if smoke else ''}: label-free training of '{config.model}' on "
+    Reads (all optional) args.molecule, xyz, basis, xc, grid_level, model, steps,
+    minutes (training time cap), n_test, out, cache_dir, no_pyscf. Defaults: `DEMO`
+    (about 3-5 min on 2 CPU cores, mostly PySCF labels the first time; they are
+    cached). ``QPT_NB_SMOKE=1`` uses `DEMO_SMOKE` (water, 8 steps, under a minute).
+    """
+    from qpt_nb.learn.train import TrainConfig, Trainer
+
+    settings.enable_compile_cache()
+    smoke = settings.smoke_mode()
+    d = dict(DEMO_SMOKE if smoke else DEMO)
+    for k in ("molecule", "basis", "xc", "grid_level", "model", "steps", "minutes", "n_test"):
+        if getattr(args, k, None) is not None and not (smoke and k == "molecule"):
+            d[k] = getattr(args, k)
+    _check_int("--steps", d["steps"], 1)
+    _check_int("--n-test", d["n_test"])
+    if getattr(args, "no_pyscf", False):
+        d["n_test"] = 0
+    sampler = "md"
+    try:
+        _check_sampler("md")
+    except ValueError:
+        sampler = "normal_modes"
+    over = dict(
+        molecule=d["molecule"],
+        basis=d["basis"],
+        xc=d["xc"],
+        grid_level=d["grid_level"],
+        model=d["model"],
+        sampler=sampler,
+        reuse=d["reuse"],
+        decay_steps=d["steps"],
+        warmup_steps=min(1000, d["steps"] // 10),
+        checkpoint_every=50,
+    )
+    if getattr(args, "xyz", None):
+        over.update(xyz=_xyz_text(args.xyz), molecule=Path(args.xyz).stem)
+    config = TrainConfig(**over)
+    config.molecule_object()
+    out = Path(getattr(args, "out", None) or f"runs/demo-{config.molecule}-{time.strftime('%Y%m%d-%H%M%S')}")
+    cache_dir = getattr(args, "cache_dir", None)
+    print(
+        f"QPT demo{' (smoke)' if smoke else ''}: label-free training of '{config.model}' on "
         f"{config.molecule} / {config.basis} / {config.xc} / grid level {config.grid_level}, "
-        f"{sampler} conformers, up to {d['steps']} steps or {d['minutes']} min -> {out}")
-  test_set, labels = [], None
-  if d["n_test"]:
-    print(f"PySCF labels for {d['n_test']} test conformers (seed 12345, cached after the first run)")
-    test_set, labels = _test_data(config, d["n_test"], seed=None,
-                                  cache_dir=cache_dir, progress=True)
-  trainer = Trainer(config, out)
-  if labels and d["monitor_n"]:
-    from qpt_nb.analysis.evaluation import make_monitor
-    k = min(d["monitor_n"], len(test_set))
-    trainer.monitor = make_monitor(config, test_set[:k], labels[:k])
-    trainer.monitor_every = max(d["steps"] // 6, 1)
-  try:
-    _train_loop(trainer, d["steps"], progress=True, minutes=d["minutes"])
-  finally:
-    trainer.close()
-  return _finish(trainer, out, test_set, labels, cache_dir=cache_dir, progress=True, seed=None)
+        f"{sampler} conformers, up to {d['steps']} steps or {d['minutes']} min -> {out}"
+    )
+    test_set, labels = [], None
+    if d["n_test"]:
+        print(f"PySCF labels for {d['n_test']} test conformers (seed 12345, cached after the first run)")
+        test_set, labels = _test_data(config, d["n_test"], seed=None, cache_dir=cache_dir, progress=True)
+    trainer = Trainer(config, out)
+    if labels and d["monitor_n"]:
+        from qpt_nb.analysis.evaluation import make_monitor
+
+        k = min(d["monitor_n"], len(test_set))
+        trainer.monitor = make_monitor(config, test_set[:k], labels[:k])
+        trainer.monitor_every = max(d["steps"] // 6, 1)
+    try:
+        _train_loop(trainer, d["steps"], progress=True, minutes=d["minutes"])
+    finally:
+        trainer.close()
+    return _finish(trainer, out, test_set, labels, cache_dir=cache_dir, progress=True, seed=None)

@@ -7,6 +7,7 @@ and PySCF's angular grids are fixed relative to the molecule and energies are
 rotation-invariant. `rotation_to_input` maps matrices from that frame back to the
 user's orientation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,8 @@ def principal_axes(coords, masses):
     axes = [vecs[:, 0], vecs[:, 1]]
     for k in range(2):
         proj = r @ axes[k]
-        third = float((m * proj ** 3).sum())
-        if abs(third) > 1e-8 * m.sum() * length ** 3:
+        third = float((m * proj**3).sum())
+        if abs(third) > 1e-8 * m.sum() * length**3:
             sign = np.sign(third)
         else:
             big = np.flatnonzero(np.abs(proj) > 1e-6 * length)
@@ -60,14 +61,15 @@ def principal_axes(coords, masses):
 
 
 def rotation_to_input(mol, basis: str) -> np.ndarray:
-  """AO transformation U (N, N) from the canonical frame of `mol` to its input frame.
+    """AO transformation U (N, N) from the canonical frame of `mol` to its input frame.
 
-  With x_can = (x - c) R (`principal_axes`), a canonical-frame density or MO
-  coefficient matrix maps to the input frame as D_in = U D_can U^T, C_in = U C_can.
-  U is block diagonal (per shell, the real-spherical-harmonic rotation of its l,
-  PySCF's `ao_rotation_matrix`), orthogonal, and exact: the density on any point
-  of space is unchanged (tested pointwise).
-  """
-  from pyscf.gto.mole import ao_rotation_matrix
-  _, rot = principal_axes(mol.coords_angstrom, mol.masses)
-  return np.asarray(ao_rotation_matrix(mol.canonical().to_pyscf(basis), rot)).T
+    With x_can = (x - c) R (`principal_axes`), a canonical-frame density or MO
+    coefficient matrix maps to the input frame as D_in = U D_can U^T, C_in = U C_can.
+    U is block diagonal (per shell, the real-spherical-harmonic rotation of its l,
+    PySCF's `ao_rotation_matrix`), orthogonal, and exact: the density on any point
+    of space is unchanged (tested pointwise).
+    """
+    from pyscf.gto.mole import ao_rotation_matrix
+
+    _, rot = principal_axes(mol.coords_angstrom, mol.masses)
+    return np.asarray(ao_rotation_matrix(mol.canonical().to_pyscf(basis), rot)).T

@@ -16,6 +16,7 @@ first-order perturbation formulas, with two guards:
   which is exact whatever degeneracies lie inside the occupied or virtual
   space; only a closed HOMO-LUMO gap (|eps_i - eps_a| < tol) is guarded.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -27,62 +28,62 @@ DEGENERACY_TOL = 1e-10
 
 
 def _safe_inverse_gap(gap):
-  """1/gap with zero where |gap| < DEGENERACY_TOL (double-where, NaN-free)."""
-  small = jnp.abs(gap) < DEGENERACY_TOL
-  return jnp.where(small, 0.0, 1.0 / jnp.where(small, 1.0, gap))
+    """1/gap with zero where |gap| < DEGENERACY_TOL (double-where, NaN-free)."""
+    small = jnp.abs(gap) < DEGENERACY_TOL
+    return jnp.where(small, 0.0, 1.0 / jnp.where(small, 1.0, gap))
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(1,))
 def eigh_guarded(h, n_occ: int):
-  """Eigen-decomposition of a symmetric matrix plus its closed-shell density.
+    """Eigen-decomposition of a symmetric matrix plus its closed-shell density.
 
-  Args:
-    h: (N, N) symmetric matrix in an orthonormal basis (Hartree).
-    n_occ: number of doubly occupied orbitals (static).
+    Args:
+      h: (N, N) symmetric matrix in an orthonormal basis (Hartree).
+      n_occ: number of doubly occupied orbitals (static).
 
-  Returns:
-    eps (N,) ascending eigenvalues, q (N, N) eigenvectors (columns),
-    p (N, N) = 2 q[:, :n_occ] q[:, :n_occ]^T.
-  """
-  eps, q = jnp.linalg.eigh(h)
-  qo = q[:, :n_occ]
-  return eps, q, 2.0 * qo @ qo.T
+    Returns:
+      eps (N,) ascending eigenvalues, q (N, N) eigenvectors (columns),
+      p (N, N) = 2 q[:, :n_occ] q[:, :n_occ]^T.
+    """
+    eps, q = jnp.linalg.eigh(h)
+    qo = q[:, :n_occ]
+    return eps, q, 2.0 * qo @ qo.T
 
 
 @eigh_guarded.defjvp
 def _eigh_guarded_jvp(n_occ, primals, tangents):
-  (h,), (dh,) = primals, tangents
-  eps, q, p = eigh_guarded(h, n_occ)
-  dh = 0.5 * (dh + dh.T)
-  dmo = q.T @ dh @ q
-  deps = jnp.diagonal(dmo)
-  f = _safe_inverse_gap(eps[None, :] - eps[:, None])
-  f = f * (1.0 - jnp.eye(eps.shape[0]))
-  dq = q @ (f * dmo)
-  qo, qv = q[:, :n_occ], q[:, n_occ:]
-  m = dmo[n_occ:, :n_occ] * _safe_inverse_gap(eps[None, :n_occ] - eps[n_occ:, None])
-  dp = 2.0 * (qv @ m @ qo.T + qo @ m.T @ qv.T)
-  return (eps, q, p), (deps, dq, dp)
+    (h,), (dh,) = primals, tangents
+    eps, q, p = eigh_guarded(h, n_occ)
+    dh = 0.5 * (dh + dh.T)
+    dmo = q.T @ dh @ q
+    deps = jnp.diagonal(dmo)
+    f = _safe_inverse_gap(eps[None, :] - eps[:, None])
+    f = f * (1.0 - jnp.eye(eps.shape[0]))
+    dq = q @ (f * dmo)
+    qo, qv = q[:, :n_occ], q[:, n_occ:]
+    m = dmo[n_occ:, :n_occ] * _safe_inverse_gap(eps[None, :n_occ] - eps[n_occ:, None])
+    dp = 2.0 * (qv @ m @ qo.T + qo @ m.T @ qv.T)
+    return (eps, q, p), (deps, dq, dp)
 
 
 def solve_fock(fock, orthogonalizer, n_occ: int):
-  """Solves F C = S C eps through the orthogonaliser X = L^-T.
+    """Solves F C = S C eps through the orthogonaliser X = L^-T.
 
-  Args:
-    fock: (N, N) Fock / Kohn-Sham matrix in the AO basis, Hartree.
-    orthogonalizer: (N, N) X with X^T S X = 1.
-    n_occ: number of doubly occupied orbitals (static).
+    Args:
+      fock: (N, N) Fock / Kohn-Sham matrix in the AO basis, Hartree.
+      orthogonalizer: (N, N) X with X^T S X = 1.
+      n_occ: number of doubly occupied orbitals (static).
 
-  Returns:
-    mo_energy (N,) Hartree, mo_coeff (N, N) AO coefficients (columns), and the
-    density matrix D = 2 C_occ C_occ^T (N, N).
-  """
-  x = orthogonalizer
-  hp = x.T @ fock @ x
-  eps, q, p = eigh_guarded(0.5 * (hp + hp.T), n_occ)
-  return eps, x @ q, x @ p @ x.T
+    Returns:
+      mo_energy (N,) Hartree, mo_coeff (N, N) AO coefficients (columns), and the
+      density matrix D = 2 C_occ C_occ^T (N, N).
+    """
+    x = orthogonalizer
+    hp = x.T @ fock @ x
+    eps, q, p = eigh_guarded(0.5 * (hp + hp.T), n_occ)
+    return eps, x @ q, x @ p @ x.T
 
 
 def density_from_fock(fock, orthogonalizer, n_occ: int):
-  """Closed-shell aufbau density D (N, N) of a Fock matrix (see `solve_fock`)."""
-  return solve_fock(fock, orthogonalizer, n_occ)[2]
+    """Closed-shell aufbau density D (N, N) of a Fock matrix (see `solve_fock`)."""
+    return solve_fock(fock, orthogonalizer, n_occ)[2]

@@ -10,6 +10,7 @@ Units: Angstrom at the boundary; :attr:`Molecule.coords_bohr` converts with
 PySCF's own factor ``pyscf.lib.param.BOHR`` exactly as PySCF does (multiplying
 by ``1/BOHR``), so it equals ``to_pyscf(...).atom_coords()`` bit for bit.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,17 +27,22 @@ from pyscf.data import elements as _elements
 from qpt_nb.dft.frames import principal_axes
 from qpt_nb.units import BOHR_ANGSTROM
 
-__all__ = ["Molecule", "as_molecule", "read_xyz_frames", "write_xyz_frames",
-           "MIN_DISTANCE_ANGSTROM"]
+__all__ = ["Molecule", "as_molecule", "read_xyz_frames", "write_xyz_frames", "MIN_DISTANCE_ANGSTROM"]
 
 # Any two atoms closer than this are rejected, in every geometry the toolkit accepts or
 # makes (xyz input, MD frames, samplers): shorter than any bond (H2: 0.74 Angstrom).
 MIN_DISTANCE_ANGSTROM = 0.5
-_SYMBOLS = tuple(_elements.ELEMENTS[1:])                 # index i -> Z = i + 1
+_SYMBOLS = tuple(_elements.ELEMENTS[1:])  # index i -> Z = i + 1
 _Z_OF = {s.lower(): z for z, s in enumerate(_SYMBOLS, start=1)}
 _MASSES = np.asarray(_elements.MASSES, dtype=np.float64)  # standard atomic weights
-_ALIASES = {"malonaldehyde": "malondialdehyde", "h2o": "water", "nh3": "ammonia",
-            "ch4": "methane", "c6h6": "benzene", "ch2o": "formaldehyde"}
+_ALIASES = {
+    "malonaldehyde": "malondialdehyde",
+    "h2o": "water",
+    "nh3": "ammonia",
+    "ch4": "methane",
+    "c6h6": "benzene",
+    "ch2o": "formaldehyde",
+}
 
 
 def _canonical_symbol(token, where=""):
@@ -75,32 +81,34 @@ def _hill_formula(symbols):
 
 def _check_coords(coords, n_atoms):
     try:
-        xyz = np.array(coords, dtype=np.float64)   # always a private copy
+        xyz = np.array(coords, dtype=np.float64)  # always a private copy
     except (TypeError, ValueError) as exc:
         raise ValueError(f"coordinates are not numeric: {exc}") from None
     if xyz.shape != (n_atoms, 3):
-        raise ValueError(f"coordinates must have shape ({n_atoms}, 3) for {n_atoms} atoms, "
-                         f"got {xyz.shape}")
+        raise ValueError(f"coordinates must have shape ({n_atoms}, 3) for {n_atoms} atoms, got {xyz.shape}")
     bad = ~np.isfinite(xyz)
     if bad.any():
         i, k = np.argwhere(bad)[0]
         kind = "NaN" if np.isnan(xyz[i, k]) else "infinite"
-        raise ValueError(f"{kind} coordinate for atom {i} ({'xyz'[k]} = {xyz[i, k]}); "
-                         f"{int(bad.any(axis=1).sum())} atom(s) affected")
+        raise ValueError(
+            f"{kind} coordinate for atom {i} ({'xyz'[k]} = {xyz[i, k]}); "
+            f"{int(bad.any(axis=1).sum())} atom(s) affected"
+        )
     if n_atoms > 1:
         # pairwise distances in blocks of rows, to bound memory for large systems
         for start in range(0, n_atoms, 512):
-            blk = xyz[start:start + 512]
+            blk = xyz[start : start + 512]
             d = np.sqrt(((blk[:, None, :] - xyz[None, :, :]) ** 2).sum(-1))
             rows = np.arange(start, start + len(blk))
             d[np.arange(len(blk)), rows] = np.inf
-            d[:, : start] = np.inf           # pairs (i, j) with j < i were checked before
+            d[:, :start] = np.inf  # pairs (i, j) with j < i were checked before
             if (d < MIN_DISTANCE_ANGSTROM).any():
                 a, b = np.unravel_index(np.argmin(d), d.shape)
                 raise ValueError(
                     f"atoms {start + a} and {b} are too close: distance {d[a, b]:.4g} Angstrom "
                     f"(< {MIN_DISTANCE_ANGSTROM} Angstrom); are the coordinates in Bohr "
-                    f"or duplicated?")
+                    f"or duplicated?"
+                )
     xyz.setflags(write=False)
     return xyz
 
@@ -123,11 +131,15 @@ def _read_text_file(path):
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{str(path)!r} is not a text xyz file: byte 0x{data[exc.start]:02x} at "
-                         f"offset {exc.start} is not UTF-8 text (a binary file?)") from None
+        raise ValueError(
+            f"{str(path)!r} is not a text xyz file: byte 0x{data[exc.start]:02x} at "
+            f"offset {exc.start} is not UTF-8 text (a binary file?)"
+        ) from None
     if "\x00" in text:
-        raise ValueError(f"{str(path)!r} is not a text xyz file: it contains NUL bytes at offset "
-                         f"{text.index(chr(0))} (a binary or UTF-16 file?)")
+        raise ValueError(
+            f"{str(path)!r} is not a text xyz file: it contains NUL bytes at offset "
+            f"{text.index(chr(0))} (a binary or UTF-16 file?)"
+        )
     return text
 
 
@@ -176,7 +188,7 @@ def _parse_frames(text, label, single):
         i += 1
     if i == n:
         raise ValueError(f"empty xyz text{label}")
-    if not _is_count_line(lines[i]):                 # bare "El x y z" lines, no header
+    if not _is_count_line(lines[i]):  # bare "El x y z" lines, no header
         body = [(j, l) for j, l in enumerate(lines) if l.strip() and not l.lstrip().startswith("#")]
         if any(_is_count_line(l) for _, l in body):
             j = next(j for j, l in body if _is_count_line(l))
@@ -190,19 +202,24 @@ def _parse_frames(text, label, single):
     frames = []
     while i < n:
         if frames and not _is_count_line(lines[i]):
-            raise ValueError(f"wrong atom count{label}: header says {len(frames[-1][0])} atom(s) "
-                             f"but more atom lines follow on line {i + 1}")
+            raise ValueError(
+                f"wrong atom count{label}: header says {len(frames[-1][0])} atom(s) "
+                f"but more atom lines follow on line {i + 1}"
+            )
         if not _is_count_line(lines[i]):
-            raise ValueError(f"malformed xyz{label}: expected an atom count on line {i + 1}, "
-                             f"got {lines[i].strip()!r}")
+            raise ValueError(
+                f"malformed xyz{label}: expected an atom count on line {i + 1}, got {lines[i].strip()!r}"
+            )
         count = int(lines[i])
         if count == 0:
             raise ValueError(f"malformed xyz{label}: atom count 0 on line {i + 1}")
-        atoms = lines[i + 2: i + 2 + count]
+        atoms = lines[i + 2 : i + 2 + count]
         n_found = sum(1 for l in atoms if l.strip() and not _is_count_line(l))
         if len(atoms) < count or n_found < count:
-            raise ValueError(f"wrong atom count{label}: header on line {i + 1} says {count} atoms "
-                             f"but only {n_found} atom lines follow")
+            raise ValueError(
+                f"wrong atom count{label}: header on line {i + 1} says {count} atoms "
+                f"but only {n_found} atom lines follow"
+            )
         comment = lines[i + 1] if i + 1 < n else ""
         syms, xyz = _parse_atom_lines(atoms, i + 3, label)
         frames.append((syms, xyz, comment.strip()))
@@ -211,8 +228,10 @@ def _parse_frames(text, label, single):
             i += 1
         if single and i < n:
             more = "another frame follows" if _is_count_line(lines[i]) else "more atom lines follow"
-            raise ValueError(f"wrong atom count{label}: header says {count} atom(s) but {more} "
-                             f"on line {i + 1} (multi-frame file? use read_xyz_frames)")
+            raise ValueError(
+                f"wrong atom count{label}: header says {count} atom(s) but {more} "
+                f"on line {i + 1} (multi-frame file? use read_xyz_frames)"
+            )
     return frames
 
 
@@ -252,13 +271,16 @@ class Molecule:
             raise ValueError(f"spin {spin} exceeds the number of electrons {n_elec} of {what}")
         if (n_elec - spin) % 2:
             if spin == 0:
-                raise ValueError(f"odd number of electrons ({n_elec}) for {what} and spin=0: "
-                                 f"qpt_nb's DFT is closed-shell only, so use "
-                                 f"{_even_charge_hint(n_elec, charge)} for an even electron "
-                                 f"count (spin=1 would describe a doublet, which Molecule and "
-                                 f"the conformer samplers accept but scf and dft_tensors reject)")
-            raise ValueError(f"spin {spin} does not fit {n_elec} electrons of {what}: "
-                             f"n_electrons - spin must be even")
+                raise ValueError(
+                    f"odd number of electrons ({n_elec}) for {what} and spin=0: "
+                    f"qpt_nb's DFT is closed-shell only, so use "
+                    f"{_even_charge_hint(n_elec, charge)} for an even electron "
+                    f"count (spin=1 would describe a doublet, which Molecule and "
+                    f"the conformer samplers accept but scf and dft_tensors reject)"
+                )
+            raise ValueError(
+                f"spin {spin} does not fit {n_elec} electrons of {what}: n_electrons - spin must be even"
+            )
 
     # ---------------------------------------------------------------- constructors
     @classmethod
@@ -276,7 +298,7 @@ class Molecule:
         any capitalisation or atomic numbers; columns after x y z are ignored.
         """
         text, label = _read_source(text_or_path)
-        (syms, xyz, _), = _parse_frames(text, label, single=True)
+        ((syms, xyz, _),) = _parse_frames(text, label, single=True)
         return cls.from_arrays(syms, xyz, charge, spin, name)
 
     @classmethod
@@ -285,8 +307,7 @@ class Molecule:
         key = str(name).strip().lower()
         key = _ALIASES.get(key, key)
         if key not in _builtin_names():
-            raise ValueError(f"unknown builtin molecule {name!r}; available: "
-                             f"{', '.join(_builtin_names())}")
+            raise ValueError(f"unknown builtin molecule {name!r}; available: {', '.join(_builtin_names())}")
         return _load_builtin(key)
 
     @staticmethod
@@ -350,8 +371,10 @@ class Molecule:
         if "\n" in comment or "\r" in comment:
             raise ValueError("xyz comment must be a single line")
         w = decimals + 6
-        rows = [f"{s:<2s} {x:{w}.{decimals}f} {y:{w}.{decimals}f} {z:{w}.{decimals}f}"
-                for s, (x, y, z) in zip(self.symbols, self.coords_angstrom)]
+        rows = [
+            f"{s:<2s} {x:{w}.{decimals}f} {y:{w}.{decimals}f} {z:{w}.{decimals}f}"
+            for s, (x, y, z) in zip(self.symbols, self.coords_angstrom)
+        ]
         return "\n".join([str(self.n_atoms), comment, *rows]) + "\n"
 
     def to_pyscf(self, basis, **kw):
@@ -361,6 +384,7 @@ class Molecule:
         A string basis is checked first: ValueError for an unknown basis name or a
         basis that lacks one of the elements."""
         from pyscf import gto
+
         for key in ("atom", "unit", "charge", "spin"):
             if key in kw:
                 raise ValueError(f"to_pyscf: {key!r} is fixed by the Molecule and cannot be passed")
@@ -389,33 +413,38 @@ class Molecule:
     # ---------------------------------------------------------------- dunder
     def __repr__(self):
         head = f"{self.name!r}, " if self.name else ""
-        return (f"Molecule({head}{self.formula}, {self.n_atoms} atoms, "
-                f"charge={self.charge}, spin={self.spin})")
+        return f"Molecule({head}{self.formula}, {self.n_atoms} atoms, charge={self.charge}, spin={self.spin})"
 
     def __eq__(self, other):
         if not isinstance(other, Molecule):
             return NotImplemented
-        return (self.symbols == other.symbols and self.charge == other.charge
-                and self.spin == other.spin and self.name == other.name
-                and np.array_equal(self.coords_angstrom, other.coords_angstrom))
+        return (
+            self.symbols == other.symbols
+            and self.charge == other.charge
+            and self.spin == other.spin
+            and self.name == other.name
+            and np.array_equal(self.coords_angstrom, other.coords_angstrom)
+        )
 
     def __hash__(self):
-        return hash((self.symbols, self.charge, self.spin, self.name,
-                     self.coords_angstrom.tobytes()))
+        return hash((self.symbols, self.charge, self.spin, self.name, self.coords_angstrom.tobytes()))
 
 
 @functools.lru_cache(maxsize=None)
 def _check_basis(basis, symbol):
     from pyscf.gto import basis as _basis
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             shells = _basis.load(basis, symbol)
-    except Exception as exc:                       # pyscf raises BasisNotFoundError & others
+    except Exception as exc:  # pyscf raises BasisNotFoundError & others
         msg = str(exc)
         if "not found for" in msg:
             raise ValueError(f"basis {basis!r} has no functions for element {symbol}") from None
-        raise ValueError(f"unknown basis {basis!r} (PySCF: {msg.splitlines()[0] if msg else exc!r})") from None
+        raise ValueError(
+            f"unknown basis {basis!r} (PySCF: {msg.splitlines()[0] if msg else exc!r})"
+        ) from None
     if not shells:
         raise ValueError(f"basis {basis!r} has no functions for element {symbol}")
 
@@ -433,7 +462,7 @@ def _builtin_names():
 @functools.lru_cache(maxsize=None)
 def _load_builtin(key):
     text = _data_dir().joinpath(f"{key}.xyz").read_text()
-    (syms, xyz, _), = _parse_frames(text, f" in builtin {key}.xyz", single=True)
+    ((syms, xyz, _),) = _parse_frames(text, f" in builtin {key}.xyz", single=True)
     return Molecule.from_arrays(syms, xyz, 0, 0, key)
 
 
@@ -450,13 +479,17 @@ def as_molecule(mol, what="mol"):
         key = _ALIASES.get(key, key)
         if key in _builtin_names():
             return _load_builtin(key)
-        raise ValueError(f"{what}={mol!r} is not a built-in molecule (available: "
-                         f"{', '.join(_builtin_names())}); for an xyz file or xyz text use "
-                         f"Molecule.from_xyz(...)")
-    raise TypeError(f"{what} must be a qpt_nb.Molecule or the name of a built-in molecule "
-                    f"(str, one of {', '.join(_builtin_names())}), got {type(mol).__name__}; "
-                    f"build one with Molecule.from_xyz(path_or_text) or "
-                    f"Molecule.from_arrays(symbols, coords_angstrom)")
+        raise ValueError(
+            f"{what}={mol!r} is not a built-in molecule (available: "
+            f"{', '.join(_builtin_names())}); for an xyz file or xyz text use "
+            f"Molecule.from_xyz(...)"
+        )
+    raise TypeError(
+        f"{what} must be a qpt_nb.Molecule or the name of a built-in molecule "
+        f"(str, one of {', '.join(_builtin_names())}), got {type(mol).__name__}; "
+        f"build one with Molecule.from_xyz(path_or_text) or "
+        f"Molecule.from_arrays(symbols, coords_angstrom)"
+    )
 
 
 # ----------------------------------------------------------------------------- multi-frame

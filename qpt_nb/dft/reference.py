@@ -31,6 +31,7 @@ so concurrent writers and interrupted runs never leave a half-written label; an
 unreadable file is recomputed. The wall time of the original PySCF run is
 stored with the label, so a cached read still reports it (``cached=True``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,248 +57,383 @@ _ARRAYS = ("fock", "mo_energy", "mo_coeff", "density", "overlap")
 
 @dataclasses.dataclass(frozen=True)
 class Label:
-  """A converged PySCF RKS calculation of one geometry, in its canonical frame.
+    """A converged PySCF RKS calculation of one geometry, in its canonical frame.
 
-  energy:    total energy, Hartree.
-  fock:      (N, N) Kohn-Sham matrix F[D] of the converged density, Hartree.
-  mo_energy: (N,) orbital energies (eigenvalues of `fock` with `overlap`), Hartree.
-  mo_coeff:  (N, N) AO coefficients, columns are orbitals (F C = S C eps).
-  density:   (N, N) converged density matrix, D = 2 C_occ C_occ^T.
-  overlap:   (N, N) AO overlap S.
-  n_occ:     number of doubly occupied orbitals.
-  converged: PySCF's flag;  n_cycles: SCF iterations.
-  seconds:   wall time of the original PySCF run (also when read from the cache).
-  cached:    True when this object was read from the disk cache.
-  key:       the cache key (hex).
-  """
-  energy: float
-  fock: np.ndarray
-  mo_energy: np.ndarray
-  mo_coeff: np.ndarray
-  density: np.ndarray
-  overlap: np.ndarray
-  n_occ: int
-  converged: bool
-  n_cycles: int
-  seconds: float
-  cached: bool = False
-  key: str = ""
+    energy:    total energy, Hartree.
+    fock:      (N, N) Kohn-Sham matrix F[D] of the converged density, Hartree.
+    mo_energy: (N,) orbital energies (eigenvalues of `fock` with `overlap`), Hartree.
+    mo_coeff:  (N, N) AO coefficients, columns are orbitals (F C = S C eps).
+    density:   (N, N) converged density matrix, D = 2 C_occ C_occ^T.
+    overlap:   (N, N) AO overlap S.
+    n_occ:     number of doubly occupied orbitals.
+    converged: PySCF's flag;  n_cycles: SCF iterations.
+    seconds:   wall time of the original PySCF run (also when read from the cache).
+    cached:    True when this object was read from the disk cache.
+    key:       the cache key (hex).
+    """
 
-  @property
-  def homo(self) -> float:
-    """HOMO energy, Hartree."""
-    return float(self.mo_energy[self.n_occ - 1])
+    energy: float
+    fock: np.ndarray
+    mo_energy: np.ndarray
+    mo_coeff: np.ndarray
+    density: np.ndarray
+    overlap: np.ndarray
+    n_occ: int
+    converged: bool
+    n_cycles: int
+    seconds: float
+    cached: bool = False
+    key: str = ""
 
-  @property
-  def lumo(self) -> float:
-    """LUMO energy, Hartree (nan without virtual orbitals)."""
-    return float(self.mo_energy[self.n_occ]) if self.n_occ < len(self.mo_energy) else float("nan")
+    @property
+    def homo(self) -> float:
+        """HOMO energy, Hartree."""
+        return float(self.mo_energy[self.n_occ - 1])
+
+    @property
+    def lumo(self) -> float:
+        """LUMO energy, Hartree (nan without virtual orbitals)."""
+        return float(self.mo_energy[self.n_occ]) if self.n_occ < len(self.mo_energy) else float("nan")
 
 
-def cache_key(mol, basis: str, xc: str, grid_level: int, eri_kind: str = "auto", *,
-              auxbasis: Optional[str] = None, conv_tol: float = CONV_TOL,
-              diis_space: int = DIIS_SPACE) -> str:
-  """SHA-256 (hex) identifying the label of `mol` (any orientation) with these settings."""
-  import pyscf
-  can = mol.canonical()
-  coords = np.round(np.asarray(can.coords_angstrom, dtype=np.float64), 10) + 0.0  # -0.0 -> 0.0
-  eri_kind = resolve_eri(mol.to_pyscf(basis), eri_kind)
-  payload = dict(symbols=list(can.symbols), coords=[f"{v:.10f}" for v in coords.ravel()],
-                 charge=int(mol.charge), spin=int(mol.spin), basis=str(basis).lower(),
-                 xc=get_xc(xc).name, grid_level=int(grid_level), eri_kind=eri_kind,
-                 auxbasis=auxbasis, conv_tol=float(conv_tol), diis_space=int(diis_space),
-                 pyscf=pyscf.__version__)
-  return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+def cache_key(
+    mol,
+    basis: str,
+    xc: str,
+    grid_level: int,
+    eri_kind: str = "auto",
+    *,
+    auxbasis: Optional[str] = None,
+    conv_tol: float = CONV_TOL,
+    diis_space: int = DIIS_SPACE,
+) -> str:
+    """SHA-256 (hex) identifying the label of `mol` (any orientation) with these settings."""
+    import pyscf
+
+    can = mol.canonical()
+    coords = np.round(np.asarray(can.coords_angstrom, dtype=np.float64), 10) + 0.0  # -0.0 -> 0.0
+    eri_kind = resolve_eri(mol.to_pyscf(basis), eri_kind)
+    payload = dict(
+        symbols=list(can.symbols),
+        coords=[f"{v:.10f}" for v in coords.ravel()],
+        charge=int(mol.charge),
+        spin=int(mol.spin),
+        basis=str(basis).lower(),
+        xc=get_xc(xc).name,
+        grid_level=int(grid_level),
+        eri_kind=eri_kind,
+        auxbasis=auxbasis,
+        conv_tol=float(conv_tol),
+        diis_space=int(diis_space),
+        pyscf=pyscf.__version__,
+    )
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def _save(path: Path, lab: Label) -> None:
-  """Writes the label as .npz atomically (`qpt_nb.fileio.atomic_write_bytes`)."""
-  buf = io.BytesIO()
-  np.savez(buf, energy=lab.energy, n_occ=lab.n_occ, converged=lab.converged,
-           n_cycles=lab.n_cycles, seconds=lab.seconds, **{k: getattr(lab, k) for k in _ARRAYS})
-  atomic_write_bytes(path, buf.getvalue())
+    """Writes the label as .npz atomically (`qpt_nb.fileio.atomic_write_bytes`)."""
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        energy=lab.energy,
+        n_occ=lab.n_occ,
+        converged=lab.converged,
+        n_cycles=lab.n_cycles,
+        seconds=lab.seconds,
+        **{k: getattr(lab, k) for k in _ARRAYS},
+    )
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _load(path: Path, key: str) -> Optional[Label]:
-  try:
-    with np.load(path) as z:
-      return Label(energy=float(z["energy"]), n_occ=int(z["n_occ"]),
-                   converged=bool(z["converged"]), n_cycles=int(z["n_cycles"]),
-                   seconds=float(z["seconds"]), cached=True, key=key,
-                   **{k: np.array(z[k]) for k in _ARRAYS})
-  except Exception:      # truncated, not a zip (BadZipFile), missing keys: recompute
-    return None
+    try:
+        with np.load(path) as z:
+            return Label(
+                energy=float(z["energy"]),
+                n_occ=int(z["n_occ"]),
+                converged=bool(z["converged"]),
+                n_cycles=int(z["n_cycles"]),
+                seconds=float(z["seconds"]),
+                cached=True,
+                key=key,
+                **{k: np.array(z[k]) for k in _ARRAYS},
+            )
+    except Exception:  # truncated, not a zip (BadZipFile), missing keys: recompute
+        return None
 
 
 def resolve_eri(pmol, eri: str = "auto") -> str:
-  """'dense' or 'df' for a built ``pyscf.gto.Mole``: `eri` itself, or for 'auto' the
-  choice `qpt_nb.dft.tensors.dft_tensors` makes for the same basis size."""
-  return choose_eri_kind(pmol.nao_nr(), eri)
+    """'dense' or 'df' for a built ``pyscf.gto.Mole``: `eri` itself, or for 'auto' the
+    choice `qpt_nb.dft.tensors.dft_tensors` makes for the same basis size."""
+    return choose_eri_kind(pmol.nao_nr(), eri)
 
 
-def make_rks(pmol, xc: str, grid_level: int, eri: str = "auto", *,
-             auxbasis: Optional[str] = None, conv_tol: float = CONV_TOL,
-             diis_space: int = DIIS_SPACE):
-  """The one PySCF RKS factory of qpt_nb (not run): labels, comparisons, benchmarks.
+def make_rks(
+    pmol,
+    xc: str,
+    grid_level: int,
+    eri: str = "auto",
+    *,
+    auxbasis: Optional[str] = None,
+    conv_tol: float = CONV_TOL,
+    diis_space: int = DIIS_SPACE,
+):
+    """The one PySCF RKS factory of qpt_nb (not run): labels, comparisons, benchmarks.
 
-  `pmol` is a built ``pyscf.gto.Mole``; `eri` is 'auto', 'dense' or 'df', resolved as
-  `dft_tensors` resolves it (`resolve_eri`). With 'df' the auxiliary basis is
-  `auxbasis` or ``pyscf.df.make_auxbasis(pmol)``, exactly what `dft_tensors(eri='df')`
-  fits with. `xc` by PySCF's meaning ('b3lyp5' = VWN5, 'b3lyp' = VWN-RPA).
-  Defaults are the label settings (QH9: conv_tol 1e-13, DIIS space 8).
-  """
-  from pyscf import df, dft
-  mf = dft.RKS(pmol, xc=get_xc(xc).name)
-  if resolve_eri(pmol, eri) == "df":
-    mf = mf.density_fit(auxbasis=auxbasis or df.make_auxbasis(pmol))
-  mf.grids.level = int(grid_level)
-  mf.conv_tol = float(conv_tol)
-  mf.diis_space = int(diis_space)
-  mf.verbose = 0
-  return mf
+    `pmol` is a built ``pyscf.gto.Mole``; `eri` is 'auto', 'dense' or 'df', resolved as
+    `dft_tensors` resolves it (`resolve_eri`). With 'df' the auxiliary basis is
+    `auxbasis` or ``pyscf.df.make_auxbasis(pmol)``, exactly what `dft_tensors(eri='df')`
+    fits with. `xc` by PySCF's meaning ('b3lyp5' = VWN5, 'b3lyp' = VWN-RPA).
+    Defaults are the label settings (QH9: conv_tol 1e-13, DIIS space 8).
+    """
+    from pyscf import df, dft
 
-
-def compute_label(mol, basis: str, xc: str, grid_level: int, *, eri_kind: str = "auto",
-                  auxbasis: Optional[str] = None, conv_tol: float = CONV_TOL,
-                  diis_space: int = DIIS_SPACE, threads: Optional[int] = None) -> Label:
-  """Runs PySCF for ``mol.canonical()`` (no cache) with `threads` OpenMP threads
-  (default `qpt_nb.settings.label_threads()`). See `label`."""
-  from pyscf import lib
-  can = mol.canonical()
-  with lib.with_omp_threads(settings.label_threads() if threads is None else int(threads)):
-    t0 = time.perf_counter()
-    pmol = can.to_pyscf(basis)
-    if pmol.nelectron % 2 or mol.spin:
-      raise ValueError(f"Labels are closed-shell RKS only: {pmol.nelectron} electrons, "
-                       f"spin={mol.spin}.")
-    mf = make_rks(pmol, xc, grid_level, eri_kind, auxbasis=auxbasis, conv_tol=conv_tol,
-                  diis_space=diis_space)
-    mf.kernel()
-    seconds = time.perf_counter() - t0
-    dm = mf.make_rdm1()
-    s = mf.get_ovlp()
-    fock = mf.get_fock(dm=dm)
-    fock = 0.5 * (fock + fock.T)
-    # orbitals of the Fock matrix of the converged density (self-consistent to conv_tol)
-    mo_energy, mo_coeff = mf.eig(fock, s)
-  return Label(energy=float(mf.e_tot), fock=np.asarray(fock), mo_energy=np.asarray(mo_energy),
-               mo_coeff=np.asarray(mo_coeff), density=np.asarray(dm), overlap=np.asarray(s),
-               n_occ=pmol.nelectron // 2, converged=bool(mf.converged), n_cycles=int(mf.cycles),
-               seconds=seconds, cached=False)
+    mf = dft.RKS(pmol, xc=get_xc(xc).name)
+    if resolve_eri(pmol, eri) == "df":
+        mf = mf.density_fit(auxbasis=auxbasis or df.make_auxbasis(pmol))
+    mf.grids.level = int(grid_level)
+    mf.conv_tol = float(conv_tol)
+    mf.diis_space = int(diis_space)
+    mf.verbose = 0
+    return mf
 
 
-def label(mol, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3, *,
-          eri_kind: str = "auto", cache_dir=None, use_cache: bool = True,
-          auxbasis: Optional[str] = None, conv_tol: float = CONV_TOL,
-          diis_space: int = DIIS_SPACE, threads: Optional[int] = None) -> Label:
-  """PySCF RKS label of `mol` in its canonical frame, read from / written to the cache.
+def compute_label(
+    mol,
+    basis: str,
+    xc: str,
+    grid_level: int,
+    *,
+    eri_kind: str = "auto",
+    auxbasis: Optional[str] = None,
+    conv_tol: float = CONV_TOL,
+    diis_space: int = DIIS_SPACE,
+    threads: Optional[int] = None,
+) -> Label:
+    """Runs PySCF for ``mol.canonical()`` (no cache) with `threads` OpenMP threads
+    (default `qpt_nb.settings.label_threads()`). See `label`."""
+    from pyscf import lib
 
-  Args:
-    mol: `qpt_nb.Molecule` (Angstrom, any orientation; the label is for
-      ``mol.canonical()``, the frame of `prepare_conformer`'s tensors).
-    basis, xc, grid_level: as for the JAX tensors (xc by PySCF's meaning).
-    eri_kind: 'auto' (as `dft_tensors` chooses), 'dense' (exact integrals) or 'df'
-      (density fitting, auxiliary basis `auxbasis` or PySCF's `make_auxbasis`).
-    cache_dir: folder of the cache (default: `default_cache_dir()`).
-    use_cache: False computes and does not touch the cache.
-    threads: OpenMP threads for PySCF (default `qpt_nb.settings.label_threads()`).
+    can = mol.canonical()
+    with lib.with_omp_threads(settings.label_threads() if threads is None else int(threads)):
+        t0 = time.perf_counter()
+        pmol = can.to_pyscf(basis)
+        if pmol.nelectron % 2 or mol.spin:
+            raise ValueError(
+                f"Labels are closed-shell RKS only: {pmol.nelectron} electrons, spin={mol.spin}."
+            )
+        mf = make_rks(
+            pmol, xc, grid_level, eri_kind, auxbasis=auxbasis, conv_tol=conv_tol, diis_space=diis_space
+        )
+        mf.kernel()
+        seconds = time.perf_counter() - t0
+        dm = mf.make_rdm1()
+        s = mf.get_ovlp()
+        fock = mf.get_fock(dm=dm)
+        fock = 0.5 * (fock + fock.T)
+        # orbitals of the Fock matrix of the converged density (self-consistent to conv_tol)
+        mo_energy, mo_coeff = mf.eig(fock, s)
+    return Label(
+        energy=float(mf.e_tot),
+        fock=np.asarray(fock),
+        mo_energy=np.asarray(mo_energy),
+        mo_coeff=np.asarray(mo_coeff),
+        density=np.asarray(dm),
+        overlap=np.asarray(s),
+        n_occ=pmol.nelectron // 2,
+        converged=bool(mf.converged),
+        n_cycles=int(mf.cycles),
+        seconds=seconds,
+        cached=False,
+    )
 
-  Returns:
-    `Label` (Hartree; matrices (N, N) in the canonical frame's AO basis).
-  """
-  eri_kind = resolve_eri(mol.to_pyscf(basis), eri_kind)
-  if not use_cache:
-    return compute_label(mol, basis, xc, grid_level, eri_kind=eri_kind, auxbasis=auxbasis,
-                         conv_tol=conv_tol, diis_space=diis_space, threads=threads)
-  key = cache_key(mol, basis, xc, grid_level, eri_kind, auxbasis=auxbasis, conv_tol=conv_tol,
-                  diis_space=diis_space)
-  path = Path(cache_dir).expanduser() if cache_dir is not None else settings.cache_dir("labels")
-  path = path / f"{key}.npz"
-  if path.is_file():
-    lab = _load(path, key)
-    if lab is not None:
-      return lab
-  lab = compute_label(mol, basis, xc, grid_level, eri_kind=eri_kind, auxbasis=auxbasis,
-                      conv_tol=conv_tol, diis_space=diis_space, threads=threads)
-  lab = dataclasses.replace(lab, key=key)
-  try:
-    _save(path, lab)
-  except OSError:
-    pass                 # a read-only cache must not stop the calculation
-  return lab
+
+def label(
+    mol,
+    basis: str = "sto-3g",
+    xc: str = "b3lyp5",
+    grid_level: int = 3,
+    *,
+    eri_kind: str = "auto",
+    cache_dir=None,
+    use_cache: bool = True,
+    auxbasis: Optional[str] = None,
+    conv_tol: float = CONV_TOL,
+    diis_space: int = DIIS_SPACE,
+    threads: Optional[int] = None,
+) -> Label:
+    """PySCF RKS label of `mol` in its canonical frame, read from / written to the cache.
+
+    Args:
+      mol: `qpt_nb.Molecule` (Angstrom, any orientation; the label is for
+        ``mol.canonical()``, the frame of `prepare_conformer`'s tensors).
+      basis, xc, grid_level: as for the JAX tensors (xc by PySCF's meaning).
+      eri_kind: 'auto' (as `dft_tensors` chooses), 'dense' (exact integrals) or 'df'
+        (density fitting, auxiliary basis `auxbasis` or PySCF's `make_auxbasis`).
+      cache_dir: folder of the cache (default: `default_cache_dir()`).
+      use_cache: False computes and does not touch the cache.
+      threads: OpenMP threads for PySCF (default `qpt_nb.settings.label_threads()`).
+
+    Returns:
+      `Label` (Hartree; matrices (N, N) in the canonical frame's AO basis).
+    """
+    eri_kind = resolve_eri(mol.to_pyscf(basis), eri_kind)
+    if not use_cache:
+        return compute_label(
+            mol,
+            basis,
+            xc,
+            grid_level,
+            eri_kind=eri_kind,
+            auxbasis=auxbasis,
+            conv_tol=conv_tol,
+            diis_space=diis_space,
+            threads=threads,
+        )
+    key = cache_key(
+        mol, basis, xc, grid_level, eri_kind, auxbasis=auxbasis, conv_tol=conv_tol, diis_space=diis_space
+    )
+    path = Path(cache_dir).expanduser() if cache_dir is not None else settings.cache_dir("labels")
+    path = path / f"{key}.npz"
+    if path.is_file():
+        lab = _load(path, key)
+        if lab is not None:
+            return lab
+    lab = compute_label(
+        mol,
+        basis,
+        xc,
+        grid_level,
+        eri_kind=eri_kind,
+        auxbasis=auxbasis,
+        conv_tol=conv_tol,
+        diis_space=diis_space,
+        threads=threads,
+    )
+    lab = dataclasses.replace(lab, key=key)
+    try:
+        _save(path, lab)
+    except OSError:
+        pass  # a read-only cache must not stop the calculation
+    return lab
 
 
-def label_many(mols: Iterable, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3,
-               *, eri_kind: str = "auto", cache_dir=None, progress: bool = False,
-               desc: str = "PySCF labels", **kw) -> list:
-  """`label` for each molecule (in order), with an optional tqdm progress bar."""
-  mols = list(mols)
-  it = mols
-  if progress:
-    from tqdm.auto import tqdm
-    it = tqdm(mols, desc=desc, unit="conf")
-  out = []
-  for m in it:
-    out.append(label(m, basis, xc, grid_level, eri_kind=eri_kind, cache_dir=cache_dir, **kw))
+def label_many(
+    mols: Iterable,
+    basis: str = "sto-3g",
+    xc: str = "b3lyp5",
+    grid_level: int = 3,
+    *,
+    eri_kind: str = "auto",
+    cache_dir=None,
+    progress: bool = False,
+    desc: str = "PySCF labels",
+    **kw,
+) -> list:
+    """`label` for each molecule (in order), with an optional tqdm progress bar."""
+    mols = list(mols)
+    it = mols
     if progress:
-      it.set_postfix(s_per_label=f"{out[-1].seconds:.1f}", cached=out[-1].cached)
-  return out
+        from tqdm.auto import tqdm
+
+        it = tqdm(mols, desc=desc, unit="conf")
+    out = []
+    for m in it:
+        out.append(label(m, basis, xc, grid_level, eri_kind=eri_kind, cache_dir=cache_dir, **kw))
+        if progress:
+            it.set_postfix(s_per_label=f"{out[-1].seconds:.1f}", cached=out[-1].cached)
+    return out
 
 
 # ----------------------------------------------------------------------------- comparisons
-def pyscf_scf(mol, basis: str, xc: str, grid_level: int, *, conv_tol: float = 1e-10,
-              eri: str = "dense", auxbasis: Optional[str] = None, diis_space: int = DIIS_SPACE):
-  """Converged PySCF RKS of `mol` in its input frame (`make_rks`), and its wall time (s).
+def pyscf_scf(
+    mol,
+    basis: str,
+    xc: str,
+    grid_level: int,
+    *,
+    conv_tol: float = 1e-10,
+    eri: str = "dense",
+    auxbasis: Optional[str] = None,
+    diis_space: int = DIIS_SPACE,
+):
+    """Converged PySCF RKS of `mol` in its input frame (`make_rks`), and its wall time (s).
 
-  `eri` defaults to 'dense' (PySCF's exact integrals; 'auto' and 'df' as in `make_rks`).
-  """
-  mf = make_rks(mol.to_pyscf(basis), xc, grid_level, eri, auxbasis=auxbasis,
-                conv_tol=conv_tol, diis_space=diis_space)
-  t0 = time.perf_counter()
-  mf.kernel()
-  return mf, time.perf_counter() - t0
+    `eri` defaults to 'dense' (PySCF's exact integrals; 'auto' and 'df' as in `make_rks`).
+    """
+    mf = make_rks(
+        mol.to_pyscf(basis), xc, grid_level, eri, auxbasis=auxbasis, conv_tol=conv_tol, diis_space=diis_space
+    )
+    t0 = time.perf_counter()
+    mf.kernel()
+    return mf, time.perf_counter() - t0
 
 
-def compare_with_pyscf(mol, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3, *,
-                       conv_tol: float = 1e-10, eri: str = "auto", pyscf: bool = True,
-                       warmup: bool = True) -> dict:
-  """Runs qpt_nb's SCF (after one warm-up run that compiles) and PySCF's.
+def compare_with_pyscf(
+    mol,
+    basis: str = "sto-3g",
+    xc: str = "b3lyp5",
+    grid_level: int = 3,
+    *,
+    conv_tol: float = 1e-10,
+    eri: str = "auto",
+    pyscf: bool = True,
+    warmup: bool = True,
+) -> dict:
+    """Runs qpt_nb's SCF (after one warm-up run that compiles) and PySCF's.
 
-  Returns a dict with energies (Hartree), their difference, iteration counts and
-  seconds: 'qpt_compile_s' (first run minus second), 'qpt_s' (second run,
-  precompute included), 'pyscf_s' (`kernel()`), and their ratio 'speedup'.
-  """
-  row = dict(molecule=mol.name or "xyz", basis=basis, xc=xc, grid_level=grid_level)
-  t0 = time.perf_counter()
-  res = scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
-  first = time.perf_counter() - t0
-  if warmup:
+    Returns a dict with energies (Hartree), their difference, iteration counts and
+    seconds: 'qpt_compile_s' (first run minus second), 'qpt_s' (second run,
+    precompute included), 'pyscf_s' (`kernel()`), and their ratio 'speedup'.
+    """
+    row = dict(molecule=mol.name or "xyz", basis=basis, xc=xc, grid_level=grid_level)
     t0 = time.perf_counter()
     res = scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
-    second = time.perf_counter() - t0
-  else:
-    second = first
-  row.update(qpt_energy=res.energy, qpt_converged=res.converged, qpt_iter=res.n_iter,
-             qpt_s=second, qpt_compile_s=max(first - second, 0.0),
-             qpt_precompute_s=res.timings.get("precompute", np.nan), eri=res.tensors.eri_kind,
-             n_ao=res.tensors.n_ao, n_grid=res.tensors.n_grid, result=res)
-  if pyscf:
-    mf, t_py = pyscf_scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=res.tensors.eri_kind)
-    row.update(pyscf_energy=float(mf.e_tot), pyscf_converged=bool(mf.converged),
-               pyscf_iter=int(mf.cycles), pyscf_s=t_py, speedup=t_py / second,
-               difference=res.energy - float(mf.e_tot))
-  return row
+    first = time.perf_counter() - t0
+    if warmup:
+        t0 = time.perf_counter()
+        res = scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
+        second = time.perf_counter() - t0
+    else:
+        second = first
+    row.update(
+        qpt_energy=res.energy,
+        qpt_converged=res.converged,
+        qpt_iter=res.n_iter,
+        qpt_s=second,
+        qpt_compile_s=max(first - second, 0.0),
+        qpt_precompute_s=res.timings.get("precompute", np.nan),
+        eri=res.tensors.eri_kind,
+        n_ao=res.tensors.n_ao,
+        n_grid=res.tensors.n_grid,
+        result=res,
+    )
+    if pyscf:
+        mf, t_py = pyscf_scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=res.tensors.eri_kind)
+        row.update(
+            pyscf_energy=float(mf.e_tot),
+            pyscf_converged=bool(mf.converged),
+            pyscf_iter=int(mf.cycles),
+            pyscf_s=t_py,
+            speedup=t_py / second,
+            difference=res.energy - float(mf.e_tot),
+        )
+    return row
 
 
 def format_comparison(row: dict) -> str:
-  """Human-readable summary of `compare_with_pyscf`'s dict."""
-  lines = [f"{row['molecule']} / {row['basis']} / {row['xc']} / grid level {row['grid_level']}"
-           f"  ({row['n_ao']} AOs, {row['n_grid']} grid points, ERI: {row['eri']})",
-           f"  qpt_nb (JAX) : E = {row['qpt_energy']:.8f} Ha  converged={row['qpt_converged']} "
-           f"in {row['qpt_iter']} iterations, {row['qpt_s']:.2f} s "
-           f"(precompute {row['qpt_precompute_s']:.2f} s; compile {row['qpt_compile_s']:.2f} s extra on first call)"]
-  if "pyscf_energy" in row:
-    lines += [f"  PySCF        : E = {row['pyscf_energy']:.8f} Ha  converged={row['pyscf_converged']} "
-              f"in {row['pyscf_iter']} iterations, {row['pyscf_s']:.2f} s",
-              f"  difference   : {row['difference']:+.2e} Ha;  speed-up {row['speedup']:.1f}x"]
-  return "\n".join(lines)
+    """Human-readable summary of `compare_with_pyscf`'s dict."""
+    lines = [
+        f"{row['molecule']} / {row['basis']} / {row['xc']} / grid level {row['grid_level']}"
+        f"  ({row['n_ao']} AOs, {row['n_grid']} grid points, ERI: {row['eri']})",
+        f"  qpt_nb (JAX) : E = {row['qpt_energy']:.8f} Ha  converged={row['qpt_converged']} "
+        f"in {row['qpt_iter']} iterations, {row['qpt_s']:.2f} s "
+        f"(precompute {row['qpt_precompute_s']:.2f} s; compile {row['qpt_compile_s']:.2f} s extra on first call)",
+    ]
+    if "pyscf_energy" in row:
+        lines += [
+            f"  PySCF        : E = {row['pyscf_energy']:.8f} Ha  converged={row['pyscf_converged']} "
+            f"in {row['pyscf_iter']} iterations, {row['pyscf_s']:.2f} s",
+            f"  difference   : {row['difference']:+.2e} Ha;  speed-up {row['speedup']:.1f}x",
+        ]
+    return "\n".join(lines)

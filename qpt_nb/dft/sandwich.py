@@ -11,6 +11,7 @@ Pure physics; knows nothing about the network. With H = H_init + W:
 mix applied at the second one.  Gradients flow through every eigen-solve
 (`qpt_nb.dft.linalg.eigh_guarded`).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -25,63 +26,64 @@ from qpt_nb.dft.xc import get_xc
 
 
 class InitialIteration(NamedTuple):
-  """The first (network-free) DFT iteration from the minao guess D0.
+    """The first (network-free) DFT iteration from the minao guess D0.
 
-  All (N, N), Hartree except dm0: dm0, coulomb J(D0), exchange K(D0),
-  vxc V_xc(D0) and h_init = H_core + J - a_x/2 K + V_xc = F[D0]."""
-  dm0: jnp.ndarray
-  coulomb: jnp.ndarray
-  exchange: jnp.ndarray
-  vxc: jnp.ndarray
-  h_init: jnp.ndarray
+    All (N, N), Hartree except dm0: dm0, coulomb J(D0), exchange K(D0),
+    vxc V_xc(D0) and h_init = H_core + J - a_x/2 K + V_xc = F[D0]."""
+
+    dm0: jnp.ndarray
+    coulomb: jnp.ndarray
+    exchange: jnp.ndarray
+    vxc: jnp.ndarray
+    h_init: jnp.ndarray
 
 
 def initial_iteration(t: DFTTensors, xc: XCLike = "b3lyp5") -> InitialIteration:
-  """One DFT iteration from `t.dm0` (PySCF's minao guess): H_init = F[D0] and its parts."""
-  func = get_xc(xc)
-  d0 = t.dm0
-  j, k = coulomb(d0, t), exchange(d0, t)
-  v = xc_potential(d0, t, func)
-  return InitialIteration(d0, j, k, v, t.hcore + j - 0.5 * func.hyb * k + v)
+    """One DFT iteration from `t.dm0` (PySCF's minao guess): H_init = F[D0] and its parts."""
+    func = get_xc(xc)
+    d0 = t.dm0
+    j, k = coulomb(d0, t), exchange(d0, t)
+    v = xc_potential(d0, t, func)
+    return InitialIteration(d0, j, k, v, t.hcore + j - 0.5 * func.hyb * k + v)
 
 
 def mix_schedule(n_refine: int, mix: float = 0.5, mix_at: int = 2) -> jnp.ndarray:
-  """Weights alpha_k (n_refine - 1,) of the new density at eigen-solves 2..n_refine:
-  D_k = alpha_k aufbau(F[D_{k-1}]) + (1 - alpha_k) D_{k-1}; alpha = 1 - mix at solve `mix_at`."""
-  alpha = jnp.ones(max(n_refine - 1, 0))
-  if 2 <= mix_at <= n_refine:
-    alpha = alpha.at[mix_at - 2].set(1.0 - mix)
-  return alpha
+    """Weights alpha_k (n_refine - 1,) of the new density at eigen-solves 2..n_refine:
+    D_k = alpha_k aufbau(F[D_{k-1}]) + (1 - alpha_k) D_{k-1}; alpha = 1 - mix at solve `mix_at`."""
+    alpha = jnp.ones(max(n_refine - 1, 0))
+    if 2 <= mix_at <= n_refine:
+        alpha = alpha.at[mix_at - 2].set(1.0 - mix)
+    return alpha
 
 
-def refine(h, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *,
-           mix: float = 0.5, mix_at: int = 2):
-  """Density after `n_refine` DFT eigen-solves starting from Hamiltonian `h` (N, N).
+def refine(h, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *, mix: float = 0.5, mix_at: int = 2):
+    """Density after `n_refine` DFT eigen-solves starting from Hamiltonian `h` (N, N).
 
-  Returns D_{n_refine} (N, N). Fixed iteration count under `lax.scan`.
-  """
-  if n_refine < 1:
-    raise ValueError(f"n_refine must be >= 1, got {n_refine}.")
-  func = get_xc(xc)
-  d1 = density_from_fock(h, t.orthogonalizer, t.n_occ)
+    Returns D_{n_refine} (N, N). Fixed iteration count under `lax.scan`.
+    """
+    if n_refine < 1:
+        raise ValueError(f"n_refine must be >= 1, got {n_refine}.")
+    func = get_xc(xc)
+    d1 = density_from_fock(h, t.orthogonalizer, t.n_occ)
 
-  def step(d, alpha):
-    d_new = density_from_fock(energy_and_fock(d, t, func)[1], t.orthogonalizer, t.n_occ)
-    return alpha * d_new + (1.0 - alpha) * d, None
+    def step(d, alpha):
+        d_new = density_from_fock(energy_and_fock(d, t, func)[1], t.orthogonalizer, t.n_occ)
+        return alpha * d_new + (1.0 - alpha) * d, None
 
-  d, _ = jax.lax.scan(step, d1, mix_schedule(n_refine, mix, mix_at))
-  return d
+    d, _ = jax.lax.scan(step, d1, mix_schedule(n_refine, mix, mix_at))
+    return d
 
 
-def sandwich_energy(w, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *,
-                    mix: float = 0.5, h_init=None):
-  """E[D_n] (Hartree) for the Hamiltonian H_init + W; W (N, N) is the correction.
+def sandwich_energy(
+    w, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *, mix: float = 0.5, h_init=None
+):
+    """E[D_n] (Hartree) for the Hamiltonian H_init + W; W (N, N) is the correction.
 
-  W = 0 gives the plain n-iteration DFT sandwich (the untrained baseline).
-  Returns (energy, density D_n).
-  """
-  func = get_xc(xc)
-  if h_init is None:
-    h_init = initial_iteration(t, func).h_init
-  d = refine(h_init + 0.5 * (w + w.T), t, func, n_refine, mix=mix)
-  return energy(d, t, func), d
+    W = 0 gives the plain n-iteration DFT sandwich (the untrained baseline).
+    Returns (energy, density D_n).
+    """
+    func = get_xc(xc)
+    if h_init is None:
+        h_init = initial_iteration(t, func).h_init
+    d = refine(h_init + 0.5 * (w + w.T), t, func, n_refine, mix=mix)
+    return energy(d, t, func), d

@@ -9,6 +9,7 @@ starting from PySCF's 'minao' guess, and agree once converged.
 * `scf_fixed(t, xc, n_iter)`: exactly `n_iter` iterations under `lax.scan`, DIIS
   with fixed-size buffers, jitted and differentiable end to end.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,261 +33,313 @@ from qpt_nb.dft.xc import get_xc
 
 # ----------------------------------------------------------------------------- argument checks
 def _check_int(value, what: str, low: int, hint: str = "") -> int:
-  """`value` as an int >= `low`: TypeError for a non-integer (bool, float, str, a traced
-  value), ValueError below `low`."""
-  if isinstance(value, (bool, np.bool_)):
-    raise TypeError(f"{what} must be an integer{hint}, got {value!r}")
-  try:
-    iv = operator.index(value)
-  except TypeError:
-    raise TypeError(f"{what} must be an integer{hint}, got {type(value).__name__} "
-                    f"{value!r}") from None
-  if iv < low:
-    raise ValueError(f"{what} must be >= {low}{hint}, got {iv}")
-  return int(iv)
+    """`value` as an int >= `low`: TypeError for a non-integer (bool, float, str, a traced
+    value), ValueError below `low`."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be an integer{hint}, got {value!r}")
+    try:
+        iv = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer{hint}, got {type(value).__name__} {value!r}") from None
+    if iv < low:
+        raise ValueError(f"{what} must be >= {low}{hint}, got {iv}")
+    return int(iv)
 
 
 def _check_tol(value, what: str) -> float:
-  """A positive, finite tolerance (Hartree) as float."""
-  if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
-    raise TypeError(f"{what} must be a positive number (Hartree), got {value!r}")
-  try:
-    v = float(value)
-  except (TypeError, ValueError):
-    raise TypeError(f"{what} must be a positive number (Hartree), got "
-                    f"{type(value).__name__} {value!r}") from None
-  if not (math.isfinite(v) and v > 0):
-    raise ValueError(f"{what} must be a positive, finite tolerance in Hartree (e.g. 1e-10), "
-                     f"got {value!r}")
-  return v
+    """A positive, finite tolerance (Hartree) as float."""
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+        raise TypeError(f"{what} must be a positive number (Hartree), got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{what} must be a positive number (Hartree), got {type(value).__name__} {value!r}"
+        ) from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(
+            f"{what} must be a positive, finite tolerance in Hartree (e.g. 1e-10), got {value!r}"
+        )
+    return v
 
 
 def _check_loop_args(conv_tol, conv_tol_grad, max_cycle, diis_space, callback):
-  conv_tol = _check_tol(conv_tol, "conv_tol")
-  if conv_tol_grad is not None:
-    conv_tol_grad = _check_tol(conv_tol_grad, "conv_tol_grad")
-  max_cycle = _check_int(max_cycle, "max_cycle", 1, " (the number of Fock builds allowed)")
-  diis_space = _check_int(diis_space, "diis_space", 0, " (0 turns DIIS off)")
-  if callback is not None and not callable(callback):
-    raise TypeError(f"callback must be callable (called with a dict per iteration) or None, "
-                    f"got {type(callback).__name__}")
-  return conv_tol, conv_tol_grad, max_cycle, diis_space
+    conv_tol = _check_tol(conv_tol, "conv_tol")
+    if conv_tol_grad is not None:
+        conv_tol_grad = _check_tol(conv_tol_grad, "conv_tol_grad")
+    max_cycle = _check_int(max_cycle, "max_cycle", 1, " (the number of Fock builds allowed)")
+    diis_space = _check_int(diis_space, "diis_space", 0, " (0 turns DIIS off)")
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be callable (called with a dict per iteration) or None, "
+            f"got {type(callback).__name__}"
+        )
+    return conv_tol, conv_tol_grad, max_cycle, diis_space
 
 
 @dataclasses.dataclass
 class SCFResult:
-  """Outcome of `scf`. Energies in Hartree, matrices in the AO basis.
+    """Outcome of `scf`. Energies in Hartree, matrices in the AO basis.
 
-  energy: total energy of `density`.  mo_energy (N,), mo_coeff (N, N) columns,
-  density (N, N), fock (N, N) = F[density].  converged / n_iter: whether the
-  convergence test passed and after how many Fock builds.  energies: energy per
-  iteration.  tensors: the `DFTTensors` used.  timings: seconds per phase.
-  """
-  energy: float
-  mo_energy: np.ndarray
-  mo_coeff: np.ndarray
-  density: np.ndarray
-  fock: np.ndarray
-  converged: bool
-  n_iter: int
-  energies: list
-  tensors: Optional[DFTTensors] = None
-  timings: dict = dataclasses.field(default_factory=dict)
+    energy: total energy of `density`.  mo_energy (N,), mo_coeff (N, N) columns,
+    density (N, N), fock (N, N) = F[density].  converged / n_iter: whether the
+    convergence test passed and after how many Fock builds.  energies: energy per
+    iteration.  tensors: the `DFTTensors` used.  timings: seconds per phase.
+    """
 
-  @property
-  def homo_lumo_gap(self) -> float:
-    """HOMO-LUMO gap in Hartree."""
-    n = self.tensors.n_occ
-    return float(self.mo_energy[n] - self.mo_energy[n - 1])
+    energy: float
+    mo_energy: np.ndarray
+    mo_coeff: np.ndarray
+    density: np.ndarray
+    fock: np.ndarray
+    converged: bool
+    n_iter: int
+    energies: list
+    tensors: Optional[DFTTensors] = None
+    timings: dict = dataclasses.field(default_factory=dict)
 
-  def __repr__(self):
-    return (f"SCFResult(energy={self.energy:.10f} Ha, converged={self.converged}, "
-            f"n_iter={self.n_iter})")
+    @property
+    def homo_lumo_gap(self) -> float:
+        """HOMO-LUMO gap in Hartree."""
+        n = self.tensors.n_occ
+        return float(self.mo_energy[n] - self.mo_energy[n - 1])
+
+    def __repr__(self):
+        return f"SCFResult(energy={self.energy:.10f} Ha, converged={self.converged}, n_iter={self.n_iter})"
 
 
 def commutator_error(fock, density, t: DFTTensors):
-  """DIIS error X^T (F D S - S D F) X (N, N): zero at self-consistency."""
-  fds = fock @ density @ t.overlap
-  return t.orthogonalizer.T @ (fds - fds.T) @ t.orthogonalizer
+    """DIIS error X^T (F D S - S D F) X (N, N): zero at self-consistency."""
+    fds = fock @ density @ t.overlap
+    return t.orthogonalizer.T @ (fds - fds.T) @ t.orthogonalizer
 
 
 def diis_coefficients(errors, valid):
-  """CDIIS weights c (m,) minimising |sum_i c_i e_i| subject to sum_i c_i = 1.
+    """CDIIS weights c (m,) minimising |sum_i c_i e_i| subject to sum_i c_i = 1.
 
-  Args:
-    errors: (m, N, N) error vectors; valid: (m,) bool mask of filled slots.
-  Returns (m,) weights, zero on invalid slots. The Gram matrix is scaled to unit
-  diagonal maximum and regularised (1e-12) so it stays solvable at convergence.
-  """
-  m = errors.shape[0]
-  flat = errors.reshape(m, -1)
-  b = flat @ flat.T
-  vv = valid[:, None] & valid[None, :]
-  scale = jnp.max(jnp.where(valid, jnp.diagonal(b), 0.0))
-  scale = jnp.where(scale > 0, scale, 1.0)
-  b = jnp.where(vv, b / scale, 0.0) + jnp.eye(m) * jnp.where(valid, 1e-12, 1.0)
-  ones = valid.astype(b.dtype)
-  a = jnp.block([[b, ones[:, None]], [ones[None, :], jnp.zeros((1, 1))]])
-  rhs = jnp.concatenate([jnp.zeros(m), jnp.ones(1)])
-  return jnp.linalg.solve(a, rhs)[:m] * ones
+    Args:
+      errors: (m, N, N) error vectors; valid: (m,) bool mask of filled slots.
+    Returns (m,) weights, zero on invalid slots. The Gram matrix is scaled to unit
+    diagonal maximum and regularised (1e-12) so it stays solvable at convergence.
+    """
+    m = errors.shape[0]
+    flat = errors.reshape(m, -1)
+    b = flat @ flat.T
+    vv = valid[:, None] & valid[None, :]
+    scale = jnp.max(jnp.where(valid, jnp.diagonal(b), 0.0))
+    scale = jnp.where(scale > 0, scale, 1.0)
+    b = jnp.where(vv, b / scale, 0.0) + jnp.eye(m) * jnp.where(valid, 1e-12, 1.0)
+    ones = valid.astype(b.dtype)
+    a = jnp.block([[b, ones[:, None]], [ones[None, :], jnp.zeros((1, 1))]])
+    rhs = jnp.concatenate([jnp.zeros(m), jnp.ones(1)])
+    return jnp.linalg.solve(a, rhs)[:m] * ones
 
 
 class FixedSCFResult(NamedTuple):
-  """Output of `scf_fixed` (JAX arrays): energy (), density/fock/mo_coeff (N, N),
-  mo_energy (N,), energies (n_iter,) the energy entering each iteration,
-  errors (n_iter,) the commutator norm entering each iteration."""
-  energy: jnp.ndarray
-  density: jnp.ndarray
-  fock: jnp.ndarray
-  mo_energy: jnp.ndarray
-  mo_coeff: jnp.ndarray
-  energies: jnp.ndarray
-  errors: jnp.ndarray
+    """Output of `scf_fixed` (JAX arrays): energy (), density/fock/mo_coeff (N, N),
+    mo_energy (N,), energies (n_iter,) the energy entering each iteration,
+    errors (n_iter,) the commutator norm entering each iteration."""
+
+    energy: jnp.ndarray
+    density: jnp.ndarray
+    fock: jnp.ndarray
+    mo_energy: jnp.ndarray
+    mo_coeff: jnp.ndarray
+    energies: jnp.ndarray
+    errors: jnp.ndarray
 
 
 @functools.partial(jax.jit, static_argnames=("xc", "n_iter", "diis_space"))
 def _scf_fixed(t, dm0, xc, n_iter, diis_space):
-  n = dm0.shape[-1]
-  m = max(int(diis_space), 1)
+    n = dm0.shape[-1]
+    m = max(int(diis_space), 1)
 
-  def step(carry, k):
-    d, fbuf, ebuf = carry
+    def step(carry, k):
+        d, fbuf, ebuf = carry
+        e, f = energy_and_fock(d, t, xc)
+        err = commutator_error(f, d, t)
+        slot = k % m
+        fbuf = fbuf.at[slot].set(f)
+        ebuf = ebuf.at[slot].set(err)
+        valid = jnp.arange(m) < jnp.minimum(k + 1, m)
+        c = diis_coefficients(ebuf, valid) if diis_space > 0 else jnp.eye(m)[slot]
+        f_ext = jnp.einsum("m,mij->ij", c, fbuf)
+        d_new = solve_fock(f_ext, t.orthogonalizer, t.n_occ)[2]
+        return (d_new, fbuf, ebuf), (e, jnp.linalg.norm(err))
+
+    init = (dm0, jnp.zeros((m, n, n), dm0.dtype), jnp.zeros((m, n, n), dm0.dtype))
+    (d, _, _), (energies, errors) = jax.lax.scan(step, init, jnp.arange(n_iter))
     e, f = energy_and_fock(d, t, xc)
-    err = commutator_error(f, d, t)
-    slot = k % m
-    fbuf = fbuf.at[slot].set(f)
-    ebuf = ebuf.at[slot].set(err)
-    valid = jnp.arange(m) < jnp.minimum(k + 1, m)
-    c = diis_coefficients(ebuf, valid) if diis_space > 0 else jnp.eye(m)[slot]
-    f_ext = jnp.einsum("m,mij->ij", c, fbuf)
-    d_new = solve_fock(f_ext, t.orthogonalizer, t.n_occ)[2]
-    return (d_new, fbuf, ebuf), (e, jnp.linalg.norm(err))
-
-  init = (dm0, jnp.zeros((m, n, n), dm0.dtype), jnp.zeros((m, n, n), dm0.dtype))
-  (d, _, _), (energies, errors) = jax.lax.scan(step, init, jnp.arange(n_iter))
-  e, f = energy_and_fock(d, t, xc)
-  eps, c, _ = solve_fock(f, t.orthogonalizer, t.n_occ)
-  return FixedSCFResult(e, d, f, eps, c, energies, errors)
+    eps, c, _ = solve_fock(f, t.orthogonalizer, t.n_occ)
+    return FixedSCFResult(e, d, f, eps, c, energies, errors)
 
 
-def scf_fixed(t: DFTTensors, xc: XCLike = "b3lyp5", n_iter: int = 30, *,
-              dm0=None, diis_space: int = 8) -> FixedSCFResult:
-  """Exactly `n_iter` DIIS-SCF iterations under `jax.jit` + `lax.scan`.
+def scf_fixed(
+    t: DFTTensors, xc: XCLike = "b3lyp5", n_iter: int = 30, *, dm0=None, diis_space: int = 8
+) -> FixedSCFResult:
+    """Exactly `n_iter` DIIS-SCF iterations under `jax.jit` + `lax.scan`.
 
-  Differentiable in `t` and `dm0` (e.g. `jax.grad` of `.energy`). `diis_space=0`
-  gives plain Roothaan iterations. Compiled once per (functional, n_iter,
-  diis_space, tensor shapes).
-  """
-  n_iter = _check_int(n_iter, "n_iter", 1, " (a static iteration count, a Python int)")
-  diis_space = _check_int(diis_space, "diis_space", 0, " (a Python int; 0 turns DIIS off)")
-  dm0 = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
-  return _scf_fixed(t, dm0, get_xc(xc), n_iter, diis_space)
+    Differentiable in `t` and `dm0` (e.g. `jax.grad` of `.energy`). `diis_space=0`
+    gives plain Roothaan iterations. Compiled once per (functional, n_iter,
+    diis_space, tensor shapes).
+    """
+    n_iter = _check_int(n_iter, "n_iter", 1, " (a static iteration count, a Python int)")
+    diis_space = _check_int(diis_space, "diis_space", 0, " (a Python int; 0 turns DIIS off)")
+    dm0 = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
+    return _scf_fixed(t, dm0, get_xc(xc), n_iter, diis_space)
 
 
 @functools.partial(jax.jit, static_argnums=(2,))
 def _solve_fock_jit(f, x, n_occ):
-  return solve_fock(f, x, n_occ)
+    return solve_fock(f, x, n_occ)
 
 
 class _DIIS:
-  """Host-side CDIIS history for the teaching loop (NumPy)."""
+    """Host-side CDIIS history for the teaching loop (NumPy)."""
 
-  def __init__(self, space: int):
-    self.space, self.focks, self.errors = space, [], []
+    def __init__(self, space: int):
+        self.space, self.focks, self.errors = space, [], []
 
-  def extrapolate(self, f, err):
-    if self.space <= 0:
-      return f
-    self.focks = (self.focks + [f])[-self.space:]
-    self.errors = (self.errors + [err])[-self.space:]
-    c = diis_coefficients(jnp.stack(self.errors), jnp.ones(len(self.errors), bool))
-    return np.einsum("m,mij->ij", np.asarray(c), np.stack(self.focks))
-
-
-def scf_loop(t: DFTTensors, xc: XCLike = "b3lyp5", *, conv_tol: float = 1e-10,
-             conv_tol_grad: Optional[float] = None, max_cycle: int = 100,
-             diis_space: int = 8, dm0=None,
-             callback: Optional[Callable[[dict], None]] = None) -> SCFResult:
-  """The teaching SCF loop on precomputed tensors (see `scf` for the arguments).
-
-  Converged when |E_k - E_{k-1}| < conv_tol and |X^T(FDS - SDF)X| < conv_tol_grad
-  (default sqrt(conv_tol), PySCF's default). `callback(info)` is called once per
-  iteration with keys 'iteration', 'energy', 'delta_e', 'error'.
-
-  Raises TypeError / ValueError for arguments of the wrong type or range (conv_tol must
-  be positive and finite, max_cycle >= 1, diis_space >= 0, dm0 (N, N) and symmetric).
-  """
-  f_xc = get_xc(xc)
-  if not isinstance(t, DFTTensors):
-    raise TypeError(f"scf_loop needs the DFTTensors of a molecule (qpt_nb.dft_tensors(mol, ...)), "
-                    f"got {type(t).__name__}; for a Molecule use qpt_nb.scf(mol, ...)")
-  conv_tol, conv_tol_grad, max_cycle, diis_space = _check_loop_args(
-      conv_tol, conv_tol_grad, max_cycle, diis_space, callback)
-  tol_grad = np.sqrt(conv_tol) if conv_tol_grad is None else conv_tol_grad
-  d = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
-  diis, energies, e_prev, converged = _DIIS(diis_space), [], None, False
-  for it in range(1, max_cycle + 1):
-    e, f = energy_and_fock_jit(d, t, f_xc)
-    err = np.asarray(commutator_error(f, d, t))
-    e = float(e)
-    delta = np.inf if e_prev is None else e - e_prev
-    energies.append(e)
-    if callback is not None:
-      callback(dict(iteration=it, energy=e, delta_e=delta, error=float(np.linalg.norm(err))))
-    if abs(delta) < conv_tol and np.linalg.norm(err) < tol_grad:
-      converged = True
-      break
-    f_ext = diis.extrapolate(np.asarray(f), err)
-    d = _solve_fock_jit(jnp.asarray(f_ext), t.orthogonalizer, t.n_occ)[2]
-    e_prev = e
-  eps, c, _ = _solve_fock_jit(f, t.orthogonalizer, t.n_occ)
-  if not converged:
-    warnings.warn(f"SCF did not converge in {max_cycle} iterations (last energy change "
-                  f"{delta:.2e} Ha, commutator norm {np.linalg.norm(err):.2e}); "
-                  "the result is marked converged=False.", RuntimeWarning, stacklevel=2)
-  return SCFResult(energy=e, mo_energy=np.asarray(eps), mo_coeff=np.asarray(c),
-                   density=np.asarray(d), fock=np.asarray(f), converged=converged,
-                   n_iter=it, energies=energies, tensors=t)
+    def extrapolate(self, f, err):
+        if self.space <= 0:
+            return f
+        self.focks = (self.focks + [f])[-self.space :]
+        self.errors = (self.errors + [err])[-self.space :]
+        c = diis_coefficients(jnp.stack(self.errors), jnp.ones(len(self.errors), bool))
+        return np.einsum("m,mij->ij", np.asarray(c), np.stack(self.focks))
 
 
-def scf(mol, basis: str = "def2-svp", xc: XCLike = "b3lyp5", grid_level: int = 3, *,
-        conv_tol: float = 1e-10, conv_tol_grad: Optional[float] = None, max_cycle: int = 100,
-        diis_space: int = 8, eri: str = "auto", auxbasis: Optional[str] = None,
-        callback: Optional[Callable[[dict], None]] = None,
-        memory_check: bool = True) -> SCFResult:
-  """Restricted Kohn-Sham SCF of `mol` in JAX (PySCF supplies integrals and the grid).
+def scf_loop(
+    t: DFTTensors,
+    xc: XCLike = "b3lyp5",
+    *,
+    conv_tol: float = 1e-10,
+    conv_tol_grad: Optional[float] = None,
+    max_cycle: int = 100,
+    diis_space: int = 8,
+    dm0=None,
+    callback: Optional[Callable[[dict], None]] = None,
+) -> SCFResult:
+    """The teaching SCF loop on precomputed tensors (see `scf` for the arguments).
 
-  Args:
-    mol: `qpt_nb.Molecule` (closed shell) or the name of a built-in one ('water').
-    basis: PySCF basis name.  xc: 'hf', 'lda,vwn', 'pbe', 'b3lyp5' or 'b3lyp'.
-    grid_level: PySCF grid level 0..9.  conv_tol: energy convergence (Hartree, > 0).
-    max_cycle: most Fock builds (>= 1).  diis_space: DIIS history (0: off).
-    eri: 'auto' | 'dense' | 'df' (see `qpt_nb.dft.tensors`).
-    callback: called with a dict per iteration.
-    memory_check: refuse (`qpt_nb.dft.memory.InsufficientMemoryError`, a MemoryError
-      and a ValueError) a precompute that needs more memory than is available, before
-      any heavy PySCF work (`dft_tensors`).
+    Converged when |E_k - E_{k-1}| < conv_tol and |X^T(FDS - SDF)X| < conv_tol_grad
+    (default sqrt(conv_tol), PySCF's default). `callback(info)` is called once per
+    iteration with keys 'iteration', 'energy', 'delta_e', 'error'.
 
-  Every argument is checked before the precompute: TypeError for a wrong type (a
-  molecule that is neither a Molecule nor a built-in name, a float max_cycle),
-  ValueError for a wrong value (max_cycle=0, a negative or NaN conv_tol).
+    Raises TypeError / ValueError for arguments of the wrong type or range (conv_tol must
+    be positive and finite, max_cycle >= 1, diis_space >= 0, dm0 (N, N) and symmetric).
+    """
+    f_xc = get_xc(xc)
+    if not isinstance(t, DFTTensors):
+        raise TypeError(
+            f"scf_loop needs the DFTTensors of a molecule (qpt_nb.dft_tensors(mol, ...)), "
+            f"got {type(t).__name__}; for a Molecule use qpt_nb.scf(mol, ...)"
+        )
+    conv_tol, conv_tol_grad, max_cycle, diis_space = _check_loop_args(
+        conv_tol, conv_tol_grad, max_cycle, diis_space, callback
+    )
+    tol_grad = np.sqrt(conv_tol) if conv_tol_grad is None else conv_tol_grad
+    d = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
+    diis, energies, e_prev, converged = _DIIS(diis_space), [], None, False
+    for it in range(1, max_cycle + 1):
+        e, f = energy_and_fock_jit(d, t, f_xc)
+        err = np.asarray(commutator_error(f, d, t))
+        e = float(e)
+        delta = np.inf if e_prev is None else e - e_prev
+        energies.append(e)
+        if callback is not None:
+            callback(dict(iteration=it, energy=e, delta_e=delta, error=float(np.linalg.norm(err))))
+        if abs(delta) < conv_tol and np.linalg.norm(err) < tol_grad:
+            converged = True
+            break
+        f_ext = diis.extrapolate(np.asarray(f), err)
+        d = _solve_fock_jit(jnp.asarray(f_ext), t.orthogonalizer, t.n_occ)[2]
+        e_prev = e
+    eps, c, _ = _solve_fock_jit(f, t.orthogonalizer, t.n_occ)
+    if not converged:
+        warnings.warn(
+            f"SCF did not converge in {max_cycle} iterations (last energy change "
+            f"{delta:.2e} Ha, commutator norm {np.linalg.norm(err):.2e}); "
+            "the result is marked converged=False.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return SCFResult(
+        energy=e,
+        mo_energy=np.asarray(eps),
+        mo_coeff=np.asarray(c),
+        density=np.asarray(d),
+        fock=np.asarray(f),
+        converged=converged,
+        n_iter=it,
+        energies=energies,
+        tensors=t,
+    )
 
-  Example:
-    >>> res = scf(Molecule.builtin('water'), 'sto-3g', 'b3lyp5', grid_level=3)  # doctest: +SKIP
-    >>> round(res.energy, 6)                                                     # doctest: +SKIP
-    -75.312527  # PySCF's dft.RKS(mol, xc='b3lyp5') gives the same to 1e-8
-  """
-  mol = as_molecule(mol)
-  f_xc = get_xc(xc)
-  _check_loop_args(conv_tol, conv_tol_grad, max_cycle, diis_space, callback)
-  timings = {}
-  t0 = time.perf_counter()
-  t = dft_tensors(mol, basis, grid_level, eri=eri, auxbasis=auxbasis, xc=f_xc.name,
-                  timings=timings, memory_check=memory_check)
-  timings["precompute"] = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  res = scf_loop(t, f_xc, conv_tol=conv_tol, conv_tol_grad=conv_tol_grad, max_cycle=max_cycle,
-                 diis_space=diis_space, callback=callback)
-  timings["scf"] = time.perf_counter() - t0
-  res.timings = timings
-  return res
+
+def scf(
+    mol,
+    basis: str = "def2-svp",
+    xc: XCLike = "b3lyp5",
+    grid_level: int = 3,
+    *,
+    conv_tol: float = 1e-10,
+    conv_tol_grad: Optional[float] = None,
+    max_cycle: int = 100,
+    diis_space: int = 8,
+    eri: str = "auto",
+    auxbasis: Optional[str] = None,
+    callback: Optional[Callable[[dict], None]] = None,
+    memory_check: bool = True,
+) -> SCFResult:
+    """Restricted Kohn-Sham SCF of `mol` in JAX (PySCF supplies integrals and the grid).
+
+    Args:
+      mol: `qpt_nb.Molecule` (closed shell) or the name of a built-in one ('water').
+      basis: PySCF basis name.  xc: 'hf', 'lda,vwn', 'pbe', 'b3lyp5' or 'b3lyp'.
+      grid_level: PySCF grid level 0..9.  conv_tol: energy convergence (Hartree, > 0).
+      max_cycle: most Fock builds (>= 1).  diis_space: DIIS history (0: off).
+      eri: 'auto' | 'dense' | 'df' (see `qpt_nb.dft.tensors`).
+      callback: called with a dict per iteration.
+      memory_check: refuse (`qpt_nb.dft.memory.InsufficientMemoryError`, a MemoryError
+        and a ValueError) a precompute that needs more memory than is available, before
+        any heavy PySCF work (`dft_tensors`).
+
+    Every argument is checked before the precompute: TypeError for a wrong type (a
+    molecule that is neither a Molecule nor a built-in name, a float max_cycle),
+    ValueError for a wrong value (max_cycle=0, a negative or NaN conv_tol).
+
+    Example:
+      >>> res = scf(Molecule.builtin('water'), 'sto-3g', 'b3lyp5', grid_level=3)  # doctest: +SKIP
+      >>> round(res.energy, 6)                                                     # doctest: +SKIP
+      -75.312527  # PySCF's dft.RKS(mol, xc='b3lyp5') gives the same to 1e-8
+    """
+    mol = as_molecule(mol)
+    f_xc = get_xc(xc)
+    _check_loop_args(conv_tol, conv_tol_grad, max_cycle, diis_space, callback)
+    timings = {}
+    t0 = time.perf_counter()
+    t = dft_tensors(
+        mol,
+        basis,
+        grid_level,
+        eri=eri,
+        auxbasis=auxbasis,
+        xc=f_xc.name,
+        timings=timings,
+        memory_check=memory_check,
+    )
+    timings["precompute"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = scf_loop(
+        t,
+        f_xc,
+        conv_tol=conv_tol,
+        conv_tol_grad=conv_tol_grad,
+        max_cycle=max_cycle,
+        diis_space=diis_space,
+        callback=callback,
+    )
+    timings["scf"] = time.perf_counter() - t0
+    res.timings = timings
+    return res

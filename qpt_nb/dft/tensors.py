@@ -25,6 +25,7 @@ Memory. `dft_tensors` (and so `qpt_nb.scf`) first runs `qpt_nb.dft.memory`'s est
 and check, so a job too large for the machine is refused in milliseconds with what to
 change, before any heavy PySCF work.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,246 +44,275 @@ GRID_LEVELS = range(0, 10)
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class DFTTensors:
-  """Precomputed DFT quantities of one geometry (a JAX pytree).
+    """Precomputed DFT quantities of one geometry (a JAX pytree).
 
-  Array fields (leaves; a batch of conformers stacks them on a leading axis):
-    overlap:     (N, N)  S_ij = <i|j>.
-    hcore:       (N, N)  kinetic + nuclear attraction, Hartree.
-    orthogonalizer: (N, N) X = L^-T with S = L L^T, so X^T S X = 1.
-    eri:         (N, N, N, N) dense (ij|kl), or (P, N, N) fitted B[P,i,j].
-    ao:          (4, G, N) AO values and their x/y/z derivatives on the grid
-                 (Bohr^-3/2, Bohr^-5/2); (1, G, N) when gradients are not needed.
-    weights:     (G,) quadrature weights, Bohr^3 (zero on padding points).
-    e_nuc:       () nuclear repulsion, Hartree.
-    dm0:         (N, N) PySCF 'minao' initial-guess density matrix.
-    ao_element:  (N,) int, atomic number owning each AO.
-    ao_index:    (N,) int, index of each AO within its atom's basis.
-    ao_position: (N, 3) position (Bohr) of each AO's atom.
-  Static fields (part of the tree structure, so jit keys stay static):
-    n_occ:       number of doubly occupied orbitals.
-    eri_kind:    'dense' or 'df'.
-    grid_block:  grid points per block in the XC quadrature (G is a multiple of
-                 it; the padding points have zero weight and zero AO values).
-  """
-  overlap: jnp.ndarray
-  hcore: jnp.ndarray
-  orthogonalizer: jnp.ndarray
-  eri: jnp.ndarray
-  ao: jnp.ndarray
-  weights: jnp.ndarray
-  e_nuc: jnp.ndarray
-  dm0: jnp.ndarray
-  ao_element: jnp.ndarray
-  ao_index: jnp.ndarray
-  ao_position: jnp.ndarray
-  n_occ: int = dataclasses.field(metadata=dict(static=True), default=0)
-  eri_kind: str = dataclasses.field(metadata=dict(static=True), default="dense")
-  grid_block: int = dataclasses.field(metadata=dict(static=True), default=0)
+    Array fields (leaves; a batch of conformers stacks them on a leading axis):
+      overlap:     (N, N)  S_ij = <i|j>.
+      hcore:       (N, N)  kinetic + nuclear attraction, Hartree.
+      orthogonalizer: (N, N) X = L^-T with S = L L^T, so X^T S X = 1.
+      eri:         (N, N, N, N) dense (ij|kl), or (P, N, N) fitted B[P,i,j].
+      ao:          (4, G, N) AO values and their x/y/z derivatives on the grid
+                   (Bohr^-3/2, Bohr^-5/2); (1, G, N) when gradients are not needed.
+      weights:     (G,) quadrature weights, Bohr^3 (zero on padding points).
+      e_nuc:       () nuclear repulsion, Hartree.
+      dm0:         (N, N) PySCF 'minao' initial-guess density matrix.
+      ao_element:  (N,) int, atomic number owning each AO.
+      ao_index:    (N,) int, index of each AO within its atom's basis.
+      ao_position: (N, 3) position (Bohr) of each AO's atom.
+    Static fields (part of the tree structure, so jit keys stay static):
+      n_occ:       number of doubly occupied orbitals.
+      eri_kind:    'dense' or 'df'.
+      grid_block:  grid points per block in the XC quadrature (G is a multiple of
+                   it; the padding points have zero weight and zero AO values).
+    """
 
-  @property
-  def n_ao(self) -> int:
-    return self.overlap.shape[-1]
+    overlap: jnp.ndarray
+    hcore: jnp.ndarray
+    orthogonalizer: jnp.ndarray
+    eri: jnp.ndarray
+    ao: jnp.ndarray
+    weights: jnp.ndarray
+    e_nuc: jnp.ndarray
+    dm0: jnp.ndarray
+    ao_element: jnp.ndarray
+    ao_index: jnp.ndarray
+    ao_position: jnp.ndarray
+    n_occ: int = dataclasses.field(metadata=dict(static=True), default=0)
+    eri_kind: str = dataclasses.field(metadata=dict(static=True), default="dense")
+    grid_block: int = dataclasses.field(metadata=dict(static=True), default=0)
 
-  @property
-  def n_grid(self) -> int:
-    return self.weights.shape[-1]
+    @property
+    def n_ao(self) -> int:
+        return self.overlap.shape[-1]
 
-  def nbytes(self) -> int:
-    """Total size of the array leaves in bytes."""
-    return int(sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(self)))
+    @property
+    def n_grid(self) -> int:
+        return self.weights.shape[-1]
+
+    def nbytes(self) -> int:
+        """Total size of the array leaves in bytes."""
+        return int(sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(self)))
 
 
 def grid_block_size(n_ao: int) -> int:
-  """Grid points per XC block: about 4 MB of AO values and gradients per block,
-  so a block stays in cache (2-3x faster than one pass over the whole grid)."""
-  target = 131072 // max(n_ao, 1)
-  return int(min(max(2 ** int(round(np.log2(max(target, 1)))), 256), 8192))
+    """Grid points per XC block: about 4 MB of AO values and gradients per block,
+    so a block stays in cache (2-3x faster than one pass over the whole grid)."""
+    target = 131072 // max(n_ao, 1)
+    return int(min(max(2 ** int(round(np.log2(max(target, 1)))), 256), 8192))
 
 
 def pad_grid(coords: np.ndarray, weights: np.ndarray, block: int):
-  """Pads (G, 3) coords and (G,) weights to a multiple of `block` points.
+    """Pads (G, 3) coords and (G,) weights to a multiple of `block` points.
 
-  Padding points repeat the last coordinate with zero weight (as PySCF's own
-  alignment padding does), so they contribute nothing and AO values need no copy.
-  """
-  pad = (-weights.shape[0]) % block
-  if pad:
-    coords = np.concatenate([coords, np.repeat(coords[-1:], pad, axis=0)])
-    weights = np.concatenate([weights, np.zeros(pad)])
-  return coords, weights
+    Padding points repeat the last coordinate with zero weight (as PySCF's own
+    alignment padding does), so they contribute nothing and AO values need no copy.
+    """
+    pad = (-weights.shape[0]) % block
+    if pad:
+        coords = np.concatenate([coords, np.repeat(coords[-1:], pad, axis=0)])
+        weights = np.concatenate([weights, np.zeros(pad)])
+    return coords, weights
 
 
 def choose_eri_kind(n_ao: int, eri: str = "auto") -> str:
-  """Resolves ``eri='auto'`` to 'dense' (N <= DENSE_MAX_AO) or 'df'."""
-  if eri not in ERI_KINDS:
-    raise ValueError(f"Unknown eri={eri!r}; choose one of {ERI_KINDS}.")
-  if eri == "auto":
-    return "dense" if n_ao <= DENSE_MAX_AO else "df"
-  return eri
+    """Resolves ``eri='auto'`` to 'dense' (N <= DENSE_MAX_AO) or 'df'."""
+    if eri not in ERI_KINDS:
+        raise ValueError(f"Unknown eri={eri!r}; choose one of {ERI_KINDS}.")
+    if eri == "auto":
+        return "dense" if n_ao <= DENSE_MAX_AO else "df"
+    return eri
 
 
 def check_grid_level(grid_level) -> int:
-  if isinstance(grid_level, (bool, np.bool_)) or not (
-      isinstance(grid_level, (int, np.integer)) and 0 <= grid_level <= 9):
-    raise ValueError(f"grid_level must be an integer 0..9, got {grid_level!r}.")
-  return int(grid_level)
+    if isinstance(grid_level, (bool, np.bool_)) or not (
+        isinstance(grid_level, (int, np.integer)) and 0 <= grid_level <= 9
+    ):
+        raise ValueError(f"grid_level must be an integer 0..9, got {grid_level!r}.")
+    return int(grid_level)
 
 
 def build_grid(pmol, grid_level: int):
-  """PySCF's DFT grid (Treutler-Ahlrichs radial, NWChem pruning, Becke partition).
+    """PySCF's DFT grid (Treutler-Ahlrichs radial, NWChem pruning, Becke partition).
 
-  Returns (coords (G, 3) Bohr, weights (G,) Bohr^3) exactly as
-  ``pyscf.dft.gen_grid.Grids(mol)`` with ``.level = grid_level`` builds them.
-  The number of points depends only on the elements, so all conformers of one
-  molecule share G (static shapes for batching).
-  """
-  from pyscf.dft import gen_grid
-  check_grid_level(grid_level)
-  grids = gen_grid.Grids(pmol)
-  grids.level = int(grid_level)
-  grids.build()
-  return np.asarray(grids.coords), np.asarray(grids.weights)
+    Returns (coords (G, 3) Bohr, weights (G,) Bohr^3) exactly as
+    ``pyscf.dft.gen_grid.Grids(mol)`` with ``.level = grid_level`` builds them.
+    The number of points depends only on the elements, so all conformers of one
+    molecule share G (static shapes for batching).
+    """
+    from pyscf.dft import gen_grid
+
+    check_grid_level(grid_level)
+    grids = gen_grid.Grids(pmol)
+    grids.level = int(grid_level)
+    grids.build()
+    return np.asarray(grids.coords), np.asarray(grids.weights)
 
 
 def df_tensor(pmol, auxbasis: Optional[str] = None) -> np.ndarray:
-  """Whitened 3-index integrals B (P, N, N), as PySCF's `df.incore.cholesky_eri`."""
-  from pyscf import df, lib
-  if auxbasis is None:
-    auxbasis = df.make_auxbasis(pmol)
-  cderi = df.incore.cholesky_eri(pmol, auxbasis=auxbasis, aosym="s2ij")
-  return lib.unpack_tril(cderi)
+    """Whitened 3-index integrals B (P, N, N), as PySCF's `df.incore.cholesky_eri`."""
+    from pyscf import df, lib
+
+    if auxbasis is None:
+        auxbasis = df.make_auxbasis(pmol)
+    cderi = df.incore.cholesky_eri(pmol, auxbasis=auxbasis, aosym="s2ij")
+    return lib.unpack_tril(cderi)
 
 
 def dense_eri(pmol) -> np.ndarray:
-  """Full (N, N, N, N) electron-repulsion tensor (ij|kl) in chemists' notation."""
-  from pyscf import ao2mo
-  n = pmol.nao_nr()
-  return ao2mo.restore(1, pmol.intor("int2e", aosym="s8"), n)
+    """Full (N, N, N, N) electron-repulsion tensor (ij|kl) in chemists' notation."""
+    from pyscf import ao2mo
+
+    n = pmol.nao_nr()
+    return ao2mo.restore(1, pmol.intor("int2e", aosym="s8"), n)
 
 
 def ao_labels(pmol):
-  """Per-AO atom index, atomic number and index within the atom's basis."""
-  n = pmol.nao_nr()
-  ao_atom = np.zeros(n, dtype=np.int32)
-  for ia, (_, _, p0, p1) in enumerate(pmol.aoslice_by_atom()):
-    ao_atom[p0:p1] = ia
-  z = np.asarray([pmol.atom_charge(i) for i in range(pmol.natm)], dtype=np.int32)
-  ao_index = np.zeros(n, dtype=np.int32)
-  for ia, (_, _, p0, p1) in enumerate(pmol.aoslice_by_atom()):
-    ao_index[p0:p1] = np.arange(p1 - p0)
-  return ao_atom, z[ao_atom], ao_index
+    """Per-AO atom index, atomic number and index within the atom's basis."""
+    n = pmol.nao_nr()
+    ao_atom = np.zeros(n, dtype=np.int32)
+    for ia, (_, _, p0, p1) in enumerate(pmol.aoslice_by_atom()):
+        ao_atom[p0:p1] = ia
+    z = np.asarray([pmol.atom_charge(i) for i in range(pmol.natm)], dtype=np.int32)
+    ao_index = np.zeros(n, dtype=np.int32)
+    for ia, (_, _, p0, p1) in enumerate(pmol.aoslice_by_atom()):
+        ao_index[p0:p1] = np.arange(p1 - p0)
+    return ao_atom, z[ao_atom], ao_index
 
 
+def dft_tensors(
+    mol,
+    basis: str = "def2-svp",
+    grid_level: int = 3,
+    *,
+    eri: str = "auto",
+    auxbasis: Optional[str] = None,
+    xc: Optional[str] = None,
+    frame: str = "input",
+    timings: Optional[dict] = None,
+    memory_check: bool = True,
+) -> DFTTensors:
+    """Precomputes integrals, grid and AO values for `mol` (a `qpt_nb.Molecule`).
 
+    Args:
+      mol: the molecule (Angstrom coordinates inside; converted by PySCF).
+      basis: any PySCF basis name ('sto-3g', '6-31g*', 'def2-svp', ...).
+      grid_level: PySCF grid level 0..9 (3 is PySCF's default).
+      eri: 'auto' | 'dense' | 'df' (see module docstring).
+      auxbasis: auxiliary basis for 'df' (default: PySCF's `make_auxbasis`).
+      xc: optional functional name; when given, only what it needs is stored
+        (no grid for 'hf', no AO gradients for LDA).
+      frame: 'input' keeps the given orientation (matrices then match PySCF's for
+        the same geometry); 'canonical' first moves the molecule to its centred
+        principal-axes frame (`Molecule.canonical`), which makes the energy exactly
+        invariant to rotations of the input (PySCF's angular grids are fixed in the
+        lab frame, so in 'input' mode a rotation changes E by the grid error).
+      timings: optional dict that receives the seconds spent in each part.
+      memory_check: first compare `qpt_nb.dft.memory.estimate_memory` with the available memory and
+        raise `InsufficientMemoryError` (a MemoryError and a ValueError) saying what to
+        change, in milliseconds, instead of failing inside PySCF after minutes.
 
-def dft_tensors(mol, basis: str = "def2-svp", grid_level: int = 3, *,
-                eri: str = "auto", auxbasis: Optional[str] = None,
-                xc: Optional[str] = None, frame: str = "input",
-                timings: Optional[dict] = None, memory_check: bool = True) -> DFTTensors:
-  """Precomputes integrals, grid and AO values for `mol` (a `qpt_nb.Molecule`).
+    Returns:
+      `DFTTensors` (float64 JAX arrays).
 
-  Args:
-    mol: the molecule (Angstrom coordinates inside; converted by PySCF).
-    basis: any PySCF basis name ('sto-3g', '6-31g*', 'def2-svp', ...).
-    grid_level: PySCF grid level 0..9 (3 is PySCF's default).
-    eri: 'auto' | 'dense' | 'df' (see module docstring).
-    auxbasis: auxiliary basis for 'df' (default: PySCF's `make_auxbasis`).
-    xc: optional functional name; when given, only what it needs is stored
-      (no grid for 'hf', no AO gradients for LDA).
-    frame: 'input' keeps the given orientation (matrices then match PySCF's for
-      the same geometry); 'canonical' first moves the molecule to its centred
-      principal-axes frame (`Molecule.canonical`), which makes the energy exactly
-      invariant to rotations of the input (PySCF's angular grids are fixed in the
-      lab frame, so in 'input' mode a rotation changes E by the grid error).
-    timings: optional dict that receives the seconds spent in each part.
-    memory_check: first compare `qpt_nb.dft.memory.estimate_memory` with the available memory and
-      raise `InsufficientMemoryError` (a MemoryError and a ValueError) saying what to
-      change, in milliseconds, instead of failing inside PySCF after minutes.
+    Example:
+      >>> t = dft_tensors(Molecule.builtin('water'), 'sto-3g', grid_level=1)
+      >>> t.n_ao, t.n_occ
+      (7, 5)
+    """
+    from pyscf import scf as pscf
 
-  Returns:
-    `DFTTensors` (float64 JAX arrays).
+    from qpt_nb.dft.molecule import as_molecule
 
-  Example:
-    >>> t = dft_tensors(Molecule.builtin('water'), 'sto-3g', grid_level=1)
-    >>> t.n_ao, t.n_occ
-    (7, 5)
-  """
-  from pyscf import scf as pscf
-  from qpt_nb.dft.molecule import as_molecule
-  mol = as_molecule(mol)
-  from qpt_nb.dft.memory import functional_family
-  family = functional_family(xc)
-  clock = {} if timings is None else timings
-  if frame not in ("input", "canonical"):
-    raise ValueError(f"frame must be 'input' or 'canonical', got {frame!r}.")
-  check_grid_level(grid_level)
-  if eri not in ERI_KINDS:
-    raise ValueError(f"Unknown eri={eri!r}; choose one of {ERI_KINDS}.")
-  if frame == "canonical":
-    mol = mol.canonical()
-  t0 = time.perf_counter()
-  pmol = mol.to_pyscf(basis)
-  if pmol.nelectron % 2 or mol.spin != 0:
-    raise ValueError(_closed_shell_message(pmol.nelectron, mol.charge, mol.spin))
-  if memory_check:
-    from qpt_nb.dft.memory import check_precompute    # memory.py builds on this module
-    check_precompute(pmol, grid_level, eri, xc, auxbasis, mol.name or mol.formula)
-  n = pmol.nao_nr()
-  kind = choose_eri_kind(n, eri)
-  s = pmol.intor("int1e_ovlp")
-  hcore = pmol.intor("int1e_kin") + pmol.intor("int1e_nuc")
-  chol = np.linalg.cholesky(s)
-  x = np.linalg.inv(chol).T
-  clock["int1e"] = time.perf_counter() - t0
+    mol = as_molecule(mol)
+    from qpt_nb.dft.memory import functional_family
 
-  t0 = time.perf_counter()
-  eri_arr = dense_eri(pmol) if kind == "dense" else df_tensor(pmol, auxbasis)
-  clock["eri"] = time.perf_counter() - t0
+    family = functional_family(xc)
+    clock = {} if timings is None else timings
+    if frame not in ("input", "canonical"):
+        raise ValueError(f"frame must be 'input' or 'canonical', got {frame!r}.")
+    check_grid_level(grid_level)
+    if eri not in ERI_KINDS:
+        raise ValueError(f"Unknown eri={eri!r}; choose one of {ERI_KINDS}.")
+    if frame == "canonical":
+        mol = mol.canonical()
+    t0 = time.perf_counter()
+    pmol = mol.to_pyscf(basis)
+    if pmol.nelectron % 2 or mol.spin != 0:
+        raise ValueError(_closed_shell_message(pmol.nelectron, mol.charge, mol.spin))
+    if memory_check:
+        from qpt_nb.dft.memory import check_precompute  # memory.py builds on this module
 
-  t0 = time.perf_counter()
-  if family == "hf":
-    coords, weights = np.zeros((1, 3)), np.zeros(1)
-  else:
-    coords, weights = build_grid(pmol, grid_level)
-  clock["grid"] = time.perf_counter() - t0
+        check_precompute(pmol, grid_level, eri, xc, auxbasis, mol.name or mol.formula)
+    n = pmol.nao_nr()
+    kind = choose_eri_kind(n, eri)
+    s = pmol.intor("int1e_ovlp")
+    hcore = pmol.intor("int1e_kin") + pmol.intor("int1e_nuc")
+    chol = np.linalg.cholesky(s)
+    x = np.linalg.inv(chol).T
+    clock["int1e"] = time.perf_counter() - t0
 
-  block = grid_block_size(n)
-  coords, weights = pad_grid(coords, weights, block)
-  t0 = time.perf_counter()
-  if family == "gga":
-    ao = pmol.eval_gto("GTOval_sph_deriv1", coords)
-  else:
-    ao = pmol.eval_gto("GTOval_sph", coords)[None]
-  clock["ao"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    eri_arr = dense_eri(pmol) if kind == "dense" else df_tensor(pmol, auxbasis)
+    clock["eri"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    if family == "hf":
+        coords, weights = np.zeros((1, 3)), np.zeros(1)
+    else:
+        coords, weights = build_grid(pmol, grid_level)
+    clock["grid"] = time.perf_counter() - t0
 
-  t0 = time.perf_counter()
-  dm0 = pscf.hf.init_guess_by_minao(pmol)
-  ao_atom, ao_z, ao_index = ao_labels(pmol)
-  pos = np.asarray(pmol.atom_coords())[ao_atom]
-  out = DFTTensors(
-      overlap=jnp.asarray(s), hcore=jnp.asarray(hcore), orthogonalizer=jnp.asarray(x),
-      eri=jnp.asarray(eri_arr), ao=jnp.asarray(ao), weights=jnp.asarray(weights),
-      e_nuc=jnp.asarray(pmol.energy_nuc()), dm0=jnp.asarray(dm0),
-      ao_element=jnp.asarray(ao_z), ao_index=jnp.asarray(ao_index), ao_position=jnp.asarray(pos),
-      n_occ=pmol.nelectron // 2, eri_kind=kind, grid_block=block)
-  clock["other"] = time.perf_counter() - t0
-  return out
+    block = grid_block_size(n)
+    coords, weights = pad_grid(coords, weights, block)
+    t0 = time.perf_counter()
+    if family == "gga":
+        ao = pmol.eval_gto("GTOval_sph_deriv1", coords)
+    else:
+        ao = pmol.eval_gto("GTOval_sph", coords)[None]
+    clock["ao"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    dm0 = pscf.hf.init_guess_by_minao(pmol)
+    ao_atom, ao_z, ao_index = ao_labels(pmol)
+    pos = np.asarray(pmol.atom_coords())[ao_atom]
+    out = DFTTensors(
+        overlap=jnp.asarray(s),
+        hcore=jnp.asarray(hcore),
+        orthogonalizer=jnp.asarray(x),
+        eri=jnp.asarray(eri_arr),
+        ao=jnp.asarray(ao),
+        weights=jnp.asarray(weights),
+        e_nuc=jnp.asarray(pmol.energy_nuc()),
+        dm0=jnp.asarray(dm0),
+        ao_element=jnp.asarray(ao_z),
+        ao_index=jnp.asarray(ao_index),
+        ao_position=jnp.asarray(pos),
+        n_occ=pmol.nelectron // 2,
+        eri_kind=kind,
+        grid_block=block,
+    )
+    clock["other"] = time.perf_counter() - t0
+    return out
 
 
 def _closed_shell_message(n_electrons, charge, spin) -> str:
-  from qpt_nb.dft.molecule import _even_charge_hint
-  head = (f"qpt_nb implements closed-shell (restricted) Kohn-Sham only: {n_electrons} electrons "
-          f"with charge={charge} and spin={spin}.")
-  if n_electrons % 2:
-    return (f"{head} An odd electron count cannot be closed-shell: use spin=0 with "
-            f"{_even_charge_hint(n_electrons, charge)}.")
-  return f"{head} Use spin=0 (the closed-shell state of the same charge)."
+    from qpt_nb.dft.molecule import _even_charge_hint
+
+    head = (
+        f"qpt_nb implements closed-shell (restricted) Kohn-Sham only: {n_electrons} electrons "
+        f"with charge={charge} and spin={spin}."
+    )
+    if n_electrons % 2:
+        return (
+            f"{head} An odd electron count cannot be closed-shell: use spin=0 with "
+            f"{_even_charge_hint(n_electrons, charge)}."
+        )
+    return f"{head} Use spin=0 (the closed-shell state of the same charge)."
 
 
 def stack_tensors(items) -> DFTTensors:
-  """Stacks `DFTTensors` of conformers of one molecule along a new leading axis."""
-  items = list(items)
-  if not items:
-    raise ValueError("stack_tensors needs at least one DFTTensors.")
-  return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *items)
+    """Stacks `DFTTensors` of conformers of one molecule along a new leading axis."""
+    items = list(items)
+    if not items:
+        raise ValueError("stack_tensors needs at least one DFTTensors.")
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *items)

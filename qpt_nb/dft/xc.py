@@ -31,6 +31,7 @@ a harmless density *before* any power/log/division and the result is
 ``where``-ed to zero afterwards, so values and ``jax.grad`` are finite (and
 exactly zero) at ``rho = 0``, ``sigma = 0`` and on padded grid points.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -144,8 +145,7 @@ def _x_spin_sq(r: jax.Array, s: jax.Array) -> jax.Array:
     return _CBRT2**2 * s / (r * r13) ** 2
 
 
-def b88_exchange(rho: jax.Array, sigma: jax.Array, beta: float = 0.0042,
-                 gamma: float = 6.0) -> jax.Array:
+def b88_exchange(rho: jax.Array, sigma: jax.Array, beta: float = 0.0042, gamma: float = 6.0) -> jax.Array:
     """Becke 88 GGA exchange, libxc ``GGA_X_B88`` (id 106).
 
     e_x(r) = e_x^LDA(rho) * F(x_s),
@@ -203,8 +203,9 @@ def _vwn_f_aux(A: float, b: float, c: float, x0: float, rs: jax.Array) -> jax.Ar
     f3 = 2.0 * (2.0 * x0 + b) / q
     x = jnp.sqrt(rs)
     fx = rs + b * x + c
-    return A * (jnp.log(rs / fx) + (f1 - f2 * f3) * jnp.arctan(q / (2.0 * x + b))
-                - f2 * jnp.log((x - x0) ** 2 / fx))
+    return A * (
+        jnp.log(rs / fx) + (f1 - f2 * f3) * jnp.arctan(q / (2.0 * x + b)) - f2 * jnp.log((x - x0) ** 2 / fx)
+    )
 
 
 def _lda_c(rho: jax.Array, params: Tuple[float, float, float, float]) -> jax.Array:
@@ -357,19 +358,30 @@ _B3_C_LYP = 0.81
 # canonical name -> (family, hyb, ((coef, fn(rho, sigma)), ...))
 _TABLE = {
     "hf": ("hf", 1.0, ()),
-    "lda,vwn": ("lda", 0.0, ((1.0, _lda_term(slater_exchange)),
-                             (1.0, _lda_term(vwn5_correlation)))),
+    "lda,vwn": ("lda", 0.0, ((1.0, _lda_term(slater_exchange)), (1.0, _lda_term(vwn5_correlation)))),
     "pbe": ("gga", 0.0, ((1.0, pbe_exchange), (1.0, pbe_correlation))),
     # PySCF: '.2*HF + .08*SLATER + .72*B88, .81*LYP + .19*VWN' (VWN = VWN5)
-    "b3lyp5": ("gga", 0.2, ((0.08, _lda_term(slater_exchange)),
-                            (0.72, b88_exchange),
-                            (0.81, lyp_correlation),
-                            (0.19, _lda_term(vwn5_correlation)))),
+    "b3lyp5": (
+        "gga",
+        0.2,
+        (
+            (0.08, _lda_term(slater_exchange)),
+            (0.72, b88_exchange),
+            (0.81, lyp_correlation),
+            (0.19, _lda_term(vwn5_correlation)),
+        ),
+    ),
     # PySCF >= 2.3: libxc HYB_GGA_XC_B3LYP (id 402), VWN_RPA correlation
-    "b3lyp": ("gga", 0.2, ((_B3_X_LDA, _lda_term(slater_exchange)),
-                           (_B3_X_B88, b88_exchange),
-                           (_B3_C_LDA, _lda_term(vwn_rpa_correlation)),
-                           (_B3_C_LYP, lyp_correlation))),
+    "b3lyp": (
+        "gga",
+        0.2,
+        (
+            (_B3_X_LDA, _lda_term(slater_exchange)),
+            (_B3_X_B88, b88_exchange),
+            (_B3_C_LDA, _lda_term(vwn_rpa_correlation)),
+            (_B3_C_LYP, lyp_correlation),
+        ),
+    ),
 }
 
 SUPPORTED: Tuple[str, ...] = tuple(_TABLE)
@@ -457,6 +469,7 @@ def get_xc(name) -> XCFunctional:
         raise ValueError(
             f"Unsupported XC functional {name!r}; supported: "
             f"{', '.join(map(repr, SUPPORTED))} "
-            f"(aliases: {', '.join(map(repr, sorted(_ALIASES)))})")
+            f"(aliases: {', '.join(map(repr, sorted(_ALIASES)))})"
+        )
     family, hyb, _ = _TABLE[key]
     return XCFunctional(name=key, family=family, hyb=hyb)

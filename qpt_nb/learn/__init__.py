@@ -1,10 +1,10 @@
 """Learning: the network and everything that trains it.
 
-    network      the Haiku QPT (the only module importing haiku); `network_fns(model)`
-    batch        `QPTBatch`: one step's precomputed conformers and network inputs
-    losses       energy / self-consistency / supervised losses, each taking an `apply_fn`
-    conformers   seeded conformer samplers (wiggle, normal modes, GFN2-xTB MD)
-    prefetch     background precompute of batches
-    checkpoint   verified checkpoints
-    train        `TrainConfig`, `TrainState`, pure `update`, the steppable `Trainer` (optax)
+network      the Haiku QPT (the only module importing haiku); `network_fns(model)`
+batch        `QPTBatch`: one step's precomputed conformers and network inputs
+losses       energy / self-consistency / supervised losses, each taking an `apply_fn`
+conformers   seeded conformer samplers (wiggle, normal modes, GFN2-xTB MD)
+prefetch     background precompute of batches
+checkpoint   verified checkpoints
+train        `TrainConfig`, `TrainState`, pure `update`, the steppable `Trainer` (optax)
 """

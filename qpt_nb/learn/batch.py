@@ -5,6 +5,7 @@ DFT iteration from the minao guess (arXiv 2402.04030, Sec. 3: H_init), the netwo
 inputs and, for the supervised loss, PySCF's Fock labels. Building one is the
 per-geometry precompute; the losses (`qpt_nb.learn.losses`) only read it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,68 +24,83 @@ from qpt_nb.learn.network import QPTInputs, position_gram
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class QPTBatch:
-  """One conformer (or B stacked on a leading axis) ready for the network.
+    """One conformer (or B stacked on a leading axis) ready for the network.
 
-  tensors: `DFTTensors`;  init: `InitialIteration` (H_init and its parts);
-  inputs: `QPTInputs`;  ref_fock: (N, N) PySCF Fock labels or an empty (0,) array.
-  Static: xc, the functional name the tensors and H_init were built for.
-  """
-  tensors: DFTTensors
-  init: InitialIteration
-  inputs: QPTInputs
-  ref_fock: jnp.ndarray
-  xc: str = dataclasses.field(metadata=dict(static=True), default="b3lyp5")
+    tensors: `DFTTensors`;  init: `InitialIteration` (H_init and its parts);
+    inputs: `QPTInputs`;  ref_fock: (N, N) PySCF Fock labels or an empty (0,) array.
+    Static: xc, the functional name the tensors and H_init were built for.
+    """
 
-  @property
-  def batched(self) -> bool:
-    return self.tensors.overlap.ndim == 3
+    tensors: DFTTensors
+    init: InitialIteration
+    inputs: QPTInputs
+    ref_fock: jnp.ndarray
+    xc: str = dataclasses.field(metadata=dict(static=True), default="b3lyp5")
+
+    @property
+    def batched(self) -> bool:
+        return self.tensors.overlap.ndim == 3
 
 
 def network_inputs(t: DFTTensors, init: InitialIteration) -> QPTInputs:
-  """QPTInputs for one conformer: tokens and the 8 physics bias matrices.
+    """QPTInputs for one conformer: tokens and the 8 physics bias matrices.
 
-  Bias order: H_core, position Gram, L^-1 H_core L^-T (= X^T H_core X), D0,
-  J(D0), K(D0), V_xc(D0), H_init.  Positions are those of `t` (build the
-  tensors with frame='canonical' so they are in the principal-axes frame).
-  """
-  x = t.orthogonalizer
-  bias = jnp.stack([t.hcore, position_gram(t.ao_position), x.T @ t.hcore @ x, init.dm0,
-                    init.coulomb, init.exchange, init.vxc, init.h_init])
-  return QPTInputs(ao_element=t.ao_element.astype(jnp.int32), ao_index=t.ao_index.astype(jnp.int32),
-                   ao_position=t.ao_position, bias=bias)
+    Bias order: H_core, position Gram, L^-1 H_core L^-T (= X^T H_core X), D0,
+    J(D0), K(D0), V_xc(D0), H_init.  Positions are those of `t` (build the
+    tensors with frame='canonical' so they are in the principal-axes frame).
+    """
+    x = t.orthogonalizer
+    bias = jnp.stack(
+        [
+            t.hcore,
+            position_gram(t.ao_position),
+            x.T @ t.hcore @ x,
+            init.dm0,
+            init.coulomb,
+            init.exchange,
+            init.vxc,
+            init.h_init,
+        ]
+    )
+    return QPTInputs(
+        ao_element=t.ao_element.astype(jnp.int32),
+        ao_index=t.ao_index.astype(jnp.int32),
+        ao_position=t.ao_position,
+        bias=bias,
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(1,))
 def _prepare(t, xc):
-  init = initial_iteration(t, xc)
-  return init, network_inputs(t, init)
+    init = initial_iteration(t, xc)
+    return init, network_inputs(t, init)
 
 
 def prepare_tensors(t: DFTTensors, xc: str = "b3lyp5", ref_fock=None) -> QPTBatch:
-  """Wraps precomputed tensors into a single-conformer `QPTBatch`."""
-  func = get_xc(xc)
-  init, inputs = _prepare(t, func)
-  ref = jnp.zeros((0,)) if ref_fock is None else jnp.asarray(ref_fock)
-  return QPTBatch(t, init, inputs, ref, func.name)
+    """Wraps precomputed tensors into a single-conformer `QPTBatch`."""
+    func = get_xc(xc)
+    init, inputs = _prepare(t, func)
+    ref = jnp.zeros((0,)) if ref_fock is None else jnp.asarray(ref_fock)
+    return QPTBatch(t, init, inputs, ref, func.name)
 
 
-def prepare_conformer(mol, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3, *,
-                      eri: str = "auto", ref_fock=None) -> QPTBatch:
-  """Precomputes one conformer (integrals, grid, AO values, first iteration).
+def prepare_conformer(
+    mol, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 3, *, eri: str = "auto", ref_fock=None
+) -> QPTBatch:
+    """Precomputes one conformer (integrals, grid, AO values, first iteration).
 
-  The geometry is moved to its principal-axes frame first (`frame='canonical'`),
-  so everything the network sees is invariant to rotating or translating `mol`.
-  `ref_fock` (optional) must be in that same frame (see `qpt_nb.dft.reference`).
-  """
-  t = dft_tensors(mol, basis, grid_level, eri=eri, xc=xc, frame="canonical")
-  return prepare_tensors(t, xc, ref_fock)
+    The geometry is moved to its principal-axes frame first (`frame='canonical'`),
+    so everything the network sees is invariant to rotating or translating `mol`.
+    `ref_fock` (optional) must be in that same frame (see `qpt_nb.dft.reference`).
+    """
+    t = dft_tensors(mol, basis, grid_level, eri=eri, xc=xc, frame="canonical")
+    return prepare_tensors(t, xc, ref_fock)
 
 
 def stack_batch(items) -> QPTBatch:
-  """Stacks single-conformer batches (same molecule, same settings) on axis 0."""
-  items = list(items)
-  if not items:
-    raise ValueError("stack_batch needs at least one QPTBatch.")
-  # NumPy stacking: no per-shape compile of a stack op (the arrays are on the host).
-  return jax.tree_util.tree_map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])),
-                                *items)
+    """Stacks single-conformer batches (same molecule, same settings) on axis 0."""
+    items = list(items)
+    if not items:
+        raise ValueError("stack_batch needs at least one QPTBatch.")
+    # NumPy stacking: no per-shape compile of a stack op (the arrays are on the host).
+    return jax.tree_util.tree_map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *items)

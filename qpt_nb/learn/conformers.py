@@ -11,6 +11,7 @@ branch). A literal variance of 0.05 Angstrom^2 is std sqrt(0.05) = 0.224 Angstro
 component (~0.3 Angstrom bond-length noise, far too large). Here ``sigma`` is the std in
 Angstrom (default 0.05, the code's behaviour); ``variance=`` gives the literal reading.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,13 +24,24 @@ from pathlib import Path
 import numpy as np
 
 from qpt_nb import settings
-from qpt_nb.fileio import ChecksumError, load_npy_checksummed, save_npy_checksummed
 from qpt_nb.dft.molecule import MIN_DISTANCE_ANGSTROM
+from qpt_nb.fileio import ChecksumError, load_npy_checksummed, save_npy_checksummed
 from qpt_nb.units import AMU_IN_ME, ANGSTROM_BOHR, HARTREE_IN_CM1, KB_HARTREE_PER_K
 
-__all__ = ["wiggle", "normal_mode_sample", "md_trajectory", "vibrational_modes",
-           "VibrationalModes", "compute_hessian", "rmsd", "min_distance", "SAMPLERS",
-           "ConformerStream", "make_sampler", "derive_seed"]
+__all__ = [
+    "wiggle",
+    "normal_mode_sample",
+    "md_trajectory",
+    "vibrational_modes",
+    "VibrationalModes",
+    "compute_hessian",
+    "rmsd",
+    "min_distance",
+    "SAMPLERS",
+    "ConformerStream",
+    "make_sampler",
+    "derive_seed",
+]
 
 SAMPLERS = ("wiggle", "normal_modes", "md")
 MD_INSTALL_HINT = "pip install 'qpt_nb[md]'  (installs tblite and ase)"
@@ -77,8 +89,12 @@ def rmsd(coords, ref, *, masses=None, align=True):
     x = np.asarray(coords, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     w = np.ones(len(ref)) if masses is None else np.asarray(masses, dtype=np.float64)
-    out = np.array([np.sqrt(w @ (((_kabsch(f, ref, w) if align else f) - ref) ** 2).sum(1)
-                            / w.sum()) for f in x.reshape(-1, *ref.shape)])
+    out = np.array(
+        [
+            np.sqrt(w @ (((_kabsch(f, ref, w) if align else f) - ref) ** 2).sum(1) / w.sum())
+            for f in x.reshape(-1, *ref.shape)
+        ]
+    )
     return out[0] if x.ndim == 2 else out
 
 
@@ -128,12 +144,13 @@ def _import_tblite():
 def _hessian_tblite(mol, method: str, step_bohr: float = 5e-3) -> np.ndarray:
     x0 = _coords(mol) * ANGSTROM_BOHR
     name = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}[method]
-    calc = _import_tblite().Calculator(name, np.asarray(mol.atomic_numbers), x0,
-                                       charge=float(mol.charge), uhf=int(mol.spin))
+    calc = _import_tblite().Calculator(
+        name, np.asarray(mol.atomic_numbers), x0, charge=float(mol.charge), uhf=int(mol.spin)
+    )
     calc.set("verbosity", 0)
-    calc.set("accuracy", 0.01)             # tight SCC: gradients feed finite differences
+    calc.set("accuracy", 0.01)  # tight SCC: gradients feed finite differences
     hess = np.empty((x0.size, x0.size))
-    for k in range(x0.size):               # central differences of analytic gradients
+    for k in range(x0.size):  # central differences of analytic gradients
         g = []
         for s in (step_bohr, -step_bohr):
             x = x0.reshape(-1).copy()
@@ -146,6 +163,7 @@ def _hessian_tblite(mol, method: str, step_bohr: float = 5e-3) -> np.ndarray:
 
 def _hessian_pyscf(mol) -> np.ndarray:
     from pyscf import scf
+
     pmol = mol.to_pyscf("sto-3g")
     mf = scf.RHF(pmol) if int(mol.spin) == 0 else scf.UHF(pmol)
     mf.conv_tol, mf.verbose = 1e-11, 0
@@ -181,7 +199,7 @@ def _read_cached_hessian(path: Path, n3: int):
     problem = _hessian_problem(hess, n3)
     if problem is not None:
         return None, problem
-    if not verified:                       # pre-checksum cache file: add its checksum
+    if not verified:  # pre-checksum cache file: add its checksum
         try:
             save_npy_checksummed(path, hess)
         except OSError:
@@ -208,8 +226,11 @@ def compute_hessian(mol, method: str = "auto", *, use_cache: bool = True) -> np.
             m = "rhf/sto-3g"
     if m not in ("gfn2-xtb", "gfn1-xtb", "rhf/sto-3g"):
         raise ValueError(f"unknown hessian method {method!r}: auto, gfn2-xtb, gfn1-xtb, rhf/sto-3g")
-    key = hashlib.sha256(repr((m, tuple(mol.symbols), np.round(_coords(mol), 8).tolist(),
-                               int(mol.charge), int(mol.spin))).encode()).hexdigest()[:32]
+    key = hashlib.sha256(
+        repr(
+            (m, tuple(mol.symbols), np.round(_coords(mol), 8).tolist(), int(mol.charge), int(mol.spin))
+        ).encode()
+    ).hexdigest()[:32]
     if use_cache and key in _HESSIAN_MEMO:
         return _HESSIAN_MEMO[key].copy()
     path, hess = settings.cache_dir("hessians") / f"{key}.npy", None
@@ -217,8 +238,12 @@ def compute_hessian(mol, method: str = "auto", *, use_cache: bool = True) -> np.
     if use_cache and path.is_file():
         hess, problem = _read_cached_hessian(path, n3)
         if problem is not None:
-            warnings.warn(f"Hessian cache file {path} is invalid ({problem}); recomputing the "
-                          f"{m} Hessian and rewriting the file", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"Hessian cache file {path} is invalid ({problem}); recomputing the "
+                f"{m} Hessian and rewriting the file",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     if hess is None:
         hess = _hessian_pyscf(mol) if m == "rhf/sto-3g" else _hessian_tblite(mol, m)
         hess = np.asarray(hess, dtype=np.float64)
@@ -227,9 +252,9 @@ def compute_hessian(mol, method: str = "auto", *, use_cache: bool = True) -> np.
             raise RuntimeError(f"the {m} Hessian of {mol!r} is invalid ({problem})")
         if use_cache:
             try:
-                save_npy_checksummed(path, hess)   # atomic: concurrent writers are safe
+                save_npy_checksummed(path, hess)  # atomic: concurrent writers are safe
             except OSError:
-                pass                       # read-only cache dir: memory cache only
+                pass  # read-only cache dir: memory cache only
     if use_cache:
         _HESSIAN_MEMO[key] = hess
     return hess.copy()
@@ -240,6 +265,7 @@ class VibrationalModes:
     """eigenvalues: omega_k^2, Hartree/(Bohr^2 amu); modes: (3N, m) orthonormal
     mass-weighted vectors; wavenumbers (cm^-1) of the kept modes; dropped_wavenumbers:
     vibrational modes below the cutoff (negative = imaginary); masses in amu."""
+
     eigenvalues: np.ndarray
     modes: np.ndarray
     wavenumbers: np.ndarray
@@ -254,8 +280,11 @@ class VibrationalModes:
 def _rigid_basis(x_bohr, masses):
     """Orthonormal mass-weighted translations + rotations: 6 columns (5 if linear)."""
     sm, r = np.sqrt(masses), x_bohr - (masses @ x_bohr) / masses.sum()
-    vecs = [(sm[:, None] * f).reshape(-1) for e in np.eye(3)
-            for f in (np.broadcast_to(e, r.shape), np.cross(e, r))]
+    vecs = [
+        (sm[:, None] * f).reshape(-1)
+        for e in np.eye(3)
+        for f in (np.broadcast_to(e, r.shape), np.cross(e, r))
+    ]
     u, s, _ = np.linalg.svd(np.stack(vecs, 1), full_matrices=False)
     return u[:, s > 1e-6 * s.max()]
 
@@ -276,7 +305,7 @@ def vibrational_modes(mol, hessian=None, *, min_wavenumber=50.0, method="auto"):
     inv_sm = 1.0 / np.sqrt(np.repeat(masses, 3))
     hmw = 0.5 * (h + h.T) * inv_sm[:, None] * inv_sm[None, :]
     rigid = _rigid_basis(_coords(mol) * ANGSTROM_BOHR, masses)
-    comp = np.linalg.qr(rigid, mode="complete")[0][:, rigid.shape[1]:]   # (3N, 3N-6)
+    comp = np.linalg.qr(rigid, mode="complete")[0][:, rigid.shape[1] :]  # (3N, 3N-6)
     w, u = np.linalg.eigh(comp.T @ hmw @ comp)
     wn = np.sign(w) * np.sqrt(np.abs(w) / AMU_IN_ME) * HARTREE_IN_CM1
     keep = wn >= float(min_wavenumber)
@@ -287,13 +316,14 @@ def _sample_modes(mol, vib: VibrationalModes, n, temperature, seed):
     kt = KB_HARTREE_PER_K * _check_temperature(temperature)
     rng = np.random.default_rng(_check_int(seed, "seed"))
     q = rng.standard_normal((_check_int(n, "n", 1), vib.n_modes)) * np.sqrt(kt / vib.eigenvalues)
-    dx = (q @ vib.modes.T) / np.sqrt(np.repeat(vib.masses, 3))[None]   # Bohr, (n, 3N)
+    dx = (q @ vib.modes.T) / np.sqrt(np.repeat(vib.masses, 3))[None]  # Bohr, (n, 3N)
     x0 = _coords(mol)
     return x0[None] + dx.reshape(-1, *x0.shape) / ANGSTROM_BOHR
 
 
-def normal_mode_sample(mol, n, *, temperature=300.0, seed=0, hessian=None,
-                       min_wavenumber=50.0, method="auto") -> np.ndarray:
+def normal_mode_sample(
+    mol, n, *, temperature=300.0, seed=0, hessian=None, min_wavenumber=50.0, method="auto"
+) -> np.ndarray:
     """Classical harmonic sampling: each kept mode q_k ~ N(0, kT/omega_k^2) (mass-weighted),
     x = x0 + M^-1/2 L q; rigid-body motions excluded exactly (centre of mass fixed). Hessian:
     ``hessian`` or computed once and cached (GFN2-xTB if tblite is installed, else
@@ -306,6 +336,7 @@ def normal_mode_sample(mol, n, *, temperature=300.0, seed=0, hessian=None,
 def require_md():
     try:
         import ase  # noqa: F401
+
         _import_tblite()
     except ImportError as exc:
         raise ImportError(f"md_trajectory needs tblite and ase: {MD_INSTALL_HINT}") from exc
@@ -314,8 +345,19 @@ def require_md():
 class _MDRunner:
     """One continuous, seeded Langevin trajectory; ``frames(k)`` continues it."""
 
-    def __init__(self, mol, *, temperature=500.0, seed=0, timestep_fs=0.5, stride=10,
-                 equilibration=200, method="GFN2-xTB", friction_per_fs=0.01, align=True):
+    def __init__(
+        self,
+        mol,
+        *,
+        temperature=500.0,
+        seed=0,
+        timestep_fs=0.5,
+        stride=10,
+        equilibration=200,
+        method="GFN2-xTB",
+        friction_per_fs=0.01,
+        align=True,
+    ):
         t = _check_temperature(temperature)
         if not (float(timestep_fs) > 0 and float(friction_per_fs) >= 0):
             raise ValueError("timestep_fs must be > 0 and friction_per_fs >= 0")
@@ -328,20 +370,27 @@ class _MDRunner:
         from ase.md import velocitydistribution as vd
         from ase.md.langevin import Langevin
         from tblite.ase import TBLite
+
         self.align, self.x0 = bool(align), _coords(mol)
         self.masses = np.asarray(mol.masses, dtype=np.float64)
         atoms = Atoms(symbols=list(mol.symbols), positions=self.x0, masses=self.masses)
-        atoms.calc = TBLite(method=method, charge=float(mol.charge),
-                            multiplicity=int(mol.spin) + 1, verbosity=0)
+        atoms.calc = TBLite(
+            method=method, charge=float(mol.charge), multiplicity=int(mol.spin) + 1, verbosity=0
+        )
         atoms.set_constraint(FixCom())
         rng = np.random.RandomState(seed % 2**32)
-        getattr(vd, "thermalize_momenta", vd.MaxwellBoltzmannDistribution)(
-            atoms, temperature_K=t, rng=rng)
+        getattr(vd, "thermalize_momenta", vd.MaxwellBoltzmannDistribution)(atoms, temperature_K=t, rng=rng)
         vd.Stationary(atoms)
         vd.ZeroRotation(atoms)
         self.atoms = atoms
-        self.dyn = Langevin(atoms, timestep=float(timestep_fs) * units.fs, temperature_K=t,
-                            friction=float(friction_per_fs) / units.fs, fixcm=False, rng=rng)
+        self.dyn = Langevin(
+            atoms,
+            timestep=float(timestep_fs) * units.fs,
+            temperature_K=t,
+            friction=float(friction_per_fs) / units.fs,
+            fixcm=False,
+            rng=rng,
+        )
 
     def frames(self, k: int) -> np.ndarray:
         if self._todo_equil:
@@ -352,32 +401,33 @@ class _MDRunner:
             self.dyn.run(self.stride)
             x = self.atoms.get_positions()
             if (d := min_distance(x)) < MIN_DISTANCE_ANGSTROM:
-                raise RuntimeError(f"MD brought two atoms {d:.3f} Angstrom apart (< "
-                                   f"{MIN_DISTANCE_ANGSTROM}): lower temperature or timestep")
+                raise RuntimeError(
+                    f"MD brought two atoms {d:.3f} Angstrom apart (< "
+                    f"{MIN_DISTANCE_ANGSTROM}): lower temperature or timestep"
+                )
             out[i] = _kabsch(x, self.x0, self.masses) if self.align else x
         return out
 
 
-def md_trajectory(mol, n, *, temperature=500.0, seed=0, timestep_fs=0.5, stride=10,
-                  equilibration=200, method="GFN2-xTB", friction_per_fs=0.01,
-                  align=True) -> np.ndarray:
+def md_trajectory(mol, n, **md) -> np.ndarray:
     """Langevin MD (ASE + tblite): ``n`` frames, one every ``stride`` steps after
     ``equilibration`` steps; Maxwell-Boltzmann start at ``temperature`` (no net momentum
     or rotation, centre of mass fixed); randomness from ``RandomState(seed)``. ``align``:
     mass-weighted Kabsch-align each frame onto ``mol`` (undoes thermostat rotational
     diffusion). RuntimeError if atoms come < 0.5 Angstrom apart; ImportError without
-    tblite/ase. Bitwise reproducible for a fixed tblite thread count."""
+    tblite/ase. Bitwise reproducible for a fixed tblite thread count. Keywords ``md``
+    (temperature K, seed, timestep_fs, stride, equilibration, method, friction_per_fs,
+    align) and their defaults are `_MDRunner`'s (500 K, 0.5 fs, every 10 steps after
+    200, GFN2-xTB, friction 0.01/fs, aligned)."""
     n = _check_int(n, "n", 1)
-    return _MDRunner(mol, temperature=temperature, seed=seed, timestep_fs=timestep_fs,
-                     stride=stride, equilibration=equilibration, method=method,
-                     friction_per_fs=friction_per_fs, align=align).frames(n)
+    return _MDRunner(mol, **md).frames(n)
 
 
 def make_sampler(name, mol, **kw):
     """Callable ``sample(n, seed=0) -> (n, n_atoms, 3)`` Angstrom for sampler ``name``
     (one of SAMPLERS); ``kw`` go to the sampler (normal modes are computed once here)."""
     if name == "wiggle":
-        wiggle(mol, 1, **kw)                              # validate eagerly
+        wiggle(mol, 1, **kw)  # validate eagerly
         return lambda n, seed=0: wiggle(mol, n, seed=seed, **kw)
     if name == "normal_modes":
         kw = dict(kw)

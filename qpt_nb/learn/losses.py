@@ -19,6 +19,7 @@ N^2 entries (Hartree^2).
     >>> params = init_fn(jax.random.PRNGKey(0), batch)          # doctest: +SKIP
     >>> energy_loss(apply_fn, params, batch)                     # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -49,8 +50,15 @@ def _per_conformer(fn, batch: QPTBatch, w):
     return fn(batch.tensors, batch.init, batch.ref_fock, w)
 
 
-def sandwich_outputs(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3,
-                     mix: float = 0.5, zero_correction: bool = False):
+def sandwich_outputs(
+    apply_fn: ApplyFn,
+    params,
+    batch: QPTBatch,
+    *,
+    n_refine: int = 3,
+    mix: float = 0.5,
+    zero_correction: bool = False,
+):
     """(energies (B,), final densities D_n (B, N, N), W (B, N, N)) of the sandwich.
 
     ``zero_correction=True`` gives the W = 0 baseline (n_refine plain DFT iterations
@@ -69,13 +77,12 @@ def sandwich_outputs(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: in
     return e, d, w
 
 
-def energy_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3,
-                mix: float = 0.5):
+def energy_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3, mix: float = 0.5):
     """The label-free QPT loss: E[D_n] (Hartree) averaged over the batch."""
     return jnp.mean(sandwich_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix)[0])
 
 
-qpt_energy = energy_loss     # the name of the public API (qpt_nb.qpt_energy)
+qpt_energy = energy_loss  # the name of the public API (qpt_nb.qpt_energy)
 
 
 def self_consistency_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
@@ -100,8 +107,9 @@ def supervised_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
     return jnp.mean((batch.init.h_init + w - batch.ref_fock) ** 2)
 
 
-def loss_fn(apply_fn: ApplyFn, params, batch: QPTBatch, *, loss: str = "energy",
-            n_refine: int = 3, mix: float = 0.5):
+def loss_fn(
+    apply_fn: ApplyFn, params, batch: QPTBatch, *, loss: str = "energy", n_refine: int = 3, mix: float = 0.5
+):
     """Dispatches to the chosen loss (one of `LOSSES`)."""
     if loss == "energy":
         return energy_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix)

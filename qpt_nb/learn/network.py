@@ -91,6 +91,7 @@ i.e. +1.6/+1.1/+0.9/+0.5 % over the research code's own printed totals
 reused as readout), and +8.7/+2.7/+1.0/+0.6 % over the paper's rounded labels
 5M / 21M / 85M / 302M (5M is how the research code labels its 5.35M tiny).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -102,10 +103,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-MAX_Z = 36          # largest atomic number the element lookup accepts (Kr)
-BIAS_EPS = 1e-12    # m / (max|m| + BIAS_EPS)
-BIAS_NAMES = ("H_core", "position_gram", "Linv_H_core_LinvT", "D0", "J(D0)",
-              "K(D0)", "V_xc(D0)", "H_init")
+MAX_Z = 36  # largest atomic number the element lookup accepts (Kr)
+BIAS_EPS = 1e-12  # m / (max|m| + BIAS_EPS)
+BIAS_NAMES = ("H_core", "position_gram", "Linv_H_core_LinvT", "D0", "J(D0)", "K(D0)", "V_xc(D0)", "H_init")
 
 
 class QPTInputs(NamedTuple):
@@ -118,6 +118,7 @@ class QPTInputs(NamedTuple):
     bias:        (B, N, N) float64, physics matrices in the AO basis, standard
                  order BIAS_NAMES; any B >= 1 is accepted.
     """
+
     ao_element: jnp.ndarray
     ao_index: jnp.ndarray
     ao_position: jnp.ndarray
@@ -132,18 +133,19 @@ def position_gram(ao_position: jnp.ndarray) -> jnp.ndarray:
 @dataclasses.dataclass(frozen=True)
 class QPTConfig:
     """Hyper-parameters of the QPT (see the module docstring)."""
+
     d_model: int
     n_heads: int
     n_layers: int
     ff_mult: int = 4
     n_freq: int = 20
     remat: bool = True
-    min_period: float = 0.5          # Bohr, shortest sin/cos period
-    max_period: float = 100.0        # Bohr, longest sin/cos period
+    min_period: float = 0.5  # Bohr, shortest sin/cos period
+    max_period: float = 100.0  # Bohr, longest sin/cos period
     elements: tuple = (1, 6, 7, 8, 9)  # atomic numbers with their own embeddings
-    max_ao: int = 32                 # embedding rows per element
-    bias_gain: bool = True           # learned per-head gain on the bias
-    out_scale_init: float = 1e-3     # initial value of the learned output scale
+    max_ao: int = 32  # embedding rows per element
+    bias_gain: bool = True  # learned per-head gain on the bias
+    out_scale_init: float = 1e-3  # initial value of the learned output scale
     softmax_over_queries: bool = False  # True: the research code's normalisation
     ln_eps: float = 1e-5
 
@@ -154,14 +156,12 @@ class QPTConfig:
         if self.n_freq < 0:
             raise ValueError("QPTConfig.n_freq must be >= 0")
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by "
-                             f"n_heads={self.n_heads}")
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if not 0 < self.min_period <= self.max_period:
             raise ValueError("need 0 < min_period <= max_period")
         els = tuple(int(z) for z in self.elements)
         if not els or len(set(els)) != len(els) or min(els) < 1 or max(els) > MAX_Z:
-            raise ValueError(f"elements must be distinct atomic numbers in "
-                             f"1..{MAX_Z}, got {self.elements}")
+            raise ValueError(f"elements must be distinct atomic numbers in 1..{MAX_Z}, got {self.elements}")
         object.__setattr__(self, "elements", els)
 
     @property
@@ -176,7 +176,7 @@ PRESETS = {
     "tiny": QPTConfig(192, 6, 12),
     "small": QPTConfig(384, 6, 12),
     "base": QPTConfig(768, 12, 12),
-    "medium": QPTConfig(1024, 16, 24),   # the paper's model
+    "medium": QPTConfig(1024, 16, 24),  # the paper's model
 }
 
 
@@ -186,8 +186,7 @@ def get_config(name_or_config: Union[str, QPTConfig]) -> QPTConfig:
         return name_or_config
     if isinstance(name_or_config, str) and name_or_config in PRESETS:
         return PRESETS[name_or_config]
-    raise ValueError(f"unknown QPT preset {name_or_config!r}; "
-                     f"presets are {sorted(PRESETS)}")
+    raise ValueError(f"unknown QPT preset {name_or_config!r}; presets are {sorted(PRESETS)}")
 
 
 def bias_head_assignment(n_bias: int, n_heads: int, n_layers: int) -> np.ndarray:
@@ -205,9 +204,11 @@ def bias_head_assignment(n_bias: int, n_heads: int, n_layers: int) -> np.ndarray
         out[:, :slots] = np.arange(slots) // 2
         return out
     if n_layers * n_heads < slots:
-        raise ValueError(f"{n_layers} layers x {n_heads} heads = "
-                         f"{n_layers * n_heads} heads cannot give each of "
-                         f"B={n_bias} bias matrices two heads")
+        raise ValueError(
+            f"{n_layers} layers x {n_heads} heads = "
+            f"{n_layers * n_heads} heads cannot give each of "
+            f"B={n_bias} bias matrices two heads"
+        )
     glob = np.arange(n_layers * n_heads).reshape(n_layers, n_heads)
     return (glob % slots) // 2
 
@@ -218,22 +219,27 @@ def check_inputs(inputs: QPTInputs, config: Union[str, QPTConfig]) -> None:
     el, idx = np.asarray(inputs.ao_element), np.asarray(inputs.ao_index)
     pos, bias = np.shape(inputs.ao_position), np.shape(inputs.bias)
     n = el.shape[-1] if el.ndim else -1
-    if el.ndim != 1 or idx.shape != (n,) or pos != (n, 3) or len(bias) != 3 \
-            or bias[1:] != (n, n) or bias[0] < 1:
-        raise ValueError(f"inconsistent unbatched shapes: ao_element {el.shape}, "
-                         f"ao_index {idx.shape}, ao_position {pos}, bias {bias}")
+    if (
+        el.ndim != 1
+        or idx.shape != (n,)
+        or pos != (n, 3)
+        or len(bias) != 3
+        or bias[1:] != (n, n)
+        or bias[0] < 1
+    ):
+        raise ValueError(
+            f"inconsistent unbatched shapes: ao_element {el.shape}, "
+            f"ao_index {idx.shape}, ao_position {pos}, bias {bias}"
+        )
     bad = sorted(set(el.tolist()) - set(cfg.elements))
     if bad:
-        raise ValueError(f"elements {bad} have no embedding; config.elements="
-                         f"{cfg.elements}")
+        raise ValueError(f"elements {bad} have no embedding; config.elements={cfg.elements}")
     if idx.min() < 0 or idx.max() >= cfg.max_ao:
-        raise ValueError(f"ao_index must lie in [0, {cfg.max_ao}), got "
-                         f"[{idx.min()}, {idx.max()}]")
+        raise ValueError(f"ao_index must lie in [0, {cfg.max_ao}), got [{idx.min()}, {idx.max()}]")
 
 
 def _layer_norm(eps: float, name: str) -> hk.LayerNorm:
-    return hk.LayerNorm(axis=-1, create_scale=True, create_offset=True,
-                        eps=eps, name=name)
+    return hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, eps=eps, name=name)
 
 
 class BiasedSelfAttention(hk.Module):
@@ -243,8 +249,14 @@ class BiasedSelfAttention(hk.Module):
     ``bias_head_assignment`` (length H, -1 for a plain head).
     """
 
-    def __init__(self, n_heads: int, assignment: np.ndarray, bias_gain: bool,
-                 over_queries: bool, name: Optional[str] = None):
+    def __init__(
+        self,
+        n_heads: int,
+        assignment: np.ndarray,
+        bias_gain: bool,
+        over_queries: bool,
+        name: Optional[str] = None,
+    ):
         super().__init__(name=name)
         self.n_heads = n_heads
         self.assignment = np.asarray(assignment)
@@ -257,14 +269,13 @@ class BiasedSelfAttention(hk.Module):
         q = hk.Linear(d, name="query")(x).reshape(n, h, dh)
         k = hk.Linear(d, name="key")(x).reshape(n, h, dh)
         v = hk.Linear(d, name="value")(x).reshape(n, h, dh)
-        logits = jnp.einsum("qhc,khc->hqk", q, k) / np.sqrt(dh)     # (H, N, N)
+        logits = jnp.einsum("qhc,khc->hqk", q, k) / np.sqrt(dh)  # (H, N, N)
         biased = self.assignment >= 0
         if biased.any():
-            per_head = scaled_bias[np.maximum(self.assignment, 0)]   # (H, N, N)
+            per_head = scaled_bias[np.maximum(self.assignment, 0)]  # (H, N, N)
             coef = jnp.asarray(biased, x.dtype)
             if self.bias_gain:
-                coef = coef * hk.get_parameter("bias_gain", (h,), x.dtype,
-                                               init=jnp.ones)
+                coef = coef * hk.get_parameter("bias_gain", (h,), x.dtype, init=jnp.ones)
             logits = logits + coef[:, None, None] * per_head
         attn = jax.nn.softmax(logits, axis=1 if self.over_queries else 2)
         out = jnp.einsum("hqk,khc->qhc", attn, v).reshape(n, d)
@@ -274,8 +285,7 @@ class BiasedSelfAttention(hk.Module):
 class Block(hk.Module):
     """Pre-LN transformer block: x += MHA(LN(x), bias); x += FFN(LN(x))."""
 
-    def __init__(self, config: QPTConfig, assignment: np.ndarray,
-                 name: Optional[str] = None):
+    def __init__(self, config: QPTConfig, assignment: np.ndarray, name: Optional[str] = None):
         super().__init__(name=name)
         self.config = config
         self.assignment = assignment
@@ -283,15 +293,15 @@ class Block(hk.Module):
     def __call__(self, x: jnp.ndarray, scaled_bias: jnp.ndarray) -> jnp.ndarray:
         c = self.config
         h = _layer_norm(c.ln_eps, "ln_attn")(x)
-        x = x + BiasedSelfAttention(c.n_heads, self.assignment, c.bias_gain,
-                                    c.softmax_over_queries, name="attn")(h, scaled_bias)
+        x = x + BiasedSelfAttention(
+            c.n_heads, self.assignment, c.bias_gain, c.softmax_over_queries, name="attn"
+        )(h, scaled_bias)
         h = _layer_norm(c.ln_eps, "ln_ffn")(x)
         h = jax.nn.gelu(hk.Linear(c.ff_mult * c.d_model, name="ffn_in")(h))
         return x + hk.Linear(c.d_model, name="ffn_out")(h)
 
 
-def position_features(pos: jnp.ndarray, n_freq: int, min_period: float,
-                      max_period: float) -> jnp.ndarray:
+def position_features(pos: jnp.ndarray, n_freq: int, min_period: float, max_period: float) -> jnp.ndarray:
     """(N, 3) Bohr -> (N, 3 + 6 n_freq): [r, sin(w_k r), cos(w_k r)].
 
     w_k = 2 pi / lambda_k, lambda_k geometric from max_period to min_period.
@@ -299,10 +309,9 @@ def position_features(pos: jnp.ndarray, n_freq: int, min_period: float,
     if n_freq == 0:
         return pos
     periods = np.geomspace(max_period, min_period, n_freq)
-    ang = pos[:, :, None] * (2 * np.pi / periods)                  # (N, 3, F)
+    ang = pos[:, :, None] * (2 * np.pi / periods)  # (N, 3, F)
     n = pos.shape[0]
-    return jnp.concatenate([pos, jnp.sin(ang).reshape(n, -1),
-                            jnp.cos(ang).reshape(n, -1)], axis=-1)
+    return jnp.concatenate([pos, jnp.sin(ang).reshape(n, -1), jnp.cos(ang).reshape(n, -1)], axis=-1)
 
 
 def scale_bias(bias: jnp.ndarray) -> jnp.ndarray:
@@ -320,6 +329,7 @@ class QPT(hk.Module):
     to (H, N, N) logits; L blocks keep (N, d); readout q (N, d) -> W (N, N),
     W == W.T exactly.
     """
+
     config: QPTConfig
     name: Optional[str] = None
 
@@ -330,14 +340,17 @@ class QPT(hk.Module):
         pos = pos.astype(dtype)
         el = jnp.asarray(inputs.ao_element)
         if el.ndim != 1:
-            raise ValueError(f"QPT takes one molecule (ao_element of shape (N,)), "
-                             f"got {el.shape}; jax.vmap the applied function "
-                             f"over a batch")
+            raise ValueError(
+                f"QPT takes one molecule (ao_element of shape (N,)), "
+                f"got {el.shape}; jax.vmap the applied function "
+                f"over a batch"
+            )
         n = el.shape[0]
         bias = jnp.asarray(inputs.bias, dtype)
         if bias.ndim != 3 or bias.shape[1:] != (n, n) or pos.shape != (n, 3):
-            raise ValueError(f"expected ao_position (N, 3) and bias (B, N, N) "
-                             f"with N={n}, got {pos.shape} and {bias.shape}")
+            raise ValueError(
+                f"expected ao_position (N, 3) and bias (B, N, N) with N={n}, got {pos.shape} and {bias.shape}"
+            )
         assignment = bias_head_assignment(bias.shape[0], c.n_heads, c.n_layers)
 
         # (element, AO index) -> compact table row; other Z -> unknown block.
@@ -346,8 +359,9 @@ class QPT(hk.Module):
         z = jnp.clip(el.astype(jnp.int32), 0, MAX_Z)
         a = jnp.clip(jnp.asarray(inputs.ao_index).astype(jnp.int32), 0, c.max_ao - 1)
         rows = jnp.asarray(slot_of_z)[z] * c.max_ao + a
-        table = hk.get_parameter("ao_embedding", (c.vocab_size, c.d_model), dtype,
-                                 init=hk.initializers.TruncatedNormal(1.0))
+        table = hk.get_parameter(
+            "ao_embedding", (c.vocab_size, c.d_model), dtype, init=hk.initializers.TruncatedNormal(1.0)
+        )
         feats = position_features(pos, c.n_freq, c.min_period, c.max_period)
         x = table[rows] + hk.Linear(c.d_model, name="position_proj")(feats)
 
@@ -357,10 +371,9 @@ class QPT(hk.Module):
             x = hk.remat(block)(x, scaled) if c.remat else block(x, scaled)
 
         x = _layer_norm(c.ln_eps, "ln_final")(x)
-        q = hk.Linear(c.d_model, name="readout_query")(x)             # (N, d)
+        q = hk.Linear(c.d_model, name="readout_query")(x)  # (N, d)
         m = (q @ q.T) / np.sqrt(c.d_model)
-        scale = hk.get_parameter("out_scale", (), dtype,
-                                 init=hk.initializers.Constant(c.out_scale_init))
+        scale = hk.get_parameter("out_scale", (), dtype, init=hk.initializers.Constant(c.out_scale_init))
         return scale * (0.5 * (m + m.T))
 
 
@@ -407,4 +420,5 @@ def _init_fn(net: hk.Transformed):
         if batch.batched:
             inputs = jax.tree_util.tree_map(lambda x: x[0], inputs)
         return net.init(rng, inputs)
+
     return init_fn

@@ -10,6 +10,7 @@ Threads are the default: PySCF's C integral code releases the GIL.
             ...
         print(pf.stats(total_seconds=loop_time))
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -73,12 +74,12 @@ def _feed(source, make_item, executor, slots, out, stop, stats):
         except StopIteration:
             out.put(_END)
             return
-        except BaseException as exc:          # noqa: BLE001 - re-raised in the consumer
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             out.put(_SourceFailure(exc))
             return
         try:
             fut = executor.submit(_timed_call, make_item, x)
-        except RuntimeError:                  # executor shut down by close()
+        except RuntimeError:  # executor shut down by close()
             return
         fut.add_done_callback(stats.on_done)
         out.put(fut)
@@ -103,9 +104,17 @@ class Prefetcher:
     running calls to finish and stops all its threads.
     """
 
-    def __init__(self, source: Iterable, make_item: Callable[[Any], Any], *, workers: int = 1,
-                 queue_size: int = 4, reuse: int = 1, mode: str = "thread",
-                 name: str = "qpt-prefetch"):
+    def __init__(
+        self,
+        source: Iterable,
+        make_item: Callable[[Any], Any],
+        *,
+        workers: int = 1,
+        queue_size: int = 4,
+        reuse: int = 1,
+        mode: str = "thread",
+        name: str = "qpt-prefetch",
+    ):
         for what, v in (("workers", workers), ("queue_size", queue_size), ("reuse", reuse)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
@@ -125,14 +134,16 @@ class Prefetcher:
         self._stop = threading.Event()
         self._closed = False
         self._current, self._remaining = None, 0
-        self._index = 0                      # index of the next item taken from the queue
+        self._index = 0  # index of the next item taken from the queue
         self._yielded = 0
         self._wait = 0.0
         self._first_next = None
         self._feeder = threading.Thread(
-            target=_feed, name=f"{name}-feeder", daemon=True,
-            args=(iter(source), make_item, self._executor, self._slots, self._queue,
-                  self._stop, self._stats))
+            target=_feed,
+            name=f"{name}-feeder",
+            daemon=True,
+            args=(iter(source), make_item, self._executor, self._slots, self._queue, self._stop, self._stats),
+        )
         self._feeder.start()
 
     # ------------------------------------------------------------------ iteration
@@ -146,7 +157,7 @@ class Prefetcher:
             self._remaining -= 1
             self._yielded += 1
             return self._current
-        self._current = None                 # drop the previous item before blocking
+        self._current = None  # drop the previous item before blocking
         if self._closed:
             raise StopIteration
         t0 = time.perf_counter()
@@ -159,7 +170,7 @@ class Prefetcher:
                 self._fail(entry.exc, "the source iterator raised before item")
             try:
                 result, _ = entry.result()
-            except BaseException as exc:      # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001
                 self._fail(exc, "make_item raised for item")
         finally:
             self._wait += time.perf_counter() - t0
@@ -173,7 +184,7 @@ class Prefetcher:
         self.close()
         if hasattr(exc, "add_note"):
             exc.add_note(f"[{self.name}] {what} #{self._index} (0-based, source order)")
-        if isinstance(exc, StopIteration):    # would silently end the consumer's loop
+        if isinstance(exc, StopIteration):  # would silently end the consumer's loop
             raise RuntimeError(f"{what} #{self._index}: StopIteration") from exc
         raise exc
 
@@ -193,12 +204,21 @@ class Prefetcher:
         (consumer blocked in ``next``), make_seconds (sum of worker time in make_item),
         queued (submitted, not yet taken), wait_fraction (see :meth:`wait_fraction`)."""
         with self._stats.lock:
-            made, failed, make_s = (self._stats.items_made, self._stats.items_failed,
-                                    self._stats.make_seconds)
-        return {"items_made": made, "items_failed": failed, "items_consumed": self._index,
-                "items_yielded": self._yielded, "wait_seconds": self._wait,
-                "make_seconds": make_s, "queued": self._queue.qsize(),
-                "wait_fraction": self.wait_fraction(total_seconds)}
+            made, failed, make_s = (
+                self._stats.items_made,
+                self._stats.items_failed,
+                self._stats.make_seconds,
+            )
+        return {
+            "items_made": made,
+            "items_failed": failed,
+            "items_consumed": self._index,
+            "items_yielded": self._yielded,
+            "wait_seconds": self._wait,
+            "make_seconds": make_s,
+            "queued": self._queue.qsize(),
+            "wait_fraction": self.wait_fraction(total_seconds),
+        }
 
     # ------------------------------------------------------------------ shutdown
     def close(self, wait: bool = True) -> None:
@@ -208,7 +228,7 @@ class Prefetcher:
         self._closed = True
         self._stop.set()
         self._current, self._remaining = None, 0
-        while True:                           # cancel what was submitted but not taken
+        while True:  # cancel what was submitted but not taken
             try:
                 entry = self._queue.get_nowait()
             except queue.Empty:
@@ -217,7 +237,7 @@ class Prefetcher:
                 entry.cancel()
         self._executor.shutdown(wait=wait, cancel_futures=True)
         if wait and self._feeder is not threading.current_thread():
-            self._feeder.join(timeout=30.0)   # it polls ``stop`` every 50 ms
+            self._feeder.join(timeout=30.0)  # it polls ``stop`` every 50 ms
 
     @property
     def closed(self) -> bool:
@@ -233,5 +253,5 @@ class Prefetcher:
     def __del__(self):
         try:
             self.close(wait=False)
-        except Exception:                      # noqa: BLE001 - interpreter shutdown
+        except Exception:  # noqa: BLE001 - interpreter shutdown
             pass

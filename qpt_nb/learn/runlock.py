@@ -10,6 +10,7 @@ lock gets `RunLocked`, a ValueError whose one-line message names the holder.
     with RunLock("runs/uracil"):
         ...                                  # train, checkpoint, write history
 """
+
 from __future__ import annotations
 
 import json
@@ -19,94 +20,100 @@ import time
 from pathlib import Path
 
 LOCK_FILE = ".lock"
-_HELD: dict = {}     # resolved lock path -> [file handle, holders in this process]
+_HELD: dict = {}  # resolved lock path -> [file handle, holders in this process]
 
 
 class RunLocked(ValueError):
-  """The run directory is locked by another live process."""
+    """The run directory is locked by another live process."""
 
 
 class RunLock:
-  """Exclusive lock on a run directory (POSIX flock; a no-op where fcntl is missing).
+    """Exclusive lock on a run directory (POSIX flock; a no-op where fcntl is missing).
 
-  Re-entrant within one process (a notebook may resume a run whose first Trainer is
-  still alive); exclusive between processes.
-  """
+    Re-entrant within one process (a notebook may resume a run whose first Trainer is
+    still alive); exclusive between processes.
+    """
 
-  def __init__(self, run_dir):
-    self.run_dir = Path(run_dir)
-    self.path = self.run_dir / LOCK_FILE
-    self._fh = None
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_FILE
+        self._fh = None
 
-  @property
-  def held(self) -> bool:
-    return self._fh is not None
+    @property
+    def held(self) -> bool:
+        return self._fh is not None
 
-  def acquire(self) -> "RunLock":
-    """Takes the lock or raises `RunLocked` naming the process that holds it."""
-    if self._fh is not None:
-      return self
-    try:
-      import fcntl
-    except ImportError:          # pragma: no cover - Windows: no advisory locks
-      return self
-    self.run_dir.mkdir(parents=True, exist_ok=True)
-    key = str(self.path.resolve())
-    if key in _HELD:
-      _HELD[key][1] += 1
-      self._fh = _HELD[key][0]
-      return self
-    fh = open(self.path, "a+")
-    try:
-      fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-      fh.seek(0)
-      holder = _describe(fh.read())
-      fh.close()
-      raise RunLocked(f"{self.run_dir} is in use by another qpt-nb process ({holder}); "
-                      "wait for it to finish or use another --out.") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(),
-                             since=time.strftime("%Y-%m-%d %H:%M:%S"))))
-    fh.flush()
-    _HELD[key] = [fh, 1]
-    self._fh = fh
-    return self
+    def acquire(self) -> "RunLock":
+        """Takes the lock or raises `RunLocked` naming the process that holds it."""
+        if self._fh is not None:
+            return self
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks
+            return self
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        key = str(self.path.resolve())
+        if key in _HELD:
+            _HELD[key][1] += 1
+            self._fh = _HELD[key][0]
+            return self
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = _describe(fh.read())
+            fh.close()
+            raise RunLocked(
+                f"{self.run_dir} is in use by another qpt-nb process ({holder}); "
+                "wait for it to finish or use another --out."
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(
+            json.dumps(
+                dict(pid=os.getpid(), host=socket.gethostname(), since=time.strftime("%Y-%m-%d %H:%M:%S"))
+            )
+        )
+        fh.flush()
+        _HELD[key] = [fh, 1]
+        self._fh = fh
+        return self
 
-  def release(self) -> None:
-    if self._fh is None:
-      return
-    key = str(self.path.resolve())
-    self._fh = None
-    entry = _HELD.get(key)
-    if entry is None:
-      return
-    entry[1] -= 1
-    if entry[1] <= 0:
-      del _HELD[key]
-      import fcntl
-      try:
-        fcntl.flock(entry[0].fileno(), fcntl.LOCK_UN)
-      finally:
-        entry[0].close()
+    def release(self) -> None:
+        if self._fh is None:
+            return
+        key = str(self.path.resolve())
+        self._fh = None
+        entry = _HELD.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _HELD[key]
+            import fcntl
 
-  def __enter__(self):
-    return self.acquire()
+            try:
+                fcntl.flock(entry[0].fileno(), fcntl.LOCK_UN)
+            finally:
+                entry[0].close()
 
-  def __exit__(self, *exc):
-    self.release()
+    def __enter__(self):
+        return self.acquire()
 
-  def __del__(self):
-    try:
-      self.release()
-    except Exception:
-      pass
+    def __exit__(self, *exc):
+        self.release()
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:
+            pass
 
 
 def _describe(text: str) -> str:
-  try:
-    d = json.loads(text)
-    return f"pid {d['pid']} on {d['host']}, since {d['since']}"
-  except (ValueError, KeyError, TypeError):
-    return "holder unknown"
+    try:
+        d = json.loads(text)
+        return f"pid {d['pid']} on {d['host']}, since {d['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"

@@ -13,6 +13,7 @@ Run directory: config.json, history.jsonl (one line per logged step),
 checkpoint.ckpt, and after evaluation metrics.json, per_conformer.csv,
 test_set.xyz and PNG plots.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,499 +32,396 @@ import optax
 
 from qpt_nb.fileio import atomic_write_text, save_json
 from qpt_nb.learn import checkpoint as ckpt
-from qpt_nb.learn.conformers import ConformerStream, SAMPLERS
-from qpt_nb.dft.molecule import Molecule
-from qpt_nb.learn.network import count_params, get_config, network_fns
+from qpt_nb.learn.batch import QPTBatch, prepare_conformer, stack_batch
+from qpt_nb.learn.config import TrainConfig
+from qpt_nb.learn.conformers import ConformerStream
+from qpt_nb.learn.losses import loss_fn
+from qpt_nb.learn.network import count_params, network_fns
+from qpt_nb.learn.parallel import data_mesh, replicate, shard_batch
 from qpt_nb.learn.prefetch import Prefetcher
 from qpt_nb.learn.runlock import RunLock
-from qpt_nb.learn.batch import QPTBatch, prepare_conformer, stack_batch
-from qpt_nb.learn.losses import LOSSES, loss_fn
-from qpt_nb.dft.xc import get_xc
 
 CHECKPOINT = "checkpoint.ckpt"
-JUMP_WINDOW = 20       # logged losses the divergence warning compares against
+JUMP_WINDOW = 20  # logged losses the divergence warning compares against
 HISTORY = "history.jsonl"
 
 
-@dataclasses.dataclass
-class TrainConfig:
-  """Everything that defines a run (saved as config.json). Optimiser defaults are
-  the research code's (graphcore-research/pyscf-ipu, branch train,
-  pyscf_ipu/direct/train.py); warm-up and decay are in steps."""
-  molecule: str = "uracil"
-  xyz: Optional[str] = None            # xyz text; overrides `molecule` when set
-  charge: int = 0
-  spin: int = 0
-  basis: str = "sto-3g"
-  xc: str = "b3lyp5"
-  grid_level: int = 3
-  eri: str = "auto"
-  model: str = "nano"
-  loss: str = "energy"
-  n_refine: int = 3
-  mix: float = 0.5
-  sampler: str = "wiggle"
-  temperature: float = 300.0
-  sigma: float = 0.05                  # wiggle std, Angstrom
-  batch_size: int = 1
-  reuse: int = 16
-  dataset_size: int = 0                # 0: fresh conformers forever; N: cycle over the first N
-  seed: int = 0
-  lr: float = 5e-4
-  warmup_steps: int = 1000
-  decay_steps: int = 200_000
-  final_lr: float = 1e-7
-  b1: float = 0.9
-  b2: float = 0.95
-  eps: float = 1e-12
-  weight_decay: float = 0.1
-  clip_norm: float = 1.0
-  checkpoint_every: int = 100
-  log_every: int = 1
-  prefetch_workers: int = 1
-  queue_size: int = 2
-  devices: int = 1                     # data-parallel JAX devices (batch split across them)
-
-  def __post_init__(self):
-    _check_numbers(self)
-    get_xc(self.xc)
-    get_config(self.model)
-    if self.loss not in LOSSES:
-      raise ValueError(f"Unknown loss {self.loss!r}; choose one of {LOSSES}.")
-    if self.sampler not in SAMPLERS:
-      raise ValueError(f"Unknown sampler {self.sampler!r}; choose one of {SAMPLERS}.")
-    if self.dataset_size < 0:
-      raise ValueError(f"dataset_size must be >= 0, got {self.dataset_size}.")
-    if self.batch_size % self.devices:
-      raise ValueError(f"batch_size={self.batch_size} must be a multiple of devices={self.devices}.")
-
-  def molecule_object(self) -> Molecule:
-    if self.xyz:
-      return Molecule.from_xyz(self.xyz, charge=self.charge, spin=self.spin, name=self.molecule)
-    mol = Molecule.builtin(self.molecule)
-    if self.charge or self.spin:
-      mol = Molecule.from_arrays(mol.symbols, mol.coords_angstrom, self.charge, self.spin, mol.name)
-    return mol
-
-  def sampler_kwargs(self) -> dict:
-    """Keyword arguments of this run's conformer sampler (`qpt_nb.learn.conformers`)."""
-    if self.sampler in ("md", "normal_modes"):
-      return dict(temperature=self.temperature)
-    return dict(sigma=self.sigma)
-
-  def to_json(self) -> dict:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_json(cls, d: dict) -> "TrainConfig":
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in known})
-
-
 # Numeric fields: (low, high, low inclusive); ints must be Python/NumPy integers.
-_INT_RANGES = dict(charge=(None, None), spin=(0, 0), grid_level=(0, 9), n_refine=(1, None),
-                   batch_size=(1, None), reuse=(1, None), dataset_size=(0, None), seed=(0, None),
-                   warmup_steps=(0, None), decay_steps=(1, None), checkpoint_every=(1, None),
-                   log_every=(1, None), prefetch_workers=(1, None), queue_size=(1, None),
-                   devices=(1, None))
-_FLOAT_RANGES = dict(mix=(0.0, 1.0, True), temperature=(0.0, None, False),
-                     sigma=(0.0, None, False), lr=(0.0, None, False), final_lr=(0.0, None, True),
-                     b1=(0.0, 1.0, True), b2=(0.0, 1.0, True), eps=(0.0, None, False),
-                     weight_decay=(0.0, None, True), clip_norm=(0.0, None, False))
-
-
-def _check_numbers(cfg) -> None:
-  """ValueError/TypeError naming the field for a numeric setting of the wrong type,
-  non-finite or out of range (lr=-1 would be gradient ascent, mix=5 no mixing at all)."""
-  for name, (low, high) in _INT_RANGES.items():
-    v = getattr(cfg, name)
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-      raise TypeError(f"TrainConfig.{name} must be an integer, got {v!r}.")
-    if (low is not None and v < low) or (high is not None and v > high):
-      rng = f">= {low}" if high is None else (f"{low}" if low == high else f"in {low}..{high}")
-      raise ValueError(f"TrainConfig.{name} must be {rng}, got {v}."
-                       + (" (qpt_nb is closed-shell only)" if name == "spin" else ""))
-  for name, (low, high, inclusive) in _FLOAT_RANGES.items():
-    v = getattr(cfg, name)
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-      raise TypeError(f"TrainConfig.{name} must be a number, got {v!r}.")
-    ok = np.isfinite(v) and (v >= low if inclusive else v > low) and (high is None or v <= high)
-    if not ok:
-      side = f">= {low}" if inclusive else f"> {low}"
-      raise ValueError(f"TrainConfig.{name} must be finite and {side}"
-                       + (f" and <= {high}" if high is not None else "") + f", got {v}.")
 
 
 class TrainingDiverged(ValueError):
-  """A step produced a non-finite loss or gradient; the last finite state is kept."""
+    """A step produced a non-finite loss or gradient; the last finite state is kept."""
 
 
 class TrainState(NamedTuple):
-  """params, opt_state: pytrees; step: int32 scalar (optimiser steps taken)."""
-  params: dict
-  opt_state: tuple
-  step: jnp.ndarray
+    """params, opt_state: pytrees; step: int32 scalar (optimiser steps taken)."""
+
+    params: dict
+    opt_state: tuple
+    step: jnp.ndarray
 
 
 def make_schedule(cfg: TrainConfig):
-  """Linear warm-up to `lr` over `warmup_steps`, cosine decay to `final_lr` at `decay_steps`."""
-  warm = max(int(cfg.warmup_steps), 1)
-  return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=cfg.lr, warmup_steps=warm,
-      decay_steps=max(int(cfg.decay_steps), warm + 1), end_value=cfg.final_lr)
+    """Linear warm-up to `lr` over `warmup_steps`, cosine decay to `final_lr` at `decay_steps`."""
+    warm = max(int(cfg.warmup_steps), 1)
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=cfg.lr,
+        warmup_steps=warm,
+        decay_steps=max(int(cfg.decay_steps), warm + 1),
+        end_value=cfg.final_lr,
+    )
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-  """clip_by_global_norm -> AdamW(b1, b2, eps, weight_decay) with the schedule."""
-  return optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
-                     optax.adamw(make_schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                                 weight_decay=cfg.weight_decay))
+    """clip_by_global_norm -> AdamW(b1, b2, eps, weight_decay) with the schedule."""
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.clip_norm),
+        optax.adamw(make_schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay),
+    )
 
 
 def init_state(cfg: TrainConfig, example: QPTBatch) -> TrainState:
-  """Initial parameters (seeded by cfg.seed) and optimiser state."""
-  init_fn, _ = network_fns(cfg.model)
-  params = init_fn(jax.random.PRNGKey(cfg.seed), example)
-  return TrainState(params, make_optimizer(cfg).init(params), jnp.zeros((), jnp.int32))
+    """Initial parameters (seeded by cfg.seed) and optimiser state."""
+    init_fn, _ = network_fns(cfg.model)
+    params = init_fn(jax.random.PRNGKey(cfg.seed), example)
+    return TrainState(params, make_optimizer(cfg).init(params), jnp.zeros((), jnp.int32))
 
 
-_UPDATE_FIELDS = ("loss", "model", "n_refine", "mix", "lr", "warmup_steps", "decay_steps",
-                  "final_lr", "b1", "b2", "eps", "weight_decay", "clip_norm")
+_UPDATE_FIELDS = (
+    "loss",
+    "model",
+    "n_refine",
+    "mix",
+    "lr",
+    "warmup_steps",
+    "decay_steps",
+    "final_lr",
+    "b1",
+    "b2",
+    "eps",
+    "weight_decay",
+    "clip_norm",
+)
 
 
 def make_update(cfg: TrainConfig) -> Callable:
-  """Returns the pure, jitted `update(state, batch) -> (state, metrics)`.
+    """Returns the pure, jitted `update(state, batch) -> (state, metrics)`.
 
-  metrics: 'loss' (Hartree for the energy loss, Hartree^2 otherwise),
-  'grad_norm', 'lr'. Cached by the settings it depends on, so a new or
-  resumed Trainer with the same settings reuses the compiled function.
-  """
-  return _make_update(tuple((k, getattr(cfg, k)) for k in _UPDATE_FIELDS))
+    metrics: 'loss' (Hartree for the energy loss, Hartree^2 otherwise),
+    'grad_norm', 'lr'. Cached by the settings it depends on, so a new or
+    resumed Trainer with the same settings reuses the compiled function.
+    """
+    return _make_update(tuple((k, getattr(cfg, k)) for k in _UPDATE_FIELDS))
 
 
 @functools.lru_cache(maxsize=16)
 def _make_update(key) -> Callable:
-  cfg = TrainConfig(**dict(key))
-  opt = make_optimizer(cfg)
-  schedule = make_schedule(cfg)
-  _, apply_fn = network_fns(cfg.model)
-  loss = functools.partial(loss_fn, apply_fn, loss=cfg.loss, n_refine=cfg.n_refine, mix=cfg.mix)
+    cfg = TrainConfig(**dict(key))
+    opt = make_optimizer(cfg)
+    schedule = make_schedule(cfg)
+    _, apply_fn = network_fns(cfg.model)
+    loss = functools.partial(loss_fn, apply_fn, loss=cfg.loss, n_refine=cfg.n_refine, mix=cfg.mix)
 
-  @jax.jit
-  def update(state: TrainState, batch: QPTBatch):
-    value, grads = jax.value_and_grad(loss)(state.params, batch)
-    updates, opt_state = opt.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = dict(loss=value, grad_norm=optax.global_norm(grads), lr=schedule(state.step))
-    return TrainState(params, opt_state, state.step + 1), metrics
+    @jax.jit
+    def update(state: TrainState, batch: QPTBatch):
+        value, grads = jax.value_and_grad(loss)(state.params, batch)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = dict(loss=value, grad_norm=optax.global_norm(grads), lr=schedule(state.step))
+        return TrainState(params, opt_state, state.step + 1), metrics
 
-  return update
-
-
-def data_mesh(devices: int):
-  """A 1-D device mesh with axis 'data' over the first `devices` JAX devices
-  (None for one device). Multi-host: call `jax.distributed.initialize()` first
-  (see `qpt-nb train --help`); then `jax.devices()` spans all hosts."""
-  if devices <= 1:
-    return None
-  available = jax.devices()
-  if len(available) < devices:
-    raise ValueError(f"devices={devices} requested but JAX sees {len(available)} "
-                     f"({available[0].platform}); on a CPU set "
-                     f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} before starting Python.")
-  return jax.sharding.Mesh(np.asarray(available[:devices]), ("data",))
-
-
-def replicate(tree, mesh):
-  """Places every leaf of `tree` on all devices of `mesh` (no-op without a mesh)."""
-  if mesh is None:
-    return tree
-  rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  return jax.device_put(tree, rep)
-
-
-def shard_batch(batch, mesh):
-  """Splits the leading (conformer) axis of every batch leaf across the mesh.
-
-  The jitted update then runs data-parallel: XLA all-reduces the batch-mean loss
-  and so the gradients, which equal one device's for the same global batch.
-  """
-  if mesh is None:
-    return batch
-  spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-  if jax.process_count() > 1:
-    return jax.tree_util.tree_map(lambda x: jax.make_array_from_process_local_data(spec, x), batch)
-  return jax.device_put(batch, spec)
+    return update
 
 
 def _chunks(it, size):
-  while True:
-    yield [next(it) for _ in range(size)]
+    while True:
+        yield [next(it) for _ in range(size)]
 
 
 class Trainer:
-  """Steppable training loop for notebooks and the CLI.
+    """Steppable training loop for notebooks and the CLI.
 
-  Example:
-    >>> tr = Trainer(TrainConfig(molecule='water', grid_level=1, warmup_steps=10))  # doctest: +SKIP
-    >>> tr.run(20)                                                                  # doctest: +SKIP
-    >>> tr.run(20)    # continues from step 20
-  """
-
-  def __init__(self, config: TrainConfig, run_dir=None, *, _state: Optional[TrainState] = None,
-               _history=None):
-    self.config = config
-    self.run_dir = Path(run_dir) if run_dir is not None else None
-    self.mol = config.molecule_object()
-    self.history: list = list(_history or [])
-    self._wall_offset = self.history[-1]["wall_s"] if self.history else 0.0
-    self.monitor: Optional[Callable] = None   # monitor(params) -> dict of test metrics
-    self.monitor_every = 0
-    self.timing = dict(step_s=0.0, wait_s=0.0, compile_s=0.0, steps=0)
-    self.label_seconds = 0.0
-    self._update = make_update(config)
-    self._stream = None
-    self.mesh = data_mesh(config.devices)
-    self._lock = None
-    if self.run_dir is not None:
-      self._lock = RunLock(self.run_dir).acquire()   # RunLocked if another process has it
-      ckpt.remove_orphans(self.run_dir)
-    state = _state if _state is not None else init_state(config, self._example())
-    self.state = replicate(state, self.mesh)
-    if self.run_dir is not None:
-      save_json(self.run_dir / "config.json", config.to_json())
-      if _state is None:                       # a fresh run: resumable from its first second
-        atomic_write_text(self.run_dir / HISTORY, "")
-        self.save()
-
-  # ---------------------------------------------------------------- data
-  def make_batch(self, mols) -> QPTBatch:
-    """Precomputes and stacks conformers (runs in the prefetch workers).
-
-    For the supervised loss each conformer is labelled with PySCF
-    (`qpt_nb.dft.reference.label`, disk-cached); the seconds spent labelling are
-    added to `self.label_seconds` (only fresh labels count).
+    Example:
+      >>> tr = Trainer(TrainConfig(molecule='water', grid_level=1, warmup_steps=10))  # doctest: +SKIP
+      >>> tr.run(20)                                                                  # doctest: +SKIP
+      >>> tr.run(20)    # continues from step 20
     """
-    c = self.config
-    items = []
-    for m in mols:
-      b = prepare_conformer(m, c.basis, c.xc, c.grid_level, eri=c.eri)
-      if c.loss == "supervised":
-        from qpt_nb.dft.reference import label
-        lab = label(m, c.basis, c.xc, c.grid_level, eri_kind=b.tensors.eri_kind)
-        if not lab.cached:
-          self.label_seconds += lab.seconds
-        b = dataclasses.replace(b, ref_fock=jnp.asarray(lab.fock))
-      items.append(b)
-    return stack_batch(items)
 
-  def _example(self) -> QPTBatch:
-    return self.make_batch([self.mol])
-
-  def _open_stream(self):
-    c, step = self.config, self.step
-    first = (step // c.reuse) * c.batch_size
-    kw = c.sampler_kwargs()
-    if c.dataset_size > 0:   # a fixed data set, cycled (e.g. label-then-train)
-      pool = list(itertools.islice(ConformerStream(self.mol, c.sampler, seed=c.seed, **kw),
-                                   c.dataset_size))
-      conformers = (pool[i % len(pool)] for i in itertools.count(first))
-    else:
-      conformers = iter(ConformerStream(self.mol, c.sampler, seed=c.seed, start=first, **kw))
-    source = _chunks(conformers, c.batch_size)
-    self._stream = Prefetcher(source, self.make_batch, workers=c.prefetch_workers,
-                              queue_size=c.queue_size, reuse=c.reuse)
-    for _ in range(step % c.reuse):
-      next(self._stream)
-
-  # ---------------------------------------------------------------- loop
-  @property
-  def step(self) -> int:
-    return int(self.state.step)
-
-  @property
-  def params(self):
-    return self.state.params
-
-  @property
-  def n_params(self) -> int:
-    return count_params(self.state.params)
-
-  def run(self, n_steps: Optional[int], callback: Optional[Callable[[dict], None]] = None, *,
-          should_stop: Optional[Callable[[], bool]] = None,
-          max_seconds: Optional[float] = None) -> list:
-    """Runs up to `n_steps` more optimiser steps (None: no step limit); returns the
-    logged records. This is the one training loop: the CLI, the dashboard, the
-    experiments and the benchmarks all call it.
-
-    `callback(record)` is called after every logged step with the metrics
-    (floats), 'step', 'wall_s' (cumulative training time), 'steps_per_s' and
-    'wait_fraction' (share of time spent waiting for precomputed data).
-
-    The run ends early when `should_stop()` returns True or when `max_seconds`
-    of wall-clock time have passed since the call; both are checked after every
-    step (after its logging and checkpoint), so at least one step is taken.
-    `should_stop` may do work of its own between steps (a notebook's Pause, an
-    evaluation on a time schedule); that time is not in `timing` or 'wall_s'.
-    With `n_steps=None` one of the two is required. With a run_dir, a checkpoint
-    is written at the end when a step was taken.
-    """
-    if n_steps is None:
-      if should_stop is None and max_seconds is None:
-        raise ValueError("n_steps=None needs should_stop or max_seconds, else the run never ends.")
-    elif int(n_steps) < 0:
-      raise ValueError(f"n_steps must be >= 0, got {n_steps}.")
-    if self._stream is None:
-      self._open_stream()
-    c, logged, taken = self.config, [], 0
-    start = time.perf_counter()
-    for _ in (itertools.count() if n_steps is None else range(int(n_steps))):
-      t0 = time.perf_counter()
-      batch = shard_batch(next(self._stream), self.mesh)
-      t1 = time.perf_counter()
-      before = self.state
-      self.state, metrics = self._update(self.state, batch)
-      metrics = {k: float(v) for k, v in metrics.items()}   # blocks: one sync per step
-      t2 = time.perf_counter()
-      if not (np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])):
-        self.state = before
-        self._diverged(metrics)
-      if self.timing["steps"] == 0:
-        self.timing["compile_s"] = t2 - t1
-      self.timing["wait_s"] += t1 - t0
-      self.timing["step_s"] += t2 - t0
-      self.timing["steps"] += 1
-      taken += 1
-      step = self.step
-      if step % c.log_every == 0 or step == 1:
-        rec = self._record(step, metrics)
-        self._check_jump(rec)
-        if self.monitor is not None and self.monitor_every and step % self.monitor_every == 0:
-          rec.update({f"test_{k}": v for k, v in self.monitor(self.state.params).items()})
-        self.history.append(rec)
-        logged.append(rec)
+    def __init__(
+        self, config: TrainConfig, run_dir=None, *, _state: Optional[TrainState] = None, _history=None
+    ):
+        self.config = config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.mol = config.molecule_object()
+        self.history: list = list(_history or [])
+        self._wall_offset = self.history[-1]["wall_s"] if self.history else 0.0
+        self.monitor: Optional[Callable] = None  # monitor(params) -> dict of test metrics
+        self.monitor_every = 0
+        self.timing = dict(step_s=0.0, wait_s=0.0, compile_s=0.0, steps=0)
+        self.label_seconds = 0.0
+        self._update = make_update(config)
+        self._stream = None
+        self.mesh = data_mesh(config.devices)
+        self._lock = None
         if self.run_dir is not None:
-          with open(self.run_dir / HISTORY, "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-        if callback is not None:
-          callback(rec)
-      if self.run_dir is not None and step % c.checkpoint_every == 0:
-        self.save()
-      if should_stop is not None and should_stop():
-        break
-      if max_seconds is not None and time.perf_counter() - start >= max_seconds:
-        break
-    if self.run_dir is not None and taken:
-      self.save()
-    return logged
+            self._lock = RunLock(self.run_dir).acquire()  # RunLocked if another process has it
+            ckpt.remove_orphans(self.run_dir)
+        state = _state if _state is not None else init_state(config, self._example())
+        self.state = replicate(state, self.mesh)
+        if self.run_dir is not None:
+            save_json(self.run_dir / "config.json", config.to_json())
+            if _state is None:  # a fresh run: resumable from its first second
+                atomic_write_text(self.run_dir / HISTORY, "")
+                self.save()
 
-  def _diverged(self, metrics):
-    """Stops the run: the state of the last finite step is kept (and saved, so the good
-    checkpoint is never replaced by a diverged one)."""
-    step = self.step + 1
-    where = ""
-    if self.run_dir is not None:
-      self.save()
-      where = f"; the checkpoint in {self.run_dir} holds step {self.step}"
-    raise TrainingDiverged(
-        f"training diverged at step {step}: loss {metrics['loss']}, gradient norm "
-        f"{metrics['grad_norm']} (lr {metrics['lr']:.3g}){where}. Lower the learning rate "
-        "(--lr) or clip harder (--clip-norm), then resume.")
+    # ---------------------------------------------------------------- data
+    def make_batch(self, mols) -> QPTBatch:
+        """Precomputes and stacks conformers (runs in the prefetch workers).
 
-  def _check_jump(self, rec: dict):
-    """Marks (rec['loss_jump'] = True, and a warning) a loss far above the recent range:
-    more than 10 interquartile ranges (and 1 mHa for the energy loss) above the median
-    of the last `JUMP_WINDOW` logged losses."""
-    recent = [r["loss"] for r in self.history[-JUMP_WINDOW:]]
-    if len(recent) < 5:
-      return
-    q1, med, q3 = np.percentile(recent, [25, 50, 75])
-    floor = 1e-3 if self.config.loss == "energy" else 1e-9
-    if rec["loss"] - med > max(10.0 * (q3 - q1), floor, 1e-3 * abs(med) if med < 0 else 0.0):
-      rec["loss_jump"] = True
-      warnings.warn(f"step {rec['step']}: the loss {rec['loss']:.6g} jumped far above its recent "
-                    f"median {med:.6g}; the learning rate ({rec['lr']:.3g}) may be too large. "
-                    f"The previous checkpoint is kept as {CHECKPOINT}.prev.", RuntimeWarning,
-                    stacklevel=3)
+        For the supervised loss each conformer is labelled with PySCF
+        (`qpt_nb.dft.reference.label`, disk-cached); the seconds spent labelling are
+        added to `self.label_seconds` (only fresh labels count).
+        """
+        c = self.config
+        items = []
+        for m in mols:
+            b = prepare_conformer(m, c.basis, c.xc, c.grid_level, eri=c.eri)
+            if c.loss == "supervised":
+                from qpt_nb.dft.reference import label
 
-  def _record(self, step, metrics) -> dict:
-    tm = self.timing
-    steady = max(tm["step_s"] - tm["compile_s"], 1e-9)
-    return dict(step=step, **metrics, wall_s=self._wall_offset + tm["step_s"],
-                steps_per_s=(tm["steps"] - 1) / steady if tm["steps"] > 1 else 0.0,
-                wait_fraction=tm["wait_s"] / max(tm["step_s"], 1e-9))
+                lab = label(m, c.basis, c.xc, c.grid_level, eri_kind=b.tensors.eri_kind)
+                if not lab.cached:
+                    self.label_seconds += lab.seconds
+                b = dataclasses.replace(b, ref_fock=jnp.asarray(lab.fock))
+            items.append(b)
+        return stack_batch(items)
 
-  # ---------------------------------------------------------------- persistence
-  def save(self) -> Path:
-    """Writes the checkpoint atomically (also called every `checkpoint_every` steps)."""
-    if self.run_dir is None:
-      raise ValueError("This Trainer has no run_dir to save to.")
-    path = self.run_dir / CHECKPOINT
-    ckpt.save_keeping_previous(path, dict(state=self.state._asdict(), config=self.config.to_json(),
-                                          step=self.step, format=1), params_key="state")
-    return path
+    def _example(self) -> QPTBatch:
+        return self.make_batch([self.mol])
 
-  @classmethod
-  def resume(cls, run_dir, *, config: Optional[TrainConfig] = None) -> "Trainer":
-    """Continues the run in `run_dir` from its checkpoint.
+    def _open_stream(self):
+        c, step = self.config, self.step
+        first = (step // c.reuse) * c.batch_size
+        kw = c.sampler_kwargs()
+        if c.dataset_size > 0:  # a fixed data set, cycled (e.g. label-then-train)
+            pool = list(
+                itertools.islice(ConformerStream(self.mol, c.sampler, seed=c.seed, **kw), c.dataset_size)
+            )
+            conformers = (pool[i % len(pool)] for i in itertools.count(first))
+        else:
+            conformers = iter(ConformerStream(self.mol, c.sampler, seed=c.seed, start=first, **kw))
+        source = _chunks(conformers, c.batch_size)
+        self._stream = Prefetcher(
+            source, self.make_batch, workers=c.prefetch_workers, queue_size=c.queue_size, reuse=c.reuse
+        )
+        for _ in range(step % c.reuse):
+            next(self._stream)
 
-    Raises `CheckpointError` (a ValueError) if the checkpoint is missing or
-    corrupt, and ValueError if `config` names an incompatible molecule or
-    settings. The history is truncated to the checkpoint's step.
-    """
-    run_dir = Path(run_dir)
-    lock = RunLock(run_dir).acquire()            # before reading: no writer in between
-    try:
-      data = ckpt.load_latest(run_dir / CHECKPOINT)
-    except BaseException:
-      lock.release()
-      raise
-    saved = TrainConfig.from_json(data["config"])
-    if config is not None:
-      _check_compatible(saved, config)
-      saved = dataclasses.replace(config)
-    history = [r for r in read_history(run_dir) if r.get("step", 0) <= data["step"]]
-    state = TrainState(**{k: v for k, v in data["state"].items() if k in TrainState._fields})
-    state = jax.tree_util.tree_map(jnp.asarray, state)
-    try:
-      tr = cls(saved, run_dir, _state=state, _history=history)
-    finally:
-      lock.release()                             # the Trainer holds its own
-    atomic_write_text(run_dir / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
-    return tr
+    # ---------------------------------------------------------------- loop
+    @property
+    def step(self) -> int:
+        return int(self.state.step)
 
-  def close(self):
-    """Stops the prefetch workers and releases the run directory."""
-    if self._stream is not None:
-      self._stream.close()
-      self._stream = None
-    if self._lock is not None:
-      self._lock.release()
-      self._lock = None
+    @property
+    def params(self):
+        return self.state.params
 
-  def data_stats(self) -> dict:
-    """Prefetch statistics: items made, wait seconds, ..."""
-    return self._stream.stats() if self._stream is not None else {}
+    @property
+    def n_params(self) -> int:
+        return count_params(self.state.params)
+
+    def run(
+        self,
+        n_steps: Optional[int],
+        callback: Optional[Callable[[dict], None]] = None,
+        *,
+        should_stop: Optional[Callable[[], bool]] = None,
+        max_seconds: Optional[float] = None,
+    ) -> list:
+        """Runs up to `n_steps` more optimiser steps (None: no step limit); returns the
+        logged records. This is the one training loop: the CLI, the dashboard, the
+        experiments and the benchmarks all call it.
+
+        `callback(record)` is called after every logged step with the metrics
+        (floats), 'step', 'wall_s' (cumulative training time), 'steps_per_s' and
+        'wait_fraction' (share of time spent waiting for precomputed data).
+
+        The run ends early when `should_stop()` returns True or when `max_seconds`
+        of wall-clock time have passed since the call; both are checked after every
+        step (after its logging and checkpoint), so at least one step is taken.
+        `should_stop` may do work of its own between steps (a notebook's Pause, an
+        evaluation on a time schedule); that time is not in `timing` or 'wall_s'.
+        With `n_steps=None` one of the two is required. With a run_dir, a checkpoint
+        is written at the end when a step was taken.
+        """
+        if n_steps is None:
+            if should_stop is None and max_seconds is None:
+                raise ValueError("n_steps=None needs should_stop or max_seconds, else the run never ends.")
+        elif int(n_steps) < 0:
+            raise ValueError(f"n_steps must be >= 0, got {n_steps}.")
+        if self._stream is None:
+            self._open_stream()
+        c, logged, taken = self.config, [], 0
+        start = time.perf_counter()
+        for _ in itertools.count() if n_steps is None else range(int(n_steps)):
+            t0 = time.perf_counter()
+            batch = shard_batch(next(self._stream), self.mesh)
+            t1 = time.perf_counter()
+            before = self.state
+            self.state, metrics = self._update(self.state, batch)
+            metrics = {k: float(v) for k, v in metrics.items()}  # blocks: one sync per step
+            t2 = time.perf_counter()
+            if not (np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])):
+                self.state = before
+                self._diverged(metrics)
+            if self.timing["steps"] == 0:
+                self.timing["compile_s"] = t2 - t1
+            self.timing["wait_s"] += t1 - t0
+            self.timing["step_s"] += t2 - t0
+            self.timing["steps"] += 1
+            taken += 1
+            step = self.step
+            if step % c.log_every == 0 or step == 1:
+                rec = self._record(step, metrics)
+                self._check_jump(rec)
+                if self.monitor is not None and self.monitor_every and step % self.monitor_every == 0:
+                    rec.update({f"test_{k}": v for k, v in self.monitor(self.state.params).items()})
+                self.history.append(rec)
+                logged.append(rec)
+                if self.run_dir is not None:
+                    with open(self.run_dir / HISTORY, "a") as fh:
+                        fh.write(json.dumps(rec) + "\n")
+                if callback is not None:
+                    callback(rec)
+            if self.run_dir is not None and step % c.checkpoint_every == 0:
+                self.save()
+            if should_stop is not None and should_stop():
+                break
+            if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+                break
+        if self.run_dir is not None and taken:
+            self.save()
+        return logged
+
+    def _diverged(self, metrics):
+        """Stops the run: the state of the last finite step is kept (and saved, so the good
+        checkpoint is never replaced by a diverged one)."""
+        step = self.step + 1
+        where = ""
+        if self.run_dir is not None:
+            self.save()
+            where = f"; the checkpoint in {self.run_dir} holds step {self.step}"
+        raise TrainingDiverged(
+            f"training diverged at step {step}: loss {metrics['loss']}, gradient norm "
+            f"{metrics['grad_norm']} (lr {metrics['lr']:.3g}){where}. Lower the learning rate "
+            "(--lr) or clip harder (--clip-norm), then resume."
+        )
+
+    def _check_jump(self, rec: dict):
+        """Marks (rec['loss_jump'] = True, and a warning) a loss far above the recent range:
+        more than 10 interquartile ranges (and 1 mHa for the energy loss) above the median
+        of the last `JUMP_WINDOW` logged losses."""
+        recent = [r["loss"] for r in self.history[-JUMP_WINDOW:]]
+        if len(recent) < 5:
+            return
+        q1, med, q3 = np.percentile(recent, [25, 50, 75])
+        floor = 1e-3 if self.config.loss == "energy" else 1e-9
+        if rec["loss"] - med > max(10.0 * (q3 - q1), floor, 1e-3 * abs(med) if med < 0 else 0.0):
+            rec["loss_jump"] = True
+            warnings.warn(
+                f"step {rec['step']}: the loss {rec['loss']:.6g} jumped far above its recent "
+                f"median {med:.6g}; the learning rate ({rec['lr']:.3g}) may be too large. "
+                f"The previous checkpoint is kept as {CHECKPOINT}.prev.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _record(self, step, metrics) -> dict:
+        tm = self.timing
+        steady = max(tm["step_s"] - tm["compile_s"], 1e-9)
+        return dict(
+            step=step,
+            **metrics,
+            wall_s=self._wall_offset + tm["step_s"],
+            steps_per_s=(tm["steps"] - 1) / steady if tm["steps"] > 1 else 0.0,
+            wait_fraction=tm["wait_s"] / max(tm["step_s"], 1e-9),
+        )
+
+    # ---------------------------------------------------------------- persistence
+    def save(self) -> Path:
+        """Writes the checkpoint atomically (also called every `checkpoint_every` steps)."""
+        if self.run_dir is None:
+            raise ValueError("This Trainer has no run_dir to save to.")
+        path = self.run_dir / CHECKPOINT
+        ckpt.save_keeping_previous(
+            path,
+            dict(state=self.state._asdict(), config=self.config.to_json(), step=self.step, format=1),
+            params_key="state",
+        )
+        return path
+
+    @classmethod
+    def resume(cls, run_dir, *, config: Optional[TrainConfig] = None) -> "Trainer":
+        """Continues the run in `run_dir` from its checkpoint.
+
+        Raises `CheckpointError` (a ValueError) if the checkpoint is missing or
+        corrupt, and ValueError if `config` names an incompatible molecule or
+        settings. The history is truncated to the checkpoint's step.
+        """
+        run_dir = Path(run_dir)
+        lock = RunLock(run_dir).acquire()  # before reading: no writer in between
+        try:
+            data = ckpt.load_latest(run_dir / CHECKPOINT)
+        except BaseException:
+            lock.release()
+            raise
+        saved = TrainConfig.from_json(data["config"])
+        if config is not None:
+            _check_compatible(saved, config)
+            saved = dataclasses.replace(config)
+        history = [r for r in read_history(run_dir) if r.get("step", 0) <= data["step"]]
+        state = TrainState(**{k: v for k, v in data["state"].items() if k in TrainState._fields})
+        state = jax.tree_util.tree_map(jnp.asarray, state)
+        try:
+            tr = cls(saved, run_dir, _state=state, _history=history)
+        finally:
+            lock.release()  # the Trainer holds its own
+        atomic_write_text(run_dir / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
+        return tr
+
+    def close(self):
+        """Stops the prefetch workers and releases the run directory."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def data_stats(self) -> dict:
+        """Prefetch statistics: items made, wait seconds, ..."""
+        return self._stream.stats() if self._stream is not None else {}
 
 
 def _check_compatible(saved: TrainConfig, new: TrainConfig):
-  for key in ("molecule", "xyz", "charge", "spin", "basis", "xc", "model", "eri"):
-    if getattr(saved, key) != getattr(new, key):
-      raise ValueError(f"Cannot resume: the run was trained with {key}={getattr(saved, key)!r}, "
-                       f"not {getattr(new, key)!r}.")
+    for key in ("molecule", "xyz", "charge", "spin", "basis", "xc", "model", "eri"):
+        if getattr(saved, key) != getattr(new, key):
+            raise ValueError(
+                f"Cannot resume: the run was trained with {key}={getattr(saved, key)!r}, "
+                f"not {getattr(new, key)!r}."
+            )
 
 
 def read_history(run_dir) -> list:
-  """Records of ``run_dir/history.jsonl`` (empty list if absent; bad lines skipped)."""
-  path = Path(run_dir) / HISTORY
-  if not path.is_file():
-    return []
-  out = []
-  for line in path.read_text().splitlines():
-    try:
-      out.append(json.loads(line))
-    except json.JSONDecodeError:
-      continue
-  return out
-
-
+    """Records of ``run_dir/history.jsonl`` (empty list if absent; bad lines skipped)."""
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out

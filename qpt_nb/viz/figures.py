@@ -4,6 +4,7 @@
 background threads and headless), which renders as PNG in any Jupyter front end;
 `figure_png` turns any Figure into PNG bytes with the Agg canvas.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,6 +13,7 @@ import io
 def figure_png(fig, dpi: int = 80) -> bytes:
     """PNG bytes of a matplotlib Figure (Agg, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

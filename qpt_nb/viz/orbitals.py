@@ -5,6 +5,7 @@ coefficients (columns of ``mo_coeff`` in PySCF's AO order, in the *input*
 orientation of the molecule, as `qpt_nb.dft.scf.scf` returns them) and return cube
 text, py3Dmol views or matplotlib Figures.  No widget state here.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,16 +19,35 @@ from qpt_nb.units import BOHR_ANGSTROM as BOHR
 from qpt_nb.units import HARTREE_EV
 from qpt_nb.viz.figures import figure_png, new_figure
 
-__all__ = ["orbital_cube", "compact_cube", "orbital_on_plane", "molecule_plane",
-           "orbital_slice_figure", "molecule_sketch_figure", "add_molecule", "add_orbital",
-           "figure_png", "CPK"]
+__all__ = [
+    "orbital_cube",
+    "compact_cube",
+    "orbital_on_plane",
+    "molecule_plane",
+    "orbital_slice_figure",
+    "molecule_sketch_figure",
+    "add_molecule",
+    "add_orbital",
+    "figure_png",
+    "CPK",
+]
 
 # Jmol-like element colours for the 2D sketches
-CPK = {"H": "#bbbbbb", "C": "#444444", "N": "#3050f8", "O": "#ff0d0d", "F": "#90e050",
-       "S": "#c8c800", "Cl": "#1ff01f", "Li": "#cc80ff", "B": "#ffb5b5", "P": "#ff8000"}
-CUBE_QUANTUM = 1e-3      # compact cubes store integers in units of this (Bohr^-3/2)
-POS_COLOR = "#2166ac"     # + lobe (blue)
-NEG_COLOR = "#b2182b"     # - lobe (red)
+CPK = {
+    "H": "#bbbbbb",
+    "C": "#444444",
+    "N": "#3050f8",
+    "O": "#ff0d0d",
+    "F": "#90e050",
+    "S": "#c8c800",
+    "Cl": "#1ff01f",
+    "Li": "#cc80ff",
+    "B": "#ffb5b5",
+    "P": "#ff8000",
+}
+CUBE_QUANTUM = 1e-3  # compact cubes store integers in units of this (Bohr^-3/2)
+POS_COLOR = "#2166ac"  # + lobe (blue)
+NEG_COLOR = "#b2182b"  # - lobe (red)
 
 
 def _coeff_vector(mo_coeff, index: int) -> np.ndarray:
@@ -55,14 +75,23 @@ def compact_cube(text: str, n_atoms: int, *, quantum: float = 1e-3) -> str:
     q = np.rint(vals / quantum).astype(np.int64).reshape(nx * ny, nz)
     out = io.StringIO()
     out.write("\n".join(head) + "\n")
-    for row in q:                                  # one z-row per line
+    for row in q:  # one z-row per line
         out.write(" ".join(map(str, row.tolist())))
         out.write("\n")
     return out.getvalue()
 
 
-def orbital_cube(mol, basis: str, mo_coeff, index: int = 0, *, n: int = 40, margin: float = 3.0,
-                 compact: bool = True, pmol=None) -> str:
+def orbital_cube(
+    mol,
+    basis: str,
+    mo_coeff,
+    index: int = 0,
+    *,
+    n: int = 40,
+    margin: float = 3.0,
+    compact: bool = True,
+    pmol=None,
+) -> str:
     """Cube text of one orbital, written by ``pyscf.tools.cubegen.orbital`` on an
     ``n^3`` grid (``margin`` Bohr around the atoms); ``compact=True`` stores the
     values as integers in units of ``CUBE_QUANTUM`` (see `compact_cube`).
@@ -71,11 +100,13 @@ def orbital_cube(mol, basis: str, mo_coeff, index: int = 0, *, n: int = 40, marg
     pmol: an already built PySCF Mole for ``mol``/``basis`` (saves a rebuild).
     """
     from pyscf.tools import cubegen
+
     pmol = mol.to_pyscf(basis) if pmol is None else pmol
     c = _coeff_vector(mo_coeff, index)
     if c.shape[0] != pmol.nao_nr():
-        raise ValueError(f"mo_coeff has {c.shape[0]} AO rows but {basis!r} gives "
-                         f"{pmol.nao_nr()} AOs for {mol.formula}")
+        raise ValueError(
+            f"mo_coeff has {c.shape[0]} AO rows but {basis!r} gives {pmol.nao_nr()} AOs for {mol.formula}"
+        )
     fd, path = tempfile.mkstemp(suffix=".cube", prefix="qpt_nb_orb_")
     os.close(fd)
     try:
@@ -99,7 +130,7 @@ def molecule_plane(coords_angstrom) -> tuple:
         return center, np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
     _, _, vt = np.linalg.svd(r, full_matrices=True)
     e1, e2 = vt[0], vt[1]
-    if len(x) == 2 or np.linalg.norm(r @ e2) < 1e-8:    # linear: any perpendicular axis
+    if len(x) == 2 or np.linalg.norm(r @ e2) < 1e-8:  # linear: any perpendicular axis
         trial = np.array([0, 0, 1.0]) if abs(e1[2]) < 0.9 else np.array([1.0, 0, 0])
         e2 = trial - (trial @ e1) * e1
         e2 /= np.linalg.norm(e2)
@@ -108,8 +139,17 @@ def molecule_plane(coords_angstrom) -> tuple:
     return center, e1, e2
 
 
-def orbital_on_plane(mol, basis: str, mo_coeff, index: int = 0, *, n: int = 81,
-                     margin: float = 2.5, plane: str = "auto", pmol=None):
+def orbital_on_plane(
+    mol,
+    basis: str,
+    mo_coeff,
+    index: int = 0,
+    *,
+    n: int = 81,
+    margin: float = 2.5,
+    plane: str = "auto",
+    pmol=None,
+):
     """Orbital values on an ``n x n`` grid in a plane through the atoms' centroid.
 
     plane: 'molecular' (the two directions of largest spread), 'perpendicular'
@@ -126,24 +166,22 @@ def orbital_on_plane(mol, basis: str, mo_coeff, index: int = 0, *, n: int = 81,
     if plane != "auto" and plane not in planes:
         raise ValueError(f"plane must be 'auto' or one of {sorted(planes)}, got {plane!r}")
     best = None
-    for name in (planes if plane == "auto" else [plane]):
+    for name in planes if plane == "auto" else [plane]:
         a, b = planes[name]
         proj = np.column_stack([(xyz - center) @ a, (xyz - center) @ b])
         lo = proj.min(0) - margin
         hi = proj.max(0) + margin
-        half = 0.5 * max(hi - lo)                    # square window
+        half = 0.5 * max(hi - lo)  # square window
         mid = 0.5 * (lo + hi)
         u = np.linspace(mid[0] - half, mid[0] + half, n)
         v = np.linspace(mid[1] - half, mid[1] + half, n)
         uu, vv = np.meshgrid(u, v)
-        pts = center + uu.reshape(-1, 1) * a + vv.reshape(-1, 1) * b     # Angstrom
+        pts = center + uu.reshape(-1, 1) * a + vv.reshape(-1, 1) * b  # Angstrom
         vals = (pmol.eval_gto("GTOval_sph", pts / BOHR) @ c).reshape(n, n)
         score = float(np.abs(vals).max())
-        if best is None or score > 1.05 * best[0]:      # prefer the molecular plane on ties
+        if best is None or score > 1.05 * best[0]:  # prefer the molecular plane on ties
             best = (score, (u, v, vals, proj, name))
     return best[1]
-
-
 
 
 def _draw_atoms(ax, symbols, proj, bonds=True, label=True):
@@ -154,30 +192,37 @@ def _draw_atoms(ax, symbols, proj, bonds=True, label=True):
                 if d < 1.25 * (0.6 if "H" in (symbols[i], symbols[j]) else 0.9) + 0.35:
                     ax.plot(*zip(proj[i], proj[j]), color="k", lw=1.2, zorder=3)
     for s, (x, y) in zip(symbols, proj):
-        ax.scatter([x], [y], s=140 if s != "H" else 70, color=CPK.get(s, "#ff1493"),
-                   edgecolor="k", zorder=4)
+        ax.scatter([x], [y], s=140 if s != "H" else 70, color=CPK.get(s, "#ff1493"), edgecolor="k", zorder=4)
         if label:
-            ax.annotate(s, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8,
-                        zorder=5)
+            ax.annotate(s, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8, zorder=5)
 
 
-def orbital_slice_figure(mol, basis: str, mo_coeff, index: int = 0, *, isovalue: float = 0.05,
-                         mo_energy=None, n_occ: Optional[int] = None, n: int = 81,
-                         plane: str = "auto", title: Optional[str] = None, pmol=None,
-                         figsize=(4.2, 3.8)):
+def orbital_slice_figure(
+    mol,
+    basis: str,
+    mo_coeff,
+    index: int = 0,
+    *,
+    isovalue: float = 0.05,
+    mo_energy=None,
+    n_occ: Optional[int] = None,
+    n: int = 81,
+    plane: str = "auto",
+    title: Optional[str] = None,
+    pmol=None,
+    figsize=(4.2, 3.8),
+):
     """Static fallback of the orbital viewer: filled contours of the orbital in a
     plane through the molecule (see `orbital_on_plane`; blue +, red -), the
     +/-``isovalue`` contour lines, and the atoms.  Returns a matplotlib Figure."""
-    u, v, vals, proj, plane = orbital_on_plane(mol, basis, mo_coeff, index, n=n, plane=plane,
-                                               pmol=pmol)
+    u, v, vals, proj, plane = orbital_on_plane(mol, basis, mo_coeff, index, n=n, plane=plane, pmol=pmol)
     fig = new_figure(figsize)
     ax = fig.add_subplot()
     vmax = max(float(np.abs(vals).max()), 1e-12)
     lim = min(vmax, 4 * isovalue)
     levels = np.linspace(-lim, lim, 21)
     cs = ax.contourf(u, v, np.clip(vals, -lim, lim), levels=levels, cmap="RdBu")
-    ax.contour(u, v, vals, levels=[-isovalue, isovalue], colors=[NEG_COLOR, POS_COLOR],
-               linewidths=1.5)
+    ax.contour(u, v, vals, levels=[-isovalue, isovalue], colors=[NEG_COLOR, POS_COLOR], linewidths=1.5)
     fig.colorbar(cs, ax=ax, shrink=0.8, label=r"$\psi$ (Bohr$^{-3/2}$)")
     _draw_atoms(ax, mol.symbols, proj)
     ax.set_aspect("equal")
@@ -228,8 +273,15 @@ def add_molecule(view, mol, *, style: str = "ballstick"):
     return view
 
 
-def add_orbital(view, cube_text: str, *, isovalue: float = 0.05, opacity: float = 0.85,
-                colors: Sequence[str] = (POS_COLOR, NEG_COLOR), quantum: float = CUBE_QUANTUM):
+def add_orbital(
+    view,
+    cube_text: str,
+    *,
+    isovalue: float = 0.05,
+    opacity: float = 0.85,
+    colors: Sequence[str] = (POS_COLOR, NEG_COLOR),
+    quantum: float = CUBE_QUANTUM,
+):
     """Adds the +/-``isovalue`` isosurfaces of a cube to a py3Dmol view.  The cube
     text is written into the page once and shared by both surfaces.
     ``quantum``: the unit of a compact cube's values (1.0 for a plain cube)."""
@@ -240,10 +292,12 @@ def add_orbital(view, cube_text: str, *, isovalue: float = 0.05, opacity: float 
         f"viewer_UNIQUEID.addIsosurface(vol_UNIQUEID, {{isoval: {float(isovalue)!r}, "
         f"color: '{colors[0]}', opacity: {float(opacity)!r}, smoothness: 2}});\n"
         f"viewer_UNIQUEID.addIsosurface(vol_UNIQUEID, {{isoval: {-float(isovalue)!r}, "
-        f"color: '{colors[1]}', opacity: {float(opacity)!r}, smoothness: 2}});\n")
+        f"color: '{colors[1]}', opacity: {float(opacity)!r}, smoothness: 2}});\n"
+    )
     return view
 
 
 def _js_data(text: str) -> str:
     import json
+
     return json.dumps(text).replace("</", "<\\/")

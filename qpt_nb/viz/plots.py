@@ -4,6 +4,7 @@ Every function takes plain data (arrays, lists of dicts) and returns a new
 ``matplotlib.figure.Figure`` (no pyplot state, safe in background threads).
 Energies come in Hartree and are shown in eV / meV / uHa as labelled.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,33 +12,48 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from qpt_nb.viz.figures import new_figure
-
 from qpt_nb.units import HARTREE_EV
 from qpt_nb.units import MEV_PER_HARTREE as HARTREE_MEV
+from qpt_nb.viz.figures import new_figure
 
-__all__ = ["energy_levels", "scf_convergence", "training_curves", "per_conformer_errors",
-           "wall_clock_comparison", "error_distribution",
-           "orbital_energy_comparison", "per_conformer_vs_baseline", "save_run_plots", "HARTREE_EV", "HARTREE_MEV", "new_figure"]
+__all__ = [
+    "energy_levels",
+    "scf_convergence",
+    "training_curves",
+    "per_conformer_errors",
+    "wall_clock_comparison",
+    "error_distribution",
+    "orbital_energy_comparison",
+    "per_conformer_vs_baseline",
+    "save_run_plots",
+    "HARTREE_EV",
+    "HARTREE_MEV",
+    "new_figure",
+]
 
 
 def _no_minor_labels(axis):
     """No labels on the minor ticks of a log axis (they overlap on short ranges)."""
     from matplotlib.ticker import NullFormatter
+
     axis.set_minor_formatter(NullFormatter())
 
 
-def _levels(ax, eps_ev, n_occ, x0, width, color_occ="#1f4e9c", color_virt="#aaaaaa",
-            max_virtual=None):
+def _levels(ax, eps_ev, n_occ, x0, width, color_occ="#1f4e9c", color_virt="#aaaaaa", max_virtual=None):
     eps_ev = np.asarray(eps_ev, dtype=float)
     n = len(eps_ev) if max_virtual is None else min(len(eps_ev), n_occ + max_virtual)
     for i in range(n):
         occ = i < n_occ
-        ax.hlines(eps_ev[i], x0, x0 + width, color=color_occ if occ else color_virt,
-                  lw=2.2 if occ else 1.6)
+        ax.hlines(eps_ev[i], x0, x0 + width, color=color_occ if occ else color_virt, lw=2.2 if occ else 1.6)
         if occ:
-            ax.plot([x0 + 0.38 * width, x0 + 0.62 * width], [eps_ev[i]] * 2, ls="none",
-                    marker="$\\uparrow\\downarrow$", ms=9, color=color_occ)
+            ax.plot(
+                [x0 + 0.38 * width, x0 + 0.62 * width],
+                [eps_ev[i]] * 2,
+                ls="none",
+                marker="$\\uparrow\\downarrow$",
+                ms=9,
+                color=color_occ,
+            )
 
 
 def _window(eps_ev, n_occ, max_virtual, below_homo_ev):
@@ -51,9 +67,17 @@ def _window(eps_ev, n_occ, max_virtual, below_homo_ev):
     return lo - 0.05 * span, top + 0.08 * span, int(np.sum(shown < lo - 0.05 * span))
 
 
-def energy_levels(mo_energy, n_occ: int, *, reference=None, labels=("qpt_nb", "PySCF"),
-                  max_virtual: Optional[int] = 6, below_homo_ev: Optional[float] = 30.0,
-                  title: Optional[str] = None, figsize=(3.8, 4.2)):
+def energy_levels(
+    mo_energy,
+    n_occ: int,
+    *,
+    reference=None,
+    labels=("qpt_nb", "PySCF"),
+    max_virtual: Optional[int] = 6,
+    below_homo_ev: Optional[float] = 30.0,
+    title: Optional[str] = None,
+    figsize=(3.8, 4.2),
+):
     """Orbital energy-level diagram (eV): occupied levels dark with electron pairs,
     virtual levels grey, HOMO/LUMO labelled and the gap marked.
 
@@ -75,15 +99,31 @@ def energy_levels(mo_energy, n_occ: int, *, reference=None, labels=("qpt_nb", "P
     lo, hi, hidden = _window(eps, n_occ, max_virtual, below_homo_ev)
     if 0 < n_occ < len(eps):
         homo, lumo = eps[n_occ - 1], eps[n_occ]
-        ax.annotate("", xy=(right + 0.25, lumo), xytext=(right + 0.25, homo),
-                    arrowprops=dict(arrowstyle="<->", color="#c0392b"))
-        ax.text(right + 0.32, 0.5 * (homo + lumo), f"gap\n{lumo - homo:.2f} eV", va="center",
-                fontsize=8, color="#c0392b")
+        ax.annotate(
+            "",
+            xy=(right + 0.25, lumo),
+            xytext=(right + 0.25, homo),
+            arrowprops=dict(arrowstyle="<->", color="#c0392b"),
+        )
+        ax.text(
+            right + 0.32,
+            0.5 * (homo + lumo),
+            f"gap\n{lumo - homo:.2f} eV",
+            va="center",
+            fontsize=8,
+            color="#c0392b",
+        )
         ax.text(-0.05, homo, f"HOMO {homo:.2f}", ha="right", va="center", fontsize=7)
         ax.text(-0.05, lumo, f"LUMO {lumo:.2f}", ha="right", va="center", fontsize=7)
     if hidden:
-        ax.text(0.02, 0.01, f"{hidden} deeper level(s) not shown", transform=ax.transAxes,
-                fontsize=7, color="#666")
+        ax.text(
+            0.02,
+            0.01,
+            f"{hidden} deeper level(s) not shown",
+            transform=ax.transAxes,
+            fontsize=7,
+            color="#666",
+        )
     ax.set_xlim(-1.3, right + 1.3)
     ax.set_ylim(lo, hi)
     ax.set_xticks(ticks)
@@ -93,9 +133,14 @@ def energy_levels(mo_energy, n_occ: int, *, reference=None, labels=("qpt_nb", "P
     return fig
 
 
-def scf_convergence(energies: Sequence[float], *, errors: Optional[Sequence[float]] = None,
-                    reference: Optional[float] = None, title: Optional[str] = None,
-                    figsize=(4.2, 3.2)):
+def scf_convergence(
+    energies: Sequence[float],
+    *,
+    errors: Optional[Sequence[float]] = None,
+    reference: Optional[float] = None,
+    title: Optional[str] = None,
+    figsize=(4.2, 3.2),
+):
     """|E_k - E_final| (or |E_k - reference|) per SCF iteration on a log scale, and
     the commutator norm |FDS - SDF| when ``errors`` is given."""
     e = np.asarray(energies, dtype=float)
@@ -105,8 +150,9 @@ def scf_convergence(energies: Sequence[float], *, errors: Optional[Sequence[floa
     it = np.arange(1, len(e) + 1)
     diff = np.abs(e - target)
     mask = diff > 0
-    ax.semilogy(it[mask], diff[mask], "o-", ms=4,
-                label="|E - E_final|" if reference is None else "|E - E_ref|")
+    ax.semilogy(
+        it[mask], diff[mask], "o-", ms=4, label="|E - E_final|" if reference is None else "|E - E_ref|"
+    )
     if errors is not None:
         err = np.asarray(errors, dtype=float)
         ax.semilogy(np.arange(1, len(err) + 1), err, "s--", ms=3, label="|FDS - SDF|")
@@ -118,23 +164,36 @@ def scf_convergence(energies: Sequence[float], *, errors: Optional[Sequence[floa
     return fig
 
 
-_TRAIN_PANELS = (("loss", "loss"), ("test_energy_mae_mev", "test energy MAE (meV)"),
-                 ("test_hamiltonian_mae_uha", "test Hamiltonian MAE (uHa)"))
+_TRAIN_PANELS = (
+    ("loss", "loss"),
+    ("test_energy_mae_mev", "test energy MAE (meV)"),
+    ("test_hamiltonian_mae_uha", "test Hamiltonian MAE (uHa)"),
+)
 
 
 def _series(history, key, x):
-    pts = [(r[x], r[key]) for r in history
-           if r.get(key) is not None and r.get(x) is not None
-           and not (isinstance(r[key], float) and math.isnan(r[key]))]
+    pts = [
+        (r[x], r[key])
+        for r in history
+        if r.get(key) is not None
+        and r.get(x) is not None
+        and not (isinstance(r[key], float) and math.isnan(r[key]))
+    ]
     if not pts:
         return np.zeros(0), np.zeros(0)
     a = np.asarray(pts, dtype=float)
     return a[:, 0], a[:, 1]
 
 
-def training_curves(history: Sequence[dict], *, xs=("step", "wall_s"), runs: Optional[dict] = None,
-                    metrics: Optional[Sequence[str]] = None, title: Optional[str] = None,
-                    figsize=None):
+def training_curves(
+    history: Sequence[dict],
+    *,
+    xs=("step", "wall_s"),
+    runs: Optional[dict] = None,
+    metrics: Optional[Sequence[str]] = None,
+    title: Optional[str] = None,
+    figsize=None,
+):
     """Loss and test errors against step and wall-clock seconds.
 
     history: list of records (Trainer.history); or pass ``runs={label: history}``
@@ -149,8 +208,11 @@ def training_curves(history: Sequence[dict], *, xs=("step", "wall_s"), runs: Opt
     if metrics is not None:
         panels = [(k, names.get(k, k)) for k in metrics]
     else:
-        panels = [(k, lab) for k, lab in _TRAIN_PANELS
-                  if k == "loss" or any(r.get(k) is not None for h in runs.values() for r in h)]
+        panels = [
+            (k, lab)
+            for k, lab in _TRAIN_PANELS
+            if k == "loss" or any(r.get(k) is not None for h in runs.values() for r in h)
+        ]
     xs = tuple(xs)
     fig = new_figure(figsize or (3.3 * len(panels), 2.6 * len(xs)))
     axes = fig.subplots(len(xs), len(panels), squeeze=False)
@@ -165,7 +227,7 @@ def training_curves(history: Sequence[dict], *, xs=("step", "wall_s"), runs: Opt
                     ax.plot(xv, yv, style, ms=3, lw=1.2, label=name or None)
             if key != "loss":
                 ys = [v for h in runs.values() for v in _series(h, key, x)[1]]
-                if ys and min(ys) > 0 and max(ys) / min(ys) > 10:    # log only over a decade
+                if ys and min(ys) > 0 and max(ys) / min(ys) > 10:  # log only over a decade
                     ax.set_yscale("log")
                     _no_minor_labels(ax.yaxis)
             if key == "loss":
@@ -181,14 +243,21 @@ def training_curves(history: Sequence[dict], *, xs=("step", "wall_s"), runs: Opt
     return fig
 
 
-_ROW_LABELS = {"energy_error_mev": "|energy error| (meV)",
-               "hamiltonian_mae_uha": "Hamiltonian MAE (uHa)",
-               "mo_energy_mae_occ_uha": "occ. orbital energy MAE (uHa)"}
+_ROW_LABELS = {
+    "energy_error_mev": "|energy error| (meV)",
+    "hamiltonian_mae_uha": "Hamiltonian MAE (uHa)",
+    "mo_energy_mae_occ_uha": "occ. orbital energy MAE (uHa)",
+}
 
 
-def per_conformer_errors(rows: Sequence[dict], *, sort_by: str = "index",
-                         selected: Optional[int] = None,
-                         keys=("energy_error_mev", "hamiltonian_mae_uha"), figsize=(6.4, 3.0)):
+def per_conformer_errors(
+    rows: Sequence[dict],
+    *,
+    sort_by: str = "index",
+    selected: Optional[int] = None,
+    keys=("energy_error_mev", "hamiltonian_mae_uha"),
+    figsize=(6.4, 3.0),
+):
     """Bar chart of each test conformer's errors (|energy error| in meV and the
     Hamiltonian MAE in uHa), ordered by ``sort_by`` (a row key, e.g. 'index' or
     'energy_error_mev'; sorting by an error key sorts by its absolute value,
@@ -199,57 +268,61 @@ def per_conformer_errors(rows: Sequence[dict], *, sort_by: str = "index",
     fig = new_figure(figsize)
     axes = fig.subplots(1, max(len(keys), 1), squeeze=False)[0]
     if not rows:
-        axes[0].text(0.5, 0.5, "no evaluation yet", ha="center", va="center",
-                     transform=axes[0].transAxes)
+        axes[0].text(0.5, 0.5, "no evaluation yet", ha="center", va="center", transform=axes[0].transAxes)
         axes[0].set_axis_off()
         return fig
     labels = [str(rows[i].get("index", i)) for i in order]
     for ax, key in zip(axes, keys):
         vals = np.array([abs(float(rows[i][key])) for i in order])
-        colors = ["#e67e22" if selected is not None and rows[i].get("index", i) == selected
-                  else "#4c72b0" for i in order]
+        colors = [
+            "#e67e22" if selected is not None and rows[i].get("index", i) == selected else "#4c72b0"
+            for i in order
+        ]
         ax.bar(np.arange(len(order)), vals, color=colors)
         ax.set_xticks(np.arange(len(order)))
-        ax.set_xticklabels(labels, fontsize=6 if len(order) > 20 else 7,
-                           rotation=90 if len(order) > 20 else 0)
+        ax.set_xticklabels(
+            labels, fontsize=6 if len(order) > 20 else 7, rotation=90 if len(order) > 20 else 0
+        )
         ax.set_ylabel(_ROW_LABELS.get(key, key), fontsize=8)
         ax.axhline(vals.mean(), color="k", lw=0.8, ls="--", label=f"mean {vals.mean():.3g}")
         ax.legend(fontsize=7)
-        ax.set_xlabel("test conformer" + ("" if sort_by in (None, "index") else
-                                          f" (sorted by {_ROW_LABELS.get(sort_by, sort_by)})"),
-                      fontsize=8)
+        ax.set_xlabel(
+            "test conformer"
+            + ("" if sort_by in (None, "index") else f" (sorted by {_ROW_LABELS.get(sort_by, sort_by)})"),
+            fontsize=8,
+        )
         ax.tick_params(labelsize=7)
     return fig
 
 
 def per_conformer_vs_baseline(rows, sort: bool = True, *, title: str = ""):
-  """|energy error| (meV, log y) per test conformer, trained vs W = 0, and the
-  trained Hamiltonian MAE (uHa). Sorted by the baseline error when `sort`."""
-  rows = list(rows)
-  fig = new_figure((6.4, 5.0))
-  ax1, ax2 = fig.subplots(2, 1, sharex=True)
-  if not rows:
-    ax1.text(0.5, 0.5, "no conformers", ha="center", va="center", transform=ax1.transAxes)
+    """|energy error| (meV, log y) per test conformer, trained vs W = 0, and the
+    trained Hamiltonian MAE (uHa). Sorted by the baseline error when `sort`."""
+    rows = list(rows)
+    fig = new_figure((6.4, 5.0))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    if not rows:
+        ax1.text(0.5, 0.5, "no conformers", ha="center", va="center", transform=ax1.transAxes)
+        return fig
+    tr = np.abs([r["energy_error_mev"] for r in rows])
+    base = np.abs([r["baseline_energy_error_mev"] for r in rows])
+    ham = np.asarray([r["hamiltonian_mae_uha"] for r in rows], dtype=float)
+    order = np.argsort(base) if sort else np.arange(len(rows))
+    pos = np.arange(len(rows))
+    ax1.plot(pos, base[order], "s", label="W = 0 baseline")
+    ax1.plot(pos, tr[order], "o", label="trained")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("|E - E_PySCF| (meV)")
+    ax1.legend(fontsize="small")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax2.bar(pos, ham[order])
+    ax2.set_ylabel("Hamiltonian MAE (uHa)")
+    ax2.set_xlabel("test conformer" + (" (sorted by baseline error)" if sort else ""))
+    if len(rows) <= 30:
+        ax2.set_xticks(pos, [str(rows[i]["index"]) for i in order], fontsize="small")
+    if title:
+        fig.suptitle(title)
     return fig
-  tr = np.abs([r["energy_error_mev"] for r in rows])
-  base = np.abs([r["baseline_energy_error_mev"] for r in rows])
-  ham = np.asarray([r["hamiltonian_mae_uha"] for r in rows], dtype=float)
-  order = np.argsort(base) if sort else np.arange(len(rows))
-  pos = np.arange(len(rows))
-  ax1.plot(pos, base[order], "s", label="W = 0 baseline")
-  ax1.plot(pos, tr[order], "o", label="trained")
-  ax1.set_yscale("log")
-  ax1.set_ylabel("|E - E_PySCF| (meV)")
-  ax1.legend(fontsize="small")
-  ax1.grid(True, which="both", alpha=0.3)
-  ax2.bar(pos, ham[order])
-  ax2.set_ylabel("Hamiltonian MAE (uHa)")
-  ax2.set_xlabel("test conformer" + (" (sorted by baseline error)" if sort else ""))
-  if len(rows) <= 30:
-    ax2.set_xticks(pos, [str(rows[i]["index"]) for i in order], fontsize="small")
-  if title:
-    fig.suptitle(title)
-  return fig
 
 
 def save_run_plots(run_dir, history, rows=None, *, dpi: int = 110) -> list:
@@ -257,6 +330,7 @@ def save_run_plots(run_dir, history, rows=None, *, dpi: int = 110) -> list:
     and against training wall-clock seconds) and, with per-conformer ``rows``,
     per_conformer.png (`per_conformer_vs_baseline`). Returns the paths written."""
     from pathlib import Path
+
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     out = []
@@ -280,9 +354,16 @@ def sort_rows(rows: Sequence[dict], sort_by: str = "index") -> list:
     return sorted(range(len(rows)), key=lambda i: -abs(float(rows[i][sort_by])))
 
 
-def orbital_energy_comparison(predicted, reference, n_occ: int, *, max_virtual: Optional[int] = 4,
-                              labels=("predicted", "PySCF"), title: Optional[str] = None,
-                              figsize=(6.0, 3.4)):
+def orbital_energy_comparison(
+    predicted,
+    reference,
+    n_occ: int,
+    *,
+    max_virtual: Optional[int] = 4,
+    labels=("predicted", "PySCF"),
+    title: Optional[str] = None,
+    figsize=(6.0, 3.4),
+):
     """Predicted vs reference orbital energies: a level diagram side by side and the
     per-orbital error (uHa) with the occupied-orbital MAE."""
     p = np.asarray(predicted, dtype=float)
@@ -295,8 +376,14 @@ def orbital_energy_comparison(predicted, reference, n_occ: int, *, max_virtual: 
     lo, hi, hidden = _window(r * HARTREE_EV, n_occ, max_virtual, 30.0)
     ax1.set_ylim(lo, hi)
     if hidden:
-        ax1.text(0.02, 0.01, f"{hidden} deeper level(s) not shown", transform=ax1.transAxes,
-                 fontsize=7, color="#666")
+        ax1.text(
+            0.02,
+            0.01,
+            f"{hidden} deeper level(s) not shown",
+            transform=ax1.transAxes,
+            fontsize=7,
+            color="#666",
+        )
     for i in range(n):
         ax1.plot([1.0, 1.6], [p[i] * HARTREE_EV, r[i] * HARTREE_EV], color="#999", lw=0.6)
     ax1.set_xlim(-0.2, 2.8)
@@ -317,9 +404,14 @@ def orbital_energy_comparison(predicted, reference, n_occ: int, *, max_virtual: 
     return fig
 
 
-def wall_clock_comparison(runs: dict, *, keys=("test_energy_mae_mev", "test_hamiltonian_mae_uha"),
-                          offsets: Optional[dict] = None, title: Optional[str] = None,
-                          figsize=None):
+def wall_clock_comparison(
+    runs: dict,
+    *,
+    keys=("test_energy_mae_mev", "test_hamiltonian_mae_uha"),
+    offsets: Optional[dict] = None,
+    title: Optional[str] = None,
+    figsize=None,
+):
     """Test error against wall-clock time for several runs, one panel per metric.
 
     runs: {label: history}; offsets: {label: seconds} added to every x value (the
@@ -339,9 +431,14 @@ def wall_clock_comparison(runs: dict, *, keys=("test_energy_mae_mev", "test_hami
             off = float(offsets.get(name, 0.0))
             color = f"C{i}"
             ax.plot(xv + off, yv, "o-", ms=3, color=color, label=name)
-            if off > 0:                               # the labelling period: no model yet
-                ax.axvspan(min(1.0, 0.5 * float(xv[0] + off)), off, color=color, alpha=0.12,
-                           label=f"labelling ({off:.0f} s)")
+            if off > 0:  # the labelling period: no model yet
+                ax.axvspan(
+                    min(1.0, 0.5 * float(xv[0] + off)),
+                    off,
+                    color=color,
+                    alpha=0.12,
+                    label=f"labelling ({off:.0f} s)",
+                )
         ax.set_xscale("log")
         _no_minor_labels(ax.xaxis)
         ys = [v for h in runs.values() for v in _series(h, key, "wall_s")[1]]
@@ -358,8 +455,14 @@ def wall_clock_comparison(runs: dict, *, keys=("test_energy_mae_mev", "test_hami
     return fig
 
 
-def error_distribution(rows_by_run: dict, *, keys=("energy_error_mev", "hamiltonian_mae_uha"),
-                       bins: int = 20, title: Optional[str] = None, figsize=None):
+def error_distribution(
+    rows_by_run: dict,
+    *,
+    keys=("energy_error_mev", "hamiltonian_mae_uha"),
+    bins: int = 20,
+    title: Optional[str] = None,
+    figsize=None,
+):
     """Histograms of per-conformer errors (|energy error| in meV, Hamiltonian MAE in
     uHa) for one or more runs ({label: rows}), with each run's median marked."""
     keys = [k for k in keys if any(k in r for rows in rows_by_run.values() for r in rows)]

@@ -5,49 +5,76 @@ QPT paper's own (label-free, arXiv 2402.04030).  They are quoted, not reproduced
 the tables mark them "published" and state the basis.  Units: Hamiltonian and
 orbital-energy MAE in micro-Hartree (uHa), psi in percent, energy MAE in meV.
 """
+
 from __future__ import annotations
 
 import html
 import math
 from typing import Optional
 
-__all__ = ["PUBLISHED_URACIL", "TABLE_COLUMNS", "comparison_rows", "comparison_table",
-           "comparison_html"]
+__all__ = ["PUBLISHED_URACIL", "TABLE_COLUMNS", "comparison_rows", "comparison_table", "comparison_html"]
 
 # (method, year, training, H MAE uHa, occupied eps MAE uHa, psi %, energy MAE meV)
 PUBLISHED_URACIL = (
-    dict(method="SchNOrb", year=2019, training="labels (MD17)", hamiltonian_mae_uha=227.8,
-         mo_energy_mae_occ_uha=1760.0, psi_occ_percent=90.0),
-    dict(method="PhiSNet (QHNet re-run)", year=2021, training="labels (MD17)",
-         hamiltonian_mae_uha=18.65),
-    dict(method="QHNet (float64)", year=2023, training="labels (MD17)", hamiltonian_mae_uha=20.12,
-         mo_energy_mae_occ_uha=113.44, psi_occ_percent=99.89),
+    dict(
+        method="SchNOrb",
+        year=2019,
+        training="labels (MD17)",
+        hamiltonian_mae_uha=227.8,
+        mo_energy_mae_occ_uha=1760.0,
+        psi_occ_percent=90.0,
+    ),
+    dict(method="PhiSNet (QHNet re-run)", year=2021, training="labels (MD17)", hamiltonian_mae_uha=18.65),
+    dict(
+        method="QHNet (float64)",
+        year=2023,
+        training="labels (MD17)",
+        hamiltonian_mae_uha=20.12,
+        mo_energy_mae_occ_uha=113.44,
+        psi_occ_percent=99.89,
+    ),
     dict(method="QHFlow", year=2025, training="labels (MD17)", hamiltonian_mae_uha=3.68),
-    dict(method="QPT paper (31 h)", year=2024, training="label-free (DFT loss)",
-         hamiltonian_mae_uha=39.46, mo_energy_mae_all_uha=409.21, energy_mae_mev=0.524),
+    dict(
+        method="QPT paper (31 h)",
+        year=2024,
+        training="label-free (DFT loss)",
+        hamiltonian_mae_uha=39.46,
+        mo_energy_mae_all_uha=409.21,
+        energy_mae_mev=0.524,
+    ),
 )
 
-TABLE_COLUMNS = (("hamiltonian_mae_uha", "H MAE (uHa)"),
-                 ("mo_energy_mae_occ_uha", "occ. eps MAE (uHa)"),
-                 ("mo_energy_mae_all_uha", "all eps MAE (uHa)"),
-                 ("psi_occ_percent", "psi (%)"),
-                 ("energy_mae_mev", "E MAE (meV)"))
+TABLE_COLUMNS = (
+    ("hamiltonian_mae_uha", "H MAE (uHa)"),
+    ("mo_energy_mae_occ_uha", "occ. eps MAE (uHa)"),
+    ("mo_energy_mae_all_uha", "all eps MAE (uHa)"),
+    ("psi_occ_percent", "psi (%)"),
+    ("energy_mae_mev", "E MAE (meV)"),
+)
 
 
-def comparison_rows(ours: dict, *, basis: str, molecule: str = "uracil",
-                    published: bool = True) -> list:
+def comparison_rows(ours: dict, *, basis: str, molecule: str = "uracil", published: bool = True) -> list:
     """Rows (dicts) of the comparison: ours ({name: metrics dict from
     `qpt_nb.analysis.evaluation`}, marked 'this run, <basis>') first, then the published ones
     (marked 'published, def2-SVP')."""
     rows = []
     for name, m in ours.items():
-        rows.append(dict(method=name, source=f"this run ({molecule}, {basis})",
-                         **{k: m.get(k) for k, _ in TABLE_COLUMNS}))
+        rows.append(
+            dict(
+                method=name,
+                source=f"this run ({molecule}, {basis})",
+                **{k: m.get(k) for k, _ in TABLE_COLUMNS},
+            )
+        )
     if published:
         for p in PUBLISHED_URACIL:
-            rows.append(dict(method=f"{p['method']} ({p['year']})",
-                             source=f"published, def2-SVP, {p['training']}",
-                             **{k: p.get(k) for k, _ in TABLE_COLUMNS}))
+            rows.append(
+                dict(
+                    method=f"{p['method']} ({p['year']})",
+                    source=f"published, def2-SVP, {p['training']}",
+                    **{k: p.get(k) for k, _ in TABLE_COLUMNS},
+                )
+            )
     return rows
 
 
@@ -65,14 +92,17 @@ def comparison_table(ours: dict, *, basis: str, molecule: str = "uracil") -> str
     head = f"{'method':30s} {'source':40s}" + "".join(f"{lab:>19s}" for _, lab in TABLE_COLUMNS)
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['method'][:30]:30s} {r['source'][:40]:40s}" +
-                     "".join(f"{_fmt(r[k], k):>19s}" for k, _ in TABLE_COLUMNS))
+        lines.append(
+            f"{r['method'][:30]:30s} {r['source'][:40]:40s}"
+            + "".join(f"{_fmt(r[k], k):>19s}" for k, _ in TABLE_COLUMNS)
+        )
     lines.append("published rows: quoted from the papers (MD17 uracil, def2-SVP); not rerun here.")
     return "\n".join(lines)
 
 
-def comparison_html(ours: dict, *, basis: str, molecule: str = "uracil",
-                    caption: Optional[str] = None) -> str:
+def comparison_html(
+    ours: dict, *, basis: str, molecule: str = "uracil", caption: Optional[str] = None
+) -> str:
     """The same table as HTML (published rows in grey italics)."""
     rows = comparison_rows(ours, basis=basis, molecule=molecule)
     th = "".join(f"<th>{html.escape(lab)}</th>" for _, lab in TABLE_COLUMNS)
@@ -80,11 +110,13 @@ def comparison_html(ours: dict, *, basis: str, molecule: str = "uracil",
     for r in rows:
         pub = r["source"].startswith("published")
         style = " style='color:#666;font-style:italic'" if pub else ""
-        cells = "".join(f"<td style='text-align:right'>{_fmt(r[k], k)}</td>"
-                        for k, _ in TABLE_COLUMNS)
-        body.append(f"<tr{style}><td>{html.escape(r['method'])}</td>"
-                    f"<td>{html.escape(r['source'])}</td>{cells}</tr>")
+        cells = "".join(f"<td style='text-align:right'>{_fmt(r[k], k)}</td>" for k, _ in TABLE_COLUMNS)
+        body.append(
+            f"<tr{style}><td>{html.escape(r['method'])}</td><td>{html.escape(r['source'])}</td>{cells}</tr>"
+        )
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return (f"<table>{cap}<tr><th>method</th><th>source</th>{th}</tr>{''.join(body)}</table>"
-            "<p style='font-size:small'>Grey rows are <b>published numbers</b> (MD17 uracil, "
-            "def2-SVP, quoted from the papers), not reproduced here.</p>")
+    return (
+        f"<table>{cap}<tr><th>method</th><th>source</th>{th}</tr>{''.join(body)}</table>"
+        "<p style='font-size:small'>Grey rows are <b>published numbers</b> (MD17 uracil, "
+        "def2-SVP, quoted from the papers), not reproduced here.</p>"
+    )

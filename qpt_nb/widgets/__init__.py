@@ -18,12 +18,23 @@ the pure functions of `qpt_nb.viz`.
 Importing this package does not import ipywidgets; the widget classes do, on
 first use.
 """
+
 from __future__ import annotations
 
 from qpt_nb.settings import enable_compile_cache, smoke_mode, steps
 
-__all__ = ["smoke_mode", "steps", "setup_notebook", "orbital_view", "OrbitalView", "orbital_gallery",
-           "MoleculeExplorer", "ExplorerState", "TrainingDashboard", "DashboardState"]
+__all__ = [
+    "smoke_mode",
+    "steps",
+    "setup_notebook",
+    "orbital_view",
+    "OrbitalView",
+    "orbital_gallery",
+    "MoleculeExplorer",
+    "ExplorerState",
+    "TrainingDashboard",
+    "DashboardState",
+]
 
 
 def setup_notebook(*, compile_cache: bool = True, cache_dir=None) -> dict:
@@ -45,16 +56,19 @@ def _register_figure_png() -> bool:
     without the inline backend (e.g. under MPLBACKEND=Agg)."""
     try:
         from IPython import get_ipython
+
         ip = get_ipython()
         if ip is None:
             return False
         from matplotlib.figure import Figure
+
         fmt = ip.display_formatter.formatters["image/png"]
         try:
             fmt.lookup_by_type(Figure)
-            return True                       # the inline backend already handles it
+            return True  # the inline backend already handles it
         except KeyError:
             from qpt_nb.viz import figure_png
+
             fmt.for_type(Figure, lambda fig: figure_png(fig, dpi=90))
             return True
     except Exception:
@@ -62,15 +76,20 @@ def _register_figure_png() -> bool:
 
 
 _LAZY = {
-    "orbital_view": ".orbital", "OrbitalView": ".orbital", "orbital_gallery": ".orbital",
-    "MoleculeExplorer": ".explorer", "ExplorerState": ".explorer",
-    "TrainingDashboard": ".dashboard", "DashboardState": ".dashboard",
+    "orbital_view": ".orbital",
+    "OrbitalView": ".orbital",
+    "orbital_gallery": ".orbital",
+    "MoleculeExplorer": ".explorer",
+    "ExplorerState": ".explorer",
+    "TrainingDashboard": ".dashboard",
+    "DashboardState": ".dashboard",
 }
 
 
 def __getattr__(name):
     if name in _LAZY:
         import importlib
+
         mod = importlib.import_module(_LAZY[name], __name__)
         return getattr(mod, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

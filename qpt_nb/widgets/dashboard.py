@@ -19,6 +19,7 @@ and its predicted vs PySCF orbital energies.
 
 State is a plain `DashboardState`; plots come from `qpt_nb.viz`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,7 @@ from qpt_nb.widgets.orbital import MoleculeView, set_output_html, set_png
 
 __all__ = ["TrainingDashboard", "DashboardState", "SORT_KEYS"]
 
-SORT_KEYS = {"index": "index", "|energy error|": "energy_error_mev",
-             "Hamiltonian MAE": "hamiltonian_mae_uha"}
+SORT_KEYS = {"index": "index", "|energy error|": "energy_error_mev", "Hamiltonian MAE": "hamiltonian_mae_uha"}
 
 
 @dataclasses.dataclass
@@ -51,6 +51,7 @@ class DashboardState:
     selected: chosen test conformer (index); sort_by: row key used to order them.
     error: message of an exception raised while training (the thread stops).
     """
+
     status: str = "idle"
     step: int = 0
     refreshes: int = 0
@@ -83,11 +84,20 @@ class TrainingDashboard:
         the orbital-energy panel.
     """
 
-    def __init__(self, trainer, test_set=None, *, refresh_every: int = 10,
-                 step_size: Optional[int] = None, max_steps: Optional[int] = None,
-                 labels=None, evaluate_conformers: bool = True,
-                 evaluate_fn: Optional[Callable] = None):
+    def __init__(
+        self,
+        trainer,
+        test_set=None,
+        *,
+        refresh_every: int = 10,
+        step_size: Optional[int] = None,
+        max_steps: Optional[int] = None,
+        labels=None,
+        evaluate_conformers: bool = True,
+        evaluate_fn: Optional[Callable] = None,
+    ):
         import ipywidgets as W
+
         if int(refresh_every) < 1:
             raise ValueError(f"refresh_every must be >= 1, got {refresh_every}")
         self.trainer = trainer
@@ -99,12 +109,12 @@ class TrainingDashboard:
         self.evaluate_conformers = bool(evaluate_conformers) and bool(self.test_set)
         self.evaluate_fn = evaluate_fn
         self.state = DashboardState(step=int(trainer.step))
-        self._lock = threading.Lock()          # one training thread at a time
+        self._lock = threading.Lock()  # one training thread at a time
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._batches = None                   # precomputed test conformers
+        self._batches = None  # precomputed test conformers
         self._prepared = False
-        self._compiling = False                # the run in progress starts with the compile
+        self._compiling = False  # the run in progress starts with the compile
 
         self.start_button = W.Button(description="Start", icon="play", button_style="success")
         self.pause_button = W.Button(description="Pause", icon="pause", disabled=True)
@@ -113,10 +123,10 @@ class TrainingDashboard:
         self.stats_w = W.HTML()
         self.curves_w = W.Image(format="png")
         self.per_conf_w = W.Image(format="png")
-        self.sort_w = W.Dropdown(options=list(SORT_KEYS), value="index", description="sort by",
-                                 layout=W.Layout(width="230px"))
-        self.conformer_w = W.Dropdown(options=[], description="conformer",
-                                      layout=W.Layout(width="300px"))
+        self.sort_w = W.Dropdown(
+            options=list(SORT_KEYS), value="index", description="sort by", layout=W.Layout(width="230px")
+        )
+        self.conformer_w = W.Dropdown(options=[], description="conformer", layout=W.Layout(width="300px"))
         self.geometry_out = W.Output(layout=W.Layout(width="340px", min_height="270px"))
         self.orbitals_w = W.Image(format="png")
 
@@ -129,9 +139,12 @@ class TrainingDashboard:
         controls = W.HBox([self.start_button, self.pause_button, self.step_button, self.status_w])
         children = [controls, self.stats_w, self.curves_w]
         if self.test_set:
-            children += [W.HTML("<b>Test conformers</b> (errors against PySCF)"),
-                         W.HBox([self.sort_w, self.conformer_w]), self.per_conf_w,
-                         W.HBox([self.geometry_out, self.orbitals_w])]
+            children += [
+                W.HTML("<b>Test conformers</b> (errors against PySCF)"),
+                W.HBox([self.sort_w, self.conformer_w]),
+                self.per_conf_w,
+                W.HBox([self.geometry_out, self.orbitals_w]),
+            ]
         self.widget = W.VBox(children)
         self._set_status("idle")
         self.refresh()
@@ -178,11 +191,10 @@ class TrainingDashboard:
 
     # ------------------------------------------------------------------ training loop
     def _launch(self, n: Optional[int]):
-        if not self._lock.acquire(blocking=False):      # already training
+        if not self._lock.acquire(blocking=False):  # already training
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, args=(n,), daemon=True,
-                                        name="qpt_nb-dashboard")
+        self._thread = threading.Thread(target=self._loop, args=(n,), daemon=True, name="qpt_nb-dashboard")
         self._thread.start()
 
     def _loop(self, n: Optional[int]):
@@ -198,7 +210,7 @@ class TrainingDashboard:
             if self.state.step != tr.step:
                 self.refresh()
             self._set_status("paused" if self._stop.is_set() else "idle")
-        except Exception as exc:            # shown in the widget; the thread ends
+        except Exception as exc:  # shown in the widget; the thread ends
             self.state.error = f"{type(exc).__name__}: {exc}"
             self._traceback = traceback.format_exc()
             self._set_status("error")
@@ -231,14 +243,15 @@ class TrainingDashboard:
         from qpt_nb.analysis.evaluation import make_monitor
         from qpt_nb.dft.reference import label_many
         from qpt_nb.learn.batch import prepare_conformer
+
         cfg = self.trainer.config
         self._set_status("labelling")
-        self._batches = [prepare_conformer(m, cfg.basis, cfg.xc, cfg.grid_level, eri=cfg.eri)
-                         for m in self.test_set]
+        self._batches = [
+            prepare_conformer(m, cfg.basis, cfg.xc, cfg.grid_level, eri=cfg.eri) for m in self.test_set
+        ]
         if self.labels is None:
             kind = self._batches[0].tensors.eri_kind
-            self.labels = label_many(self.test_set, cfg.basis, cfg.xc, cfg.grid_level,
-                                     eri_kind=kind)
+            self.labels = label_many(self.test_set, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=kind)
         if self.trainer.monitor is None:
             self.trainer.monitor = make_monitor(cfg, self.test_set, self.labels)
         if not self.trainer.monitor_every:
@@ -256,14 +269,17 @@ class TrainingDashboard:
             rows = [dict(r) for r in self.evaluate_fn(self.trainer)]
         else:
             from qpt_nb.analysis.evaluation import conformer_rows
-            rows = conformer_rows(self.trainer.config, self.trainer.params, self._batches,
-                                  self.labels)
+
+            rows = conformer_rows(self.trainer.config, self.trainer.params, self._batches, self.labels)
         s = self.state
-        s.predicted_mo_energy = {r["index"]: np.asarray(r.pop("predicted_mo_energy"))
-                                 for r in rows if "predicted_mo_energy" in r}
-        s.reference_mo_energy = {r["index"]: (np.asarray(r.pop("reference_mo_energy")),
-                                              int(r.pop("n_occ")))
-                                 for r in rows if "reference_mo_energy" in r}
+        s.predicted_mo_energy = {
+            r["index"]: np.asarray(r.pop("predicted_mo_energy")) for r in rows if "predicted_mo_energy" in r
+        }
+        s.reference_mo_energy = {
+            r["index"]: (np.asarray(r.pop("reference_mo_energy")), int(r.pop("n_occ")))
+            for r in rows
+            if "reference_mo_energy" in r
+        }
         s.rows, s.rows_step = rows, self.trainer.step
         return rows
 
@@ -278,8 +294,12 @@ class TrainingDashboard:
             s.last_record = hist[-1]
         set_png(self.curves_w, viz.training_curves(hist))
         self.stats_w.value = self._stats_html()
-        if (self.evaluate_conformers and (self._prepared or self.evaluate_fn is not None)
-                and s.step > 0 and s.rows_step != s.step):
+        if (
+            self.evaluate_conformers
+            and (self._prepared or self.evaluate_fn is not None)
+            and s.step > 0
+            and s.rows_step != s.step
+        ):
             self.evaluate_rows()
         if self.test_set:
             self._draw_rows()
@@ -289,19 +309,23 @@ class TrainingDashboard:
         tm = getattr(tr, "timing", {}) or {}
         cells = [("step", f"{tr.step}")]
         if rec:
-            cells += [("loss", f"{rec.get('loss', float('nan')):.6f}"),
-                      ("steps/s", f"{rec.get('steps_per_s', 0.0):.2f}"),
-                      ("waiting for data", f"{100 * rec.get('wait_fraction', 0.0):.1f} %"),
-                      ("wall", f"{rec.get('wall_s', 0.0):.1f} s")]
-            for k, lab in (("test_energy_mae_mev", "test E MAE"),
-                           ("test_hamiltonian_mae_uha", "test H MAE")):
+            cells += [
+                ("loss", f"{rec.get('loss', float('nan')):.6f}"),
+                ("steps/s", f"{rec.get('steps_per_s', 0.0):.2f}"),
+                ("waiting for data", f"{100 * rec.get('wait_fraction', 0.0):.1f} %"),
+                ("wall", f"{rec.get('wall_s', 0.0):.1f} s"),
+            ]
+            for k, lab in (("test_energy_mae_mev", "test E MAE"), ("test_hamiltonian_mae_uha", "test H MAE")):
                 last = next((r[k] for r in reversed(tr.history) if k in r), None)
                 if last is not None:
                     cells.append((lab, f"{last:.3g} {'meV' if k.endswith('mev') else 'uHa'}"))
         if tm.get("compile_s"):
             cells.append(("compile", f"{tm['compile_s']:.1f} s"))
-        return ("<div style='font-family:monospace'>" +
-                " &nbsp;|&nbsp; ".join(f"{a}: <b>{b}</b>" for a, b in cells) + "</div>")
+        return (
+            "<div style='font-family:monospace'>"
+            + " &nbsp;|&nbsp; ".join(f"{a}: <b>{b}</b>" for a, b in cells)
+            + "</div>"
+        )
 
     def _draw_rows(self):
         s = self.state
@@ -310,8 +334,14 @@ class TrainingDashboard:
         s.sort_by = key
         set_png(self.per_conf_w, viz.per_conformer_errors(rows, sort_by=key, selected=s.selected))
         order = viz.sort_rows(rows, key)
-        options = [(f"#{rows[i]['index']}: {rows[i]['energy_error_mev']:+.2f} meV, "
-                    f"H {rows[i]['hamiltonian_mae_uha']:.0f} uHa", rows[i]["index"]) for i in order]
+        options = [
+            (
+                f"#{rows[i]['index']}: {rows[i]['energy_error_mev']:+.2f} meV, "
+                f"H {rows[i]['hamiltonian_mae_uha']:.0f} uHa",
+                rows[i]["index"],
+            )
+            for i in order
+        ]
         if not options:
             options = [(f"#{i} (not evaluated yet)", i) for i in range(len(self.test_set))]
         sel = s.selected if s.selected is not None else options[0][1]
@@ -336,16 +366,17 @@ class TrainingDashboard:
         if not 0 <= int(index) < len(self.test_set):
             raise ValueError(f"conformer index {index} out of range 0..{len(self.test_set) - 1}")
         self.state.selected = int(index)
-        if self.conformer_w.value != int(index) and any(
-                v == int(index) for _, v in self.conformer_w.options):
+        if self.conformer_w.value != int(index) and any(v == int(index) for _, v in self.conformer_w.options):
             self._setting_options = True
             try:
                 self.conformer_w.value = int(index)
             finally:
                 self._setting_options = False
         if self.state.rows:
-            set_png(self.per_conf_w, viz.per_conformer_errors(
-                self.state.rows, sort_by=self.state.sort_by, selected=int(index)))
+            set_png(
+                self.per_conf_w,
+                viz.per_conformer_errors(self.state.rows, sort_by=self.state.sort_by, selected=int(index)),
+            )
         self._draw_selected(int(index))
 
     def _draw_selected(self, index: int):
@@ -356,19 +387,32 @@ class TrainingDashboard:
         eps = self.state.predicted_mo_energy.get(index)
         ref = self.state.reference_mo_energy.get(index)
         if eps is not None and ref is not None:
-            set_png(self.orbitals_w, viz.orbital_energy_comparison(
-                eps, ref[0], ref[1], labels=("QPT", "PySCF"),
-                title=f"conformer {index} at step {self.state.rows_step}"))
+            set_png(
+                self.orbitals_w,
+                viz.orbital_energy_comparison(
+                    eps,
+                    ref[0],
+                    ref[1],
+                    labels=("QPT", "PySCF"),
+                    title=f"conformer {index} at step {self.state.rows_step}",
+                ),
+            )
 
     # ------------------------------------------------------------------ widget plumbing
     def _set_status(self, status: str):
         self.state.status = status
-        text = {"idle": "idle", "labelling": "labelling the test set with PySCF ...",
-                "compiling": "compiling ... (first step, ~10-30 s)", "running": "running",
-                "pausing": "pausing at the next refresh ...", "paused": "paused",
-                "error": "error"}.get(status, status)
-        color = {"error": "#a00", "compiling": "#b60", "labelling": "#b60",
-                 "running": "#070"}.get(status, "#333")
+        text = {
+            "idle": "idle",
+            "labelling": "labelling the test set with PySCF ...",
+            "compiling": "compiling ... (first step, ~10-30 s)",
+            "running": "running",
+            "pausing": "pausing at the next refresh ...",
+            "paused": "paused",
+            "error": "error",
+        }.get(status, status)
+        color = {"error": "#a00", "compiling": "#b60", "labelling": "#b60", "running": "#070"}.get(
+            status, "#333"
+        )
         msg = f"<span style='color:{color}'><b>{html.escape(text)}</b></span>"
         if status == "error" and self.state.error:
             msg += f" <span style='color:#a00'>{html.escape(self.state.error)}</span>"
@@ -381,4 +425,5 @@ class TrainingDashboard:
 
     def _ipython_display_(self):
         from IPython.display import display
+
         display(self.widget)

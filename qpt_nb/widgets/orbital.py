@@ -10,6 +10,7 @@ returns it: its tensors use frame='input'), so it matches ``mol.to_pyscf(basis)`
 Labels from `qpt_nb.dft.reference` are in the canonical frame: pass
 ``mol.canonical()`` with them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,7 @@ import numpy as np
 from qpt_nb import viz
 from qpt_nb.viz import threedmol
 
-__all__ = ["OrbitalView", "orbital_view", "resolve_orbital_index", "orbital_gallery",
-           "molecule_view"]
+__all__ = ["OrbitalView", "orbital_view", "resolve_orbital_index", "orbital_gallery", "molecule_view"]
 
 
 def _zoom_factor(mol) -> float:
@@ -42,8 +42,9 @@ def resolve_orbital_index(index: Union[int, str], n_occ: Optional[int], n_mo: in
     else:
         m = re.fullmatch(r"\s*(homo|lumo)\s*(?:([+-])\s*(\d+))?\s*", str(index).lower())
         if m is None:
-            raise ValueError(f"orbital index must be an int or 'homo', 'lumo', 'homo-1', "
-                             f"'lumo+1', ...; got {index!r}")
+            raise ValueError(
+                f"orbital index must be an int or 'homo', 'lumo', 'homo-1', 'lumo+1', ...; got {index!r}"
+            )
         if n_occ is None:
             raise ValueError(f"{index!r} needs the number of occupied orbitals (n_occ=)")
         base = n_occ - 1 if m.group(1) == "homo" else n_occ
@@ -63,6 +64,7 @@ class OrbitalView:
     isovalue: surface value (Bohr^-3/2); n: cube points per axis (about 40 keeps
     a notebook small); width/height: pixels.
     """
+
     mol: object
     basis: str
     mo_coeff: np.ndarray
@@ -83,9 +85,11 @@ class OrbitalView:
         self.index = resolve_orbital_index(self.index, self.n_occ, self.mo_coeff.shape[1])
         n_ao = self.pmol.nao_nr()
         if self.mo_coeff.shape[0] != n_ao:
-            raise ValueError(f"mo_coeff has {self.mo_coeff.shape[0]} AO rows but basis "
-                             f"{self.basis!r} gives {n_ao} AOs for {self.mol.formula}: "
-                             "pass the basis the orbitals were computed in")
+            raise ValueError(
+                f"mo_coeff has {self.mo_coeff.shape[0]} AO rows but basis "
+                f"{self.basis!r} gives {n_ao} AOs for {self.mol.formula}: "
+                "pass the basis the orbitals were computed in"
+            )
 
     # ------------------------------------------------------------------ data
     @property
@@ -117,8 +121,9 @@ class OrbitalView:
         compact=True is the integer form embedded in the HTML (see `viz.compact_cube`)."""
         key = ("cube", self.index, self.n, compact)
         if key not in self._cache:
-            self._cache[key] = viz.orbital_cube(self.mol, self.basis, self.mo_coeff, self.index,
-                                                n=self.n, compact=compact, pmol=self.pmol)
+            self._cache[key] = viz.orbital_cube(
+                self.mol, self.basis, self.mo_coeff, self.index, n=self.n, compact=compact, pmol=self.pmol
+            )
         return self._cache[key]
 
     def save_cube(self, path) -> Path:
@@ -130,15 +135,23 @@ class OrbitalView:
     # ------------------------------------------------------------------ drawing
     def slice_figure(self, **kw):
         """The matplotlib fallback: the orbital on a plane through the molecule."""
-        return viz.orbital_slice_figure(self.mol, self.basis, self.mo_coeff, self.index,
-                                        isovalue=self.isovalue, mo_energy=self.mo_energy,
-                                        n_occ=self.n_occ, pmol=self.pmol, **kw)
+        return viz.orbital_slice_figure(
+            self.mol,
+            self.basis,
+            self.mo_coeff,
+            self.index,
+            isovalue=self.isovalue,
+            mo_energy=self.mo_energy,
+            n_occ=self.n_occ,
+            pmol=self.pmol,
+            **kw,
+        )
 
     def fallback_png(self) -> Optional[bytes]:
         if not self.fallback:
             return None
         key = ("png", self.index, self.isovalue, self.width, self.height)
-        if key not in self._cache:           # the image fills the viewer's box
+        if key not in self._cache:  # the image fills the viewer's box
             fig = self.slice_figure(figsize=(self.width / 72, self.height / 72))
             self._cache[key] = viz.figure_png(fig, dpi=72)
         return self._cache[key]
@@ -162,21 +175,35 @@ class OrbitalView:
         the page works offline; otherwise it loads 3Dmol.js from the URL.  The
         static slice image is shown until 3Dmol.js has loaded."""
         path = Path(path)
-        body = (f"<h3 style='font-family:sans-serif'>{self.mol.name or self.mol.formula} / "
-                f"{self.basis}: {self.label}</h3>\n" + self.html(inline=True))
+        body = (
+            f"<h3 style='font-family:sans-serif'>{self.mol.name or self.mol.formula} / "
+            f"{self.basis}: {self.label}</h3>\n" + self.html(inline=True)
+        )
         path.write_text(threedmol.standalone_page(body, f"qpt_nb {self.label}"), encoding="utf-8")
         return path
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return threedmol.mimebundle(self.view(), fallback_png=self.fallback_png(),
-                                    text=f"OrbitalView({self.mol.name or self.mol.formula}, "
-                                         f"{self.label})")
+        return threedmol.mimebundle(
+            self.view(),
+            fallback_png=self.fallback_png(),
+            text=f"OrbitalView({self.mol.name or self.mol.formula}, {self.label})",
+        )
 
 
-def orbital_view(mol, mo_coeff, index: Union[int, str] = "homo", basis: str = "sto-3g", *,
-                 mo_energy=None, n_occ: Optional[int] = None, isovalue: float = 0.05,
-                 n: int = 40, width: int = 420, height: int = 320,
-                 fallback: bool = True) -> OrbitalView:
+def orbital_view(
+    mol,
+    mo_coeff,
+    index: Union[int, str] = "homo",
+    basis: str = "sto-3g",
+    *,
+    mo_energy=None,
+    n_occ: Optional[int] = None,
+    isovalue: float = 0.05,
+    n: int = 40,
+    width: int = 420,
+    height: int = 320,
+    fallback: bool = True,
+) -> OrbitalView:
     """The +/- isosurfaces of one molecular orbital of ``mol`` (py3Dmol).
 
     Args:
@@ -206,13 +233,25 @@ def orbital_view(mol, mo_coeff, index: Union[int, str] = "homo", basis: str = "s
         mo_coeff = res.mo_coeff
     if n_occ is None and isinstance(index, str):
         n_occ = mol.to_pyscf(basis).nelectron // 2
-    return OrbitalView(mol, basis, np.asarray(mo_coeff), index, None if mo_energy is None
-                       else np.asarray(mo_energy), n_occ, isovalue, n, width, height, fallback)
+    return OrbitalView(
+        mol,
+        basis,
+        np.asarray(mo_coeff),
+        index,
+        None if mo_energy is None else np.asarray(mo_energy),
+        n_occ,
+        isovalue,
+        n,
+        width,
+        height,
+        fallback,
+    )
 
 
 @dataclasses.dataclass
 class MoleculeView:
     """A ball-and-stick py3Dmol view of a geometry with a 2D sketch as fallback."""
+
     mol: object
     width: int = 320
     height: int = 260
@@ -226,8 +265,9 @@ class MoleculeView:
         return v
 
     def fallback_png(self) -> bytes:
-        return viz.figure_png(viz.molecule_sketch_figure(self.mol, title=self.title,
-                                                         figsize=(3.2, 2.6)), dpi=72)
+        return viz.figure_png(
+            viz.molecule_sketch_figure(self.mol, title=self.title, figsize=(3.2, 2.6)), dpi=72
+        )
 
     def html(self, inline: Optional[bool] = None) -> str:
         return threedmol.view_html(self.view(), fallback_png=self.fallback_png(), inline=inline)
@@ -238,8 +278,7 @@ class MoleculeView:
         return path
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return threedmol.mimebundle(self.view(), fallback_png=self.fallback_png(),
-                                    text=repr(self.mol))
+        return threedmol.mimebundle(self.view(), fallback_png=self.fallback_png(), text=repr(self.mol))
 
 
 def molecule_view(mol, width: int = 320, height: int = 260, title: Optional[str] = None):
@@ -247,9 +286,18 @@ def molecule_view(mol, width: int = 320, height: int = 260, title: Optional[str]
     return MoleculeView(mol, width, height, title)
 
 
-def orbital_gallery(molecules, basis: str = "sto-3g", xc: str = "b3lyp5", grid_level: int = 1,
-                    orbitals=("homo", "lumo"), *, n: int = 32, static: bool = False,
-                    width: int = 260, height: int = 220):
+def orbital_gallery(
+    molecules,
+    basis: str = "sto-3g",
+    xc: str = "b3lyp5",
+    grid_level: int = 1,
+    orbitals=("homo", "lumo"),
+    *,
+    n: int = 32,
+    static: bool = False,
+    width: int = 260,
+    height: int = 220,
+):
     """A grid of orbital views (rows: molecules, columns: ``orbitals``).
 
     Runs qpt_nb's SCF for each molecule (names of builtins or `Molecule` objects).
@@ -257,8 +305,10 @@ def orbital_gallery(molecules, basis: str = "sto-3g", xc: str = "b3lyp5", grid_l
     ``static=True``).  Each cube has ``n^3`` points (32 keeps a gallery small).
     """
     import ipywidgets as W
+
     from qpt_nb.dft.molecule import Molecule
     from qpt_nb.dft.scf import scf
+
     cells = []
     for m in molecules:
         mol = Molecule.builtin(m) if isinstance(m, str) else m
@@ -273,8 +323,7 @@ def orbital_gallery(molecules, basis: str = "sto-3g", xc: str = "b3lyp5", grid_l
                 body = W.Output()
                 set_output_html(body, ov.html(), ov.label)
             cells.append(W.VBox([head, body]))
-    return W.GridBox(cells, layout=W.Layout(
-        grid_template_columns=f"repeat({len(orbitals)}, {width + 20}px)"))
+    return W.GridBox(cells, layout=W.Layout(grid_template_columns=f"repeat({len(orbitals)}, {width + 20}px)"))
 
 
 def set_png(image_widget, fig, dpi: int = 72):
@@ -286,6 +335,10 @@ def set_png(image_widget, fig, dpi: int = 72):
 
 def set_output_html(out, html: str, text: str = ""):
     """Replaces an ipywidgets Output's content with HTML (works from any thread)."""
-    out.outputs = ({"output_type": "display_data",
-                    "data": {"text/html": html, "text/plain": text or "3D view"},
-                    "metadata": {}},)
+    out.outputs = (
+        {
+            "output_type": "display_data",
+            "data": {"text/html": html, "text/plain": text or "3D view"},
+            "metadata": {},
+        },
+    )

@@ -1,0 +1,156 @@
+"""`TrainConfig`: everything that defines a training run, validated, saved as config.json.
+
+Optimiser defaults are the research code's (graphcore-research/pyscf-ipu, branch
+``train``, ``pyscf_ipu/direct/train.py``); warm-up and decay are in optimiser steps.
+Every numeric field is checked on construction (type, finiteness, range), with a
+message that names the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from qpt_nb.dft.molecule import Molecule
+from qpt_nb.dft.xc import get_xc
+from qpt_nb.learn.conformers import SAMPLERS
+from qpt_nb.learn.losses import LOSSES
+from qpt_nb.learn.network import get_config
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a run (saved as config.json). Optimiser defaults are
+    the research code's (graphcore-research/pyscf-ipu, branch train,
+    pyscf_ipu/direct/train.py); warm-up and decay are in steps."""
+
+    molecule: str = "uracil"
+    xyz: Optional[str] = None  # xyz text; overrides `molecule` when set
+    charge: int = 0
+    spin: int = 0
+    basis: str = "sto-3g"
+    xc: str = "b3lyp5"
+    grid_level: int = 3
+    eri: str = "auto"
+    model: str = "nano"
+    loss: str = "energy"
+    n_refine: int = 3
+    mix: float = 0.5
+    sampler: str = "wiggle"
+    temperature: float = 300.0
+    sigma: float = 0.05  # wiggle std, Angstrom
+    batch_size: int = 1
+    reuse: int = 16
+    dataset_size: int = 0  # 0: fresh conformers forever; N: cycle over the first N
+    seed: int = 0
+    lr: float = 5e-4
+    warmup_steps: int = 1000
+    decay_steps: int = 200_000
+    final_lr: float = 1e-7
+    b1: float = 0.9
+    b2: float = 0.95
+    eps: float = 1e-12
+    weight_decay: float = 0.1
+    clip_norm: float = 1.0
+    checkpoint_every: int = 100
+    log_every: int = 1
+    prefetch_workers: int = 1
+    queue_size: int = 2
+    devices: int = 1  # data-parallel JAX devices (batch split across them)
+
+    def __post_init__(self):
+        _check_numbers(self)
+        get_xc(self.xc)
+        get_config(self.model)
+        if self.loss not in LOSSES:
+            raise ValueError(f"Unknown loss {self.loss!r}; choose one of {LOSSES}.")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"Unknown sampler {self.sampler!r}; choose one of {SAMPLERS}.")
+        if self.dataset_size < 0:
+            raise ValueError(f"dataset_size must be >= 0, got {self.dataset_size}.")
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size={self.batch_size} must be a multiple of devices={self.devices}.")
+
+    def molecule_object(self) -> Molecule:
+        if self.xyz:
+            return Molecule.from_xyz(self.xyz, charge=self.charge, spin=self.spin, name=self.molecule)
+        mol = Molecule.builtin(self.molecule)
+        if self.charge or self.spin:
+            mol = Molecule.from_arrays(mol.symbols, mol.coords_angstrom, self.charge, self.spin, mol.name)
+        return mol
+
+    def sampler_kwargs(self) -> dict:
+        """Keyword arguments of this run's conformer sampler (`qpt_nb.learn.conformers`)."""
+        if self.sampler in ("md", "normal_modes"):
+            return dict(temperature=self.temperature)
+        return dict(sigma=self.sigma)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+_INT_RANGES = dict(
+    charge=(None, None),
+    spin=(0, 0),
+    grid_level=(0, 9),
+    n_refine=(1, None),
+    batch_size=(1, None),
+    reuse=(1, None),
+    dataset_size=(0, None),
+    seed=(0, None),
+    warmup_steps=(0, None),
+    decay_steps=(1, None),
+    checkpoint_every=(1, None),
+    log_every=(1, None),
+    prefetch_workers=(1, None),
+    queue_size=(1, None),
+    devices=(1, None),
+)
+
+
+_FLOAT_RANGES = dict(
+    mix=(0.0, 1.0, True),
+    temperature=(0.0, None, False),
+    sigma=(0.0, None, False),
+    lr=(0.0, None, False),
+    final_lr=(0.0, None, True),
+    b1=(0.0, 1.0, True),
+    b2=(0.0, 1.0, True),
+    eps=(0.0, None, False),
+    weight_decay=(0.0, None, True),
+    clip_norm=(0.0, None, False),
+)
+
+
+def _check_numbers(cfg) -> None:
+    """ValueError/TypeError naming the field for a numeric setting of the wrong type,
+    non-finite or out of range (lr=-1 would be gradient ascent, mix=5 no mixing at all)."""
+    for name, (low, high) in _INT_RANGES.items():
+        v = getattr(cfg, name)
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"TrainConfig.{name} must be an integer, got {v!r}.")
+        if (low is not None and v < low) or (high is not None and v > high):
+            rng = f">= {low}" if high is None else (f"{low}" if low == high else f"in {low}..{high}")
+            raise ValueError(
+                f"TrainConfig.{name} must be {rng}, got {v}."
+                + (" (qpt_nb is closed-shell only)" if name == "spin" else "")
+            )
+    for name, (low, high, inclusive) in _FLOAT_RANGES.items():
+        v = getattr(cfg, name)
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"TrainConfig.{name} must be a number, got {v!r}.")
+        ok = np.isfinite(v) and (v >= low if inclusive else v > low) and (high is None or v <= high)
+        if not ok:
+            side = f">= {low}" if inclusive else f"> {low}"
+            raise ValueError(
+                f"TrainConfig.{name} must be finite and {side}"
+                + (f" and <= {high}" if high is not None else "")
+                + f", got {v}."
+            )
