@@ -6,8 +6,9 @@
 Removed: the notebook-level ``metadata.widgets`` (ipywidgets' saved state), widget views
 in outputs (``application/vnd.jupyter.widget-view+json``, which only a live kernel can
 render), HTML outputs over `MAX_HTML` characters (3Dmol.js views that embed a whole cube
-file) when the output has another representation to fall back on, cell execution
-metadata (timings), and execution counts. Text, images and small HTML outputs are kept,
+file) when the output has another representation to fall back on, and cell execution
+metadata (timings). Execution counts stay: nbval treats a cell that has outputs but no
+count as unrun. Text, images and small HTML outputs are kept,
 so a reader sees the numbers and figures without running anything.
 """
 
@@ -33,14 +34,8 @@ def strip(nb) -> bool:
                 changed = True
         if cell.cell_type != "code":
             continue
-        if cell.get("execution_count") is not None:
-            cell.execution_count = None
-            changed = True
         outputs = []
         for out in cell.outputs:
-            if out.get("execution_count") is not None:
-                out.execution_count = None
-                changed = True
             data = out.get("data")
             if data is not None and WIDGET_MIME in data:
                 del data[WIDGET_MIME]

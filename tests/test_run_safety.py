@@ -92,7 +92,7 @@ def test_cli_diverging_run_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_loss_jump_is_reported(tmp_path):
     tr = Trainer(_config())
-    tr.history = [dict(step=i, loss=-75.0 + 1e-6 * (i % 3), lr=1e-3) for i in range(10)]
+    tr.history = [dict(step=i, loss=-75.0 + 1e-6 * (i % 3), lr=1e-3) for i in range(20)]
     rec = dict(step=11, loss=-74.0, lr=1e-3)
     with pytest.warns(RuntimeWarning, match="jumped far above"):
         tr._check_jump(rec)

@@ -319,20 +319,24 @@ class Trainer:
         )
 
     def _check_jump(self, rec: dict):
-        """Marks (rec['loss_jump'] = True, and a warning) a loss far above the recent range:
-        more than 10 interquartile ranges (and 1 mHa for the energy loss) above the median
-        of the last `JUMP_WINDOW` logged losses."""
+        """Marks a loss far above the recent range (rec['loss_jump'] = True, and a
+        RuntimeWarning): more than 10 interquartile ranges (and 1 mHa for the energy loss)
+        above the median of the last `JUMP_WINDOW` logged losses, once that many exist."""
         recent = [r["loss"] for r in self.history[-JUMP_WINDOW:]]
-        if len(recent) < 5:
+        if len(recent) < JUMP_WINDOW:
             return
         q1, med, q3 = np.percentile(recent, [25, 50, 75])
         floor = 1e-3 if self.config.loss == "energy" else 1e-9
-        if rec["loss"] - med > max(10.0 * (q3 - q1), floor, 1e-3 * abs(med) if med < 0 else 0.0):
+        if rec["loss"] - med > max(10.0 * (q3 - q1), floor):
             rec["loss_jump"] = True
+            kept = (
+                f" The checkpoint it replaces is kept as {CHECKPOINT}.prev in {self.run_dir}."
+                if self.run_dir is not None
+                else ""
+            )
             warnings.warn(
-                f"step {rec['step']}: the loss {rec['loss']:.6g} jumped far above its recent "
-                f"median {med:.6g}; the learning rate ({rec['lr']:.3g}) may be too large. "
-                f"The previous checkpoint is kept as {CHECKPOINT}.prev.",
+                f"step {rec['step']}: the loss {rec['loss']:.6g} jumped far above its recent median "
+                f"{med:.6g}; the learning rate ({rec['lr']:.3g}) may be too large.{kept}",
                 RuntimeWarning,
                 stacklevel=3,
             )
