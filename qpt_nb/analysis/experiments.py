@@ -368,6 +368,7 @@ def _check_length(n_steps, budget_s):
 
 def _train_or_error(run: PaperRun, n_steps, test_set, labels, **kw) -> PaperRun:
     """`_train`, turning a ValueError (a setting this pipeline cannot train) into ``run.error``."""
+    kw = dict(dict(monitor_every=10, run_dir=None, progress=False), **kw)
     try:
         return _train(run, n_steps, list(test_set), labels, **kw)
     except ValueError as exc:
@@ -382,35 +383,23 @@ def label_free_run(
     labels=None,
     *,
     name: str = "label-free (QPT energy loss)",
-    monitor_every: int = 10,
-    run_dir=None,
-    progress: bool = False,
     budget_s: Optional[float] = None,
     clock: Callable[[], float] = time.perf_counter,
-    **schedule,
+    **train,
 ) -> PaperRun:
     """Trains ``config`` (a label-free loss) for ``n_steps`` and/or ``budget_s``
     charged seconds of ``clock``, then evaluates it on ``test_set`` (when given).
 
-    Without a budget the test errors are monitored every ``monitor_every`` steps
-    (into the history). With one, ``monitor`` (default: `make_monitor` of the test
-    set) is evaluated into ``run.curve`` after setup, at the `Schedule` (``every_s`` /
-    ``eval_at_s``) and at the end; ``on_eval(run)`` follows each evaluation. These
-    three are the ``schedule`` keywords.
+    ``train`` keywords: ``run_dir`` (save the run there), ``progress`` (a tqdm bar),
+    ``monitor_every`` (without a budget, the test errors go into the history every that
+    many steps; default 10); with a budget, ``monitor`` (default: `make_monitor` of the
+    test set) is evaluated into ``run.curve`` after setup, at the `Schedule`
+    (``every_s`` / ``eval_at_s``) and at the end, ``on_eval(run)`` after each evaluation.
     """
     _check_length(n_steps, budget_s)
-    run = PaperRun(name=name, kind="label-free", config=config, path=_path(run_dir))
+    run = PaperRun(name=name, kind="label-free", config=config, path=_path(train.get("run_dir")))
     return _train_or_error(
-        run,
-        n_steps,
-        test_set,
-        labels,
-        monitor_every=monitor_every,
-        run_dir=run_dir,
-        progress=progress,
-        meter=ChargedTime(clock),
-        budget_s=budget_s,
-        **schedule,
+        run, n_steps, test_set, labels, meter=ChargedTime(clock), budget_s=budget_s, **train
     )
 
 
@@ -428,12 +417,9 @@ def label_then_train_run(
     n_labels: Optional[int] = None,
     label_fraction: float = 0.5,
     label_threads: Optional[int] = None,
-    monitor_every: int = 10,
-    run_dir=None,
-    progress: bool = False,
     budget_s: Optional[float] = None,
     clock: Callable[[], float] = time.perf_counter,
-    **schedule,
+    **train,
 ) -> PaperRun:
     """PySCF labels for the training conformers first (charged), then the supervised
     loss on them (``config.loss`` is set to 'supervised').
@@ -445,7 +431,7 @@ def label_then_train_run(
     labels go to the label cache, where the Trainer's batches find them (``ref_fock``);
     ``label_threads``: PySCF threads. A fresh label is charged its ``clock`` time, a
     cached one the PySCF seconds it cost when it was made. Training, monitoring,
-    evaluation and the ``schedule`` keywords as in `label_free_run`; the first budget
+    evaluation and the ``train`` keywords as in `label_free_run`; the first budget
     evaluation has phase 'labelled'.
     """
     _check_length(n_steps, budget_s)
@@ -453,6 +439,7 @@ def label_then_train_run(
     fixed = n_labels is not None or budget_s is not None
     if n_labels is not None:
         config = dataclasses.replace(config, dataset_size=int(n_labels))
+    run_dir, progress = train.get("run_dir"), train.get("progress", False)
     run = PaperRun(name=name, kind="label-then-train", config=config, path=_path(run_dir))
     meter = ChargedTime(clock)
     if n_labels is None and budget_s is not None and not config.dataset_size:
@@ -472,15 +459,5 @@ def label_then_train_run(
             dict(label_seconds=run.label_seconds, n_labels=run.n_labels, note=note),
         )
     return _train_or_error(
-        run,
-        n_steps,
-        test_set,
-        labels,
-        monitor_every=monitor_every,
-        run_dir=run_dir,
-        progress=progress,
-        meter=meter,
-        budget_s=budget_s,
-        phase="labelled",
-        **schedule,
+        run, n_steps, test_set, labels, meter=meter, budget_s=budget_s, phase="labelled", **train
     )

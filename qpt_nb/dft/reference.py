@@ -96,19 +96,17 @@ class Label:
         return float(self.mo_energy[self.n_occ]) if self.n_occ < len(self.mo_energy) else float("nan")
 
 
-def cache_key(
-    mol,
-    basis: str,
-    xc: str,
-    grid_level: int,
-    eri_kind: str = "auto",
-    *,
-    auxbasis: Optional[str] = None,
-    conv_tol: float = CONV_TOL,
-    diis_space: int = DIIS_SPACE,
-) -> str:
-    """SHA-256 (hex) identifying the label of `mol` (any orientation) with these settings."""
+def _rks_settings(auxbasis=None, conv_tol=CONV_TOL, diis_space=DIIS_SPACE) -> dict:
+    """The label's PySCF settings beyond basis, functional, grid and ERI kind (`make_rks`'s)."""
+    return dict(auxbasis=auxbasis, conv_tol=float(conv_tol), diis_space=int(diis_space))
+
+
+def cache_key(mol, basis: str, xc: str, grid_level: int, eri_kind: str = "auto", **rks) -> str:
+    """SHA-256 (hex) identifying the label of `mol` (any orientation) with these settings
+    (``rks``: auxbasis, conv_tol, diis_space; defaults as `label`)."""
     import pyscf
+
+    rks = _rks_settings(**rks)
 
     can = mol.canonical()
     coords = np.round(np.asarray(can.coords_angstrom, dtype=np.float64), 10) + 0.0  # -0.0 -> 0.0
@@ -122,9 +120,7 @@ def cache_key(
         xc=get_xc(xc).name,
         grid_level=int(grid_level),
         eri_kind=eri_kind,
-        auxbasis=auxbasis,
-        conv_tol=float(conv_tol),
-        diis_space=int(diis_space),
+        **rks,
         pyscf=pyscf.__version__,
     )
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -199,19 +195,10 @@ def make_rks(
 
 
 def compute_label(
-    mol,
-    basis: str,
-    xc: str,
-    grid_level: int,
-    *,
-    eri_kind: str = "auto",
-    auxbasis: Optional[str] = None,
-    conv_tol: float = CONV_TOL,
-    diis_space: int = DIIS_SPACE,
-    threads: Optional[int] = None,
+    mol, basis: str, xc: str, grid_level: int, *, eri_kind: str = "auto", threads: Optional[int] = None, **rks
 ) -> Label:
     """Runs PySCF for ``mol.canonical()`` (no cache) with `threads` OpenMP threads
-    (default `qpt_nb.settings.label_threads()`). See `label`."""
+    (default `qpt_nb.settings.label_threads()`); ``rks`` as `cache_key`. See `label`."""
     from pyscf import lib
 
     can = mol.canonical()
@@ -222,9 +209,7 @@ def compute_label(
             raise ValueError(
                 f"Labels are closed-shell RKS only: {pmol.nelectron} electrons, spin={mol.spin}."
             )
-        mf = make_rks(
-            pmol, xc, grid_level, eri_kind, auxbasis=auxbasis, conv_tol=conv_tol, diis_space=diis_space
-        )
+        mf = make_rks(pmol, xc, grid_level, eri_kind, **_rks_settings(**rks))
         mf.kernel()
         seconds = time.perf_counter() - t0
         dm = mf.make_rdm1()
@@ -270,7 +255,7 @@ def label(
       basis, xc, grid_level: as for the JAX tensors (xc by PySCF's meaning).
       eri_kind: 'auto' (as `dft_tensors` chooses), 'dense' (exact integrals) or 'df'
         (density fitting, auxiliary basis `auxbasis` or PySCF's `make_auxbasis`).
-      cache_dir: folder of the cache (default: `default_cache_dir()`).
+      cache_dir: folder of the cache (default: ``qpt_nb.settings.cache_dir('labels')``).
       use_cache: False computes and does not touch the cache.
       threads: OpenMP threads for PySCF (default `qpt_nb.settings.label_threads()`).
 
@@ -278,38 +263,17 @@ def label(
       `Label` (Hartree; matrices (N, N) in the canonical frame's AO basis).
     """
     eri_kind = resolve_eri(mol.to_pyscf(basis), eri_kind)
+    rks = _rks_settings(auxbasis, conv_tol, diis_space)
     if not use_cache:
-        return compute_label(
-            mol,
-            basis,
-            xc,
-            grid_level,
-            eri_kind=eri_kind,
-            auxbasis=auxbasis,
-            conv_tol=conv_tol,
-            diis_space=diis_space,
-            threads=threads,
-        )
-    key = cache_key(
-        mol, basis, xc, grid_level, eri_kind, auxbasis=auxbasis, conv_tol=conv_tol, diis_space=diis_space
-    )
+        return compute_label(mol, basis, xc, grid_level, eri_kind=eri_kind, threads=threads, **rks)
+    key = cache_key(mol, basis, xc, grid_level, eri_kind, **rks)
     path = Path(cache_dir).expanduser() if cache_dir is not None else settings.cache_dir("labels")
     path = path / f"{key}.npz"
     if path.is_file():
         lab = _load(path, key)
         if lab is not None:
             return lab
-    lab = compute_label(
-        mol,
-        basis,
-        xc,
-        grid_level,
-        eri_kind=eri_kind,
-        auxbasis=auxbasis,
-        conv_tol=conv_tol,
-        diis_space=diis_space,
-        threads=threads,
-    )
+    lab = compute_label(mol, basis, xc, grid_level, eri_kind=eri_kind, threads=threads, **rks)
     lab = dataclasses.replace(lab, key=key)
     try:
         _save(path, lab)

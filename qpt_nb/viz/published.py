@@ -14,35 +14,26 @@ from typing import Optional
 
 __all__ = ["PUBLISHED_URACIL", "TABLE_COLUMNS", "comparison_rows", "comparison_table", "comparison_html"]
 
-# (method, year, training, H MAE uHa, occupied eps MAE uHa, psi %, energy MAE meV)
-PUBLISHED_URACIL = (
-    dict(
-        method="SchNOrb",
-        year=2019,
-        training="labels (MD17)",
-        hamiltonian_mae_uha=227.8,
-        mo_energy_mae_occ_uha=1760.0,
-        psi_occ_percent=90.0,
-    ),
-    dict(method="PhiSNet (QHNet re-run)", year=2021, training="labels (MD17)", hamiltonian_mae_uha=18.65),
-    dict(
-        method="QHNet (float64)",
-        year=2023,
-        training="labels (MD17)",
-        hamiltonian_mae_uha=20.12,
-        mo_energy_mae_occ_uha=113.44,
-        psi_occ_percent=99.89,
-    ),
-    dict(method="QHFlow", year=2025, training="labels (MD17)", hamiltonian_mae_uha=3.68),
-    dict(
-        method="QPT paper (31 h)",
-        year=2024,
-        training="label-free (DFT loss)",
-        hamiltonian_mae_uha=39.46,
-        mo_energy_mae_all_uha=409.21,
-        energy_mae_mev=0.524,
-    ),
+_FIELDS = (
+    "method",
+    "year",
+    "training",
+    "hamiltonian_mae_uha",
+    "mo_energy_mae_occ_uha",
+    "mo_energy_mae_all_uha",
+    "psi_occ_percent",
+    "energy_mae_mev",
 )
+_MD17, _FREE = "labels (MD17)", "label-free (DFT loss)"
+# method, year, training, H MAE uHa, occupied eps MAE uHa, all eps MAE uHa, psi %, E MAE meV
+_TABLE = (
+    ("SchNOrb", 2019, _MD17, 227.8, 1760.0, None, 90.0, None),
+    ("PhiSNet (QHNet re-run)", 2021, _MD17, 18.65, None, None, None, None),
+    ("QHNet (float64)", 2023, _MD17, 20.12, 113.44, None, 99.89, None),
+    ("QHFlow", 2025, _MD17, 3.68, None, None, None, None),
+    ("QPT paper (31 h)", 2024, _FREE, 39.46, None, 409.21, None, 0.524),
+)
+PUBLISHED_URACIL = tuple({k: v for k, v in zip(_FIELDS, row) if v is not None} for row in _TABLE)
 
 TABLE_COLUMNS = (
     ("hamiltonian_mae_uha", "H MAE (uHa)"),
