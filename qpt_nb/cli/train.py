@@ -10,6 +10,7 @@ message; `qpt_nb.cli.main` prints ``qpt-nb CMD: error: ...`` and exits with 2.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -349,6 +350,12 @@ def memory_line(config) -> str:
 
 def cmd_train(args) -> int:
     """`qpt-nb train`: fresh or resumed label-free training, then evaluation."""
+    with contextlib.ExitStack() as held:  # the run directory's lock, released on any exit
+        return _train_command(args, held)
+
+
+def _train_command(args, held) -> int:
+    """`cmd_train` with `held`, the ExitStack that keeps the run directory's `RunLock`."""
     from qpt_nb.analysis.runs import load_run
     from qpt_nb.learn.runlock import RunLock
     from qpt_nb.learn.train import TrainConfig, Trainer
@@ -371,7 +378,7 @@ def cmd_train(args) -> int:
         if not out.is_dir():
             raise FileNotFoundError(f"--resume: no run directory {out}.")
         check_out_dir(out)
-        lock = RunLock(out).acquire()  # RunLocked: one line, exit 2
+        held.enter_context(RunLock(out))  # RunLocked: one line, exit 2
         saved, _, step = load_run(out)  # CheckpointError if missing
         if args.steps is not None and args.steps > saved.decay_steps and "decay_steps" not in over:
             # the cosine ended at the first run's length: stretch it to the new total
@@ -403,7 +410,7 @@ def cmd_train(args) -> int:
             )
         out = Path(args.out)
         check_out_dir(out)
-        lock = RunLock(out).acquire()  # RunLocked: one line, exit 2
+        held.enter_context(RunLock(out))  # RunLocked: one line, exit 2
         done = trained_steps(out)
         if done:
             raise ValueError(f"{out} already holds a run at step {done}: use --resume, or another --out.")
@@ -430,12 +437,9 @@ def cmd_train(args) -> int:
         _train_loop(trainer, target, progress=progress)
     finally:
         trainer.close()
-    try:
-        return _finish(
-            trainer, out, test_set, labels, cache_dir=args.cache_dir, progress=progress, seed=args.test_seed
-        )
-    finally:
-        lock.release()
+    return _finish(
+        trainer, out, test_set, labels, cache_dir=args.cache_dir, progress=progress, seed=args.test_seed
+    )
 
 
 def cmd_evaluate(args) -> int:

@@ -110,7 +110,7 @@ def cache_key(mol, basis: str, xc: str, grid_level: int, eri_kind: str = "auto",
 
     can = mol.canonical()
     coords = np.round(np.asarray(can.coords_angstrom, dtype=np.float64), 10) + 0.0  # -0.0 -> 0.0
-    eri_kind = resolve_eri(mol.to_pyscf(basis), eri_kind)
+    eri_kind = _eri_for(mol, basis, eri_kind)
     payload = dict(
         symbols=list(can.symbols),
         coords=[f"{v:.10f}" for v in coords.ravel()],
@@ -162,6 +162,11 @@ def resolve_eri(pmol, eri: str = "auto") -> str:
     """'dense' or 'df' for a built ``pyscf.gto.Mole``: `eri` itself, or for 'auto' the
     choice `qpt_nb.dft.tensors.dft_tensors` makes for the same basis size."""
     return choose_eri_kind(pmol.nao_nr(), eri)
+
+
+def _eri_for(mol, basis: str, eri: str) -> str:
+    """`resolve_eri` for a `Molecule`: builds the PySCF Mole only when `eri` is 'auto'."""
+    return resolve_eri(mol.to_pyscf(basis), eri) if eri == "auto" else choose_eri_kind(0, eri)
 
 
 def make_rks(
@@ -262,7 +267,7 @@ def label(
     Returns:
       `Label` (Hartree; matrices (N, N) in the canonical frame's AO basis).
     """
-    eri_kind = resolve_eri(mol.to_pyscf(basis), eri_kind)
+    eri_kind = _eri_for(mol, basis, eri_kind)
     rks = _rks_settings(auxbasis, conv_tol, diis_space)
     if not use_cache:
         return compute_label(mol, basis, xc, grid_level, eri_kind=eri_kind, threads=threads, **rks)
