@@ -50,7 +50,32 @@ STEP_COUNT = dict(xc_kernel=2, xc=1, coulomb=3, exchange=3, eigh=3, network=1)
 
 
 # ----------------------------------------------------------------------------- worker
-def train_worker(molecule, basis, model, grid_level, steps, reuse, sampler, eri, profile, peak_tflops):
+def _xc_kernel_autodiff(t, f):
+    """V_xc as before the explicit kernel VJP: reverse-mode autodiff of the blocks under
+    jax.checkpoint (the 'before' column of the XC-kernel profile)."""
+    import jax
+    import jax.numpy as jnp
+
+    from qpt_nb.dft import kohn_sham as ks
+
+    block, starts = ks._grid_blocks(t)
+
+    def v(x):
+        d_lo = x.astype(t.ao.dtype)
+
+        def one(c, st):
+            e, a = ks._xc_block(f, *ks._block_slices(t, st, block), d_lo)
+            return (c[0] + e, c[1] + a), None
+
+        (_, a), _ = jax.lax.scan(jax.checkpoint(one), (0.0, jnp.zeros_like(x)), starts)
+        return a + a.T
+
+    return v
+
+
+def train_worker(
+    molecule, basis, model, grid_level, steps, reuse, sampler, eri, profile, peak_tflops, precision="float64"
+):
     import jax
     import jax.numpy as jnp
 
@@ -68,6 +93,7 @@ def train_worker(molecule, basis, model, grid_level, steps, reuse, sampler, eri,
         sampler=sampler,
         reuse=reuse,
         eri=eri,
+        precision=precision,
         warmup_steps=10,
         checkpoint_every=10**9,
         log_every=10**9,
@@ -86,6 +112,7 @@ def train_worker(molecule, basis, model, grid_level, steps, reuse, sampler, eri,
         basis=basis,
         model=model,
         grid_level=grid_level,
+        precision=precision,
         steps=steps,
         reuse=reuse,
         sampler=sampler,
@@ -140,6 +167,7 @@ def train_worker(molecule, basis, model, grid_level, steps, reuse, sampler, eri,
 
         fns = dict(
             xc_kernel=vg(lambda x: xc_energy_and_potential(x, t, f)[1]),
+            xc_kernel_autodiff=vg(_xc_kernel_autodiff(t, f)),
             xc=jax.jit(lambda x: xc_energy_and_potential(x, t, f)),
             coulomb=vg(lambda x: coulomb(x, t)),
             exchange=vg(lambda x: exchange(x, t)),
@@ -153,6 +181,9 @@ def train_worker(molecule, basis, model, grid_level, steps, reuse, sampler, eri,
         net = jax.jit(jax.value_and_grad(lambda p: jnp.sum(predict_correction(p, batch, cfg.model) * rw)))
         prof["network"] = common.time_jitted(net, tr.params, repeats=5, min_seconds=0.3)["median_s"]
         est = {k: prof[k] * STEP_COUNT[k] for k in PARTS}
+        before = dict(est, xc_kernel=prof["xc_kernel_autodiff"] * STEP_COUNT["xc_kernel"])
+        out["xc_kernel_share"] = est["xc_kernel"] / sum(est.values())
+        out["xc_kernel_share_autodiff"] = before["xc_kernel"] / sum(before.values())
         out["profile_s"] = prof
         out["profile_step_estimate_s"] = est
         out["profile_dominant"] = max(est, key=est.get)
@@ -168,6 +199,11 @@ def main(argv=None):
     p.add_argument("--bases", help="comma-separated basis sets")
     p.add_argument("--models", help="comma-separated presets (nano, tiny, small, ...)")
     p.add_argument("--grid-level", type=int, help="PySCF grid level (quick 1, full 3)")
+    p.add_argument(
+        "--settings",
+        help="comma-separated LEVEL:PRECISION training grids, e.g. 3:float64,1:float32,0:float32 "
+        "(overrides --grid-level)",
+    )
     p.add_argument("--steps", type=int, help="timed steps per config after compile (quick 12, full 64)")
     p.add_argument("--reuse", type=int, default=16, help="optimiser steps per conformer")
     p.add_argument("--sampler", default="wiggle", help="conformer sampler (wiggle, normal_modes, md)")
@@ -189,30 +225,36 @@ def main(argv=None):
     steps = args.steps or sel["steps"]
     json_path, png_path = common.out_paths(args, NAME)
 
+    settings = [(grid_level, "float64")]
+    if args.settings:
+        settings = [(int(x.split(":")[0]), x.split(":")[1]) for x in args.settings.split(",")]
     rows = []
-    for model in sel["models"]:
-        for basis in sel["bases"]:
-            for name in sel["molecules"]:
-                print(f"-- {name}/{basis}/{model} (grid level {grid_level}, {steps} steps) ...", flush=True)
-                r = common.run_isolated(
-                    __file__,
-                    "train_worker",
-                    timeout=args.timeout,
-                    molecule=name,
-                    basis=basis,
-                    model=model,
-                    grid_level=grid_level,
-                    steps=steps,
-                    reuse=args.reuse,
-                    sampler=args.sampler,
-                    eri=args.eri,
-                    profile=not args.no_profile,
-                    peak_tflops=args.peak_tflops,
-                )
-                if "error" in r:
-                    print(f"   FAILED: {r['error']}", flush=True)
-                    r.update(molecule=name, basis=basis, model=model)
-                rows.append(r)
+    for model, basis, name, (grid_level, precision) in (
+        (m, b, n, s) for m in sel["models"] for b in sel["bases"] for n in sel["molecules"] for s in settings
+    ):
+        print(
+            f"-- {name}/{basis}/{model} (grid level {grid_level} {precision}, {steps} steps) ...", flush=True
+        )
+        r = common.run_isolated(
+            __file__,
+            "train_worker",
+            timeout=args.timeout,
+            molecule=name,
+            basis=basis,
+            model=model,
+            grid_level=grid_level,
+            steps=steps,
+            reuse=args.reuse,
+            sampler=args.sampler,
+            eri=args.eri,
+            profile=not args.no_profile,
+            peak_tflops=args.peak_tflops,
+            precision=precision,
+        )
+        if "error" in r:
+            print(f"   FAILED: {r['error']}", flush=True)
+            r.update(molecule=name, basis=basis, model=model)
+        rows.append(r)
 
     ok = [r for r in rows if "error" not in r]
     fits = {}
@@ -222,7 +264,7 @@ def main(argv=None):
     flat = []
     for r in ok:
         row = dict(
-            case=f"{r['molecule']}/{r['basis']}/{r['model']}",
+            case=f"{r['molecule']}/{r['basis']}/{r['model']}/L{r['grid_level']}/{r.get('precision', 'float64')}",
             n_ao=r["n_ao"],
             sps=r["steps_per_s"],
             iso_ms=1e3 * r["isolated_step_s"],
@@ -241,6 +283,11 @@ def main(argv=None):
         )
         if "profile_s" in r:
             row.update({k: 1e3 * r["profile_s"][k] for k in PARTS})
+            row.update(
+                xc_kernel_autodiff=1e3 * r["profile_s"]["xc_kernel_autodiff"],
+                share=100 * r["xc_kernel_share"],
+                share0=100 * r["xc_kernel_share_autodiff"],
+            )
             row.update(dom=r["profile_dominant"], acc=100 * r["profile_accounted"])
         flat.append(row)
     print()
@@ -277,7 +324,10 @@ def main(argv=None):
                 [r for r in flat if "xc" in r],
                 [
                     ("case", "case", "{}"),
-                    ("XC kernel", "xc_kernel", "{:.2f}"),
+                    ("XC kernel (autodiff, before)", "xc_kernel_autodiff", "{:.2f}"),
+                    ("XC kernel (explicit VJP)", "xc_kernel", "{:.2f}"),
+                    ("kernel % of step before", "share0", "{:.0f}"),
+                    ("kernel % of step now", "share", "{:.0f}"),
                     ("XC fwd", "xc", "{:.2f}"),
                     ("J", "coulomb", "{:.2f}"),
                     ("K", "exchange", "{:.2f}"),

@@ -20,7 +20,8 @@ __version__ = "0.1.0"
 #   qpt_nb.units, qpt_nb.settings, qpt_nb.fileio   constants, environment, atomic files
 #   qpt_nb.dft        physics and the PySCF bridge (no haiku, no optax)
 #   qpt_nb.learn      the network (haiku), losses, conformers, training (optax)
-#   qpt_nb.analysis   metrics, evaluation, initial guesses, run directories, experiments
+#   qpt_nb.pretrained shipped models (qpt_nb.pretrained.list(), .load(name))
+#   qpt_nb.analysis   metrics, evaluation, initial guesses, run directories, experiments, predict
 #   qpt_nb.viz, qpt_nb.widgets, qpt_nb.cli
 # No public name equals a module's name (`qpt_nb.dft.scf` is the module, `qpt_nb.scf` the
 # function). The physics names are imported now; the learning names on first use, so
@@ -41,6 +42,8 @@ _LAZY = {
     "evaluate": "qpt_nb.analysis.evaluation",
     "make_test_set": "qpt_nb.analysis.evaluation",
     "initial_guess": "qpt_nb.analysis.guesses",
+    "predict": "qpt_nb.analysis.predict",
+    "model_scf": "qpt_nb.analysis.predict",
     "doctor": "qpt_nb.diagnostics",
 }
 
@@ -70,8 +73,12 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name == "pretrained":  # the shipped models: qpt_nb.pretrained.list() / .load(name)
+        import importlib
+
+        return importlib.import_module("qpt_nb.pretrained")
     raise AttributeError(f"module 'qpt_nb' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"pretrained"})

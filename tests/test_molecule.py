@@ -26,6 +26,7 @@ EXPECTED = {
     "h2": 2,
     "lih": 4,
     "formaldehyde": 16,
+    "alanine_dipeptide": 78,
 }
 SHARED_URACIL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uracil.xyz"
 

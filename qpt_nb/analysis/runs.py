@@ -46,10 +46,24 @@ def read_metrics(run_dir) -> Optional[dict]:
 
 
 def resolve_model(model_or_run, config=None):
-    """(TrainConfig, params, step) from a run dir, a `Trainer`, a (TrainConfig, params)
-    tuple, or bare params together with `config`. step is None when unknown."""
+    """(TrainConfig, params, step) from a run dir, a `Trainer`, a shipped model (its name,
+    e.g. 'water', or a `qpt_nb.pretrained.PretrainedModel`), a (TrainConfig, params) tuple,
+    or bare params together with `config`. step is None when unknown. A string names a run
+    directory when one exists there, else a pretrained model."""
+    from qpt_nb import pretrained
+
     if isinstance(model_or_run, Trainer):
         return model_or_run.config, model_or_run.params, model_or_run.step
+    if isinstance(model_or_run, pretrained.PretrainedModel):
+        return model_or_run.config, model_or_run.params, model_or_run.steps
+    if isinstance(model_or_run, str) and not Path(model_or_run).exists() and pretrained.is_name(model_or_run):
+        m = pretrained.load(model_or_run)
+        return m.config, m.params, m.steps
+    if isinstance(model_or_run, str) and not Path(model_or_run).exists():
+        shipped = ", ".join(pretrained.list()) or "none"
+        raise FileNotFoundError(
+            f"No run directory {model_or_run} (nor a pretrained model: shipped {shipped})."
+        )
     if isinstance(model_or_run, (str, Path)):
         return load_run(model_or_run)
     if (

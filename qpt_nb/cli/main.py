@@ -1,4 +1,4 @@
-"""Command line: `qpt-nb demo | scf | train | evaluate`.
+"""Command line: `qpt-nb demo | scf | train | evaluate | predict`.
 
 Errors in the user's input end with a one-line message and exit code 2, never a
 traceback from inside JAX or PySCF.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from qpt_nb.cli.predict import add_predict_command
 from qpt_nb.cli.train import add_demo_args, add_train_commands, run_demo
 
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_args(p)
     p.set_defaults(func=run_demo)
     add_train_commands(sub)
+    add_predict_command(sub)
     return parser
 
 

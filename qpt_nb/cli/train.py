@@ -27,12 +27,16 @@ _FIELDS = dict(
     basis="basis",
     xc="xc",
     grid_level="grid_level",
+    train_grid_level="train_grid_level",
+    precision="precision",
     eri="eri",
     model="model",
     loss="loss",
     sampler="sampler",
     temperature="temperature",
     sigma="sigma",
+    phi_range="phi_range",
+    psi_range="psi_range",
     batch_size="batch_size",
     reuse="reuse",
     seed="seed",
@@ -70,13 +74,33 @@ def _add_train_args(p):
     g.add_argument("--xc", help="functional, PySCF's meaning (default b3lyp5)")
     g.add_argument("--grid-level", type=int, help="PySCF grid level 0..9 (default 3)")
     g.add_argument("--eri", choices=("auto", "dense", "df"))
+    g.add_argument(
+        "--train-grid-level",
+        type=int,
+        help="grid level of the training loss (default: --grid-level; labels and evaluations "
+        "always use --grid-level)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        help="grid work of the training loss (default float64; evaluations are float64)",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--model", help="QPT preset: nano, tiny, small, base, medium")
     g.add_argument("--loss", help="energy (label-free), self_consistency or supervised")
     g.add_argument("--n-refine", type=int)
-    g.add_argument("--sampler", help="wiggle, normal_modes or md")
+    g.add_argument("--sampler", help="wiggle, normal_modes, md or dihedral")
     g.add_argument("--temperature", type=float, help="K, for md / normal_modes")
     g.add_argument("--sigma", type=float, help="wiggle std, Angstrom")
+    g.add_argument(
+        "--phi-range",
+        metavar="LOW,HIGH",
+        help="dihedral sampler: phi region, degrees (default 0,180; "
+        "a negative LOW needs the = form, --phi-range=-90,90)",
+    )
+    g.add_argument(
+        "--psi-range", metavar="LOW,HIGH", help="dihedral sampler: psi region, degrees (default 0,180)"
+    )
     g.add_argument("--batch-size", type=int)
     g.add_argument("--reuse", type=int, help="optimiser steps per precomputed conformer")
     g.add_argument("--seed", type=int)

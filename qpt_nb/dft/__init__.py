@@ -2,6 +2,7 @@
 
     molecule   `Molecule` (Angstrom at the boundary), xyz I/O, built-in geometries
     frames     principal-axes frame, AO rotations between frames
+    dihedral   dihedral angles: measure, set (rotating one side of the bond), named torsions
     tensors    PySCF precompute into a `DFTTensors` pytree (integrals, grid, AO values)
     xc         LDA/GGA/hybrid functionals, equal to libxc through PySCF
     kohn_sham  E[D] and its terms; the Fock matrix F = dE/dD

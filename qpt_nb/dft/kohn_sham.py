@@ -117,7 +117,158 @@ def xc_energy(density, t: DFTTensors, xc: XCLike):
     return _xc_energy(density, t, func)
 
 
-def xc_energy_and_potential(density, t: DFTTensors, xc: XCLike):
+def _block_density(ao, phi_d):
+    """rho (B,) and grad rho (3, B) (None without AO gradients), float64, from AO values
+    `ao` (n_deriv, B, N) and phi_d = phi D (B, N) in the grid precision:
+
+      rho = sum_i phi_d,i phi_i,    grad rho = 2 sum_i phi_d,i grad phi_i.
+    """
+    rho = jnp.sum(phi_d * ao[0], axis=-1).astype(jnp.float64)
+    if ao.shape[0] < 4:
+        return rho, None
+    return rho, 2.0 * jnp.einsum("xgi,gi->xg", ao[1:4], phi_d).astype(jnp.float64)
+
+
+def _functional_grad(func, w):
+    """(rho, sigma) -> (w v_rho, w v_sigma), the gradient of sum_g w_g e(rho_g, sigma_g)."""
+    return jax.grad(lambda r, s: jnp.sum(w * func.energy_density(r, s)), argnums=(0, 1))
+
+
+def _sigma(grad):
+    return None if grad is None else jnp.sum(grad * grad, axis=0)
+
+
+def _contract(ao, w_vrho, u, gga):
+    """phi^T [ (w v_rho / 2) phi + sum_x u_x dphi/dx ] (N, N), float64 (the 'A' of V = A + A^T)."""
+    lo = ao.dtype
+    aow = (0.5 * w_vrho).astype(lo)[:, None] * ao[0]
+    if gga:
+        aow = aow + jnp.einsum("xg,xgi->gi", u.astype(lo), ao[1:4])
+    return (ao[0].T @ aow).astype(jnp.float64)
+
+
+def _phi_density(ao, d_lo, factor_lo):
+    """phi D (B, N): directly, or as (phi L) L^T when D = L L^T with L (N, k), k < N/2."""
+    if factor_lo is None:
+        return ao[0] @ d_lo
+    return (ao[0] @ factor_lo) @ factor_lo.T
+
+
+def _xc_block(func, ao, w, d_lo, factor_lo=None):
+    """One block's (E_xc (), A (N, N)); V_xc = A + A^T summed over blocks.
+
+    The grid products run in the grid precision ao.dtype ('float64': exact to PySCF;
+    'float32': as the research code's ``-xc_f32``), `d_lo` (N, N) included; rho, sigma
+    and the functional with its derivatives are float64 (in float32 the derivatives of
+    rho^(-8/3) overflow below libxc's density thresholds); block results accumulate in
+    float64.  With `factor_lo` L (N, k),
+    D = L L^T (occupied orbitals, L = sqrt(2) C_occ), phi D costs 2 B N k instead of
+    B N^2, as PySCF's make_rho with mo_coeff.
+    """
+    rho, grad = _block_density(ao, _phi_density(ao, d_lo, factor_lo))
+    sigma = jnp.zeros_like(rho) if grad is None else _sigma(grad)
+    e = jnp.sum(w * func.energy_density(rho, sigma)).astype(jnp.float64)
+    w_vrho, w_vsigma = _functional_grad(func, w)(rho, sigma)
+    gga = grad is not None and func.needs_gradient
+    return e, _contract(ao, w_vrho, 2.0 * w_vsigma * grad if gga else None, gga)
+
+
+def _xc_block_vjp(func, ao, w, d_lo, e_bar, s_bar):
+    """One block's contribution to dL/dD (N, N), float64, given e_bar = dL/dE_xc and
+    s_bar = dL/dA (N, N) symmetric (A of `_xc_block`), by the explicit XC kernel:
+
+      rho_S, grad rho_S: the density of S = s_bar on the block (like rho of D),
+      (a, b) = (rho_S / 2, grad rho . grad rho_S)        cotangents of (w v_rho, w v_sigma),
+      (rho_bar, sigma_bar) = Hess[sum w e] (a, b) + e_bar (w v_rho, w v_sigma),
+      grad_bar = w v_sigma grad rho_S + 2 sigma_bar grad rho,
+      dL/dD += phi^T [ rho_bar phi + 2 sum_x grad_bar_x dphi/dx ].
+
+    Three (B, N) x (N, N) products (phi D recomputed, phi S, the result), against six
+    for reverse-mode autodiff of `_xc_block` under a checkpoint.
+    """
+    lo = ao.dtype
+    rho, grad = _block_density(ao, ao[0] @ d_lo)
+    gga = grad is not None and func.needs_gradient
+    sigma = jnp.zeros_like(rho) if grad is None else _sigma(grad)
+    rho_s, grad_s = _block_density(ao, ao[0] @ s_bar.astype(lo))
+    a = 0.5 * rho_s
+    b = jnp.sum(grad * grad_s, axis=0) if gga else jnp.zeros_like(rho)
+    (w_vrho, w_vsigma), (h_r, h_s) = jax.jvp(_functional_grad(func, w), (rho, sigma), (a, b))
+    phi_bar = (h_r + e_bar * w_vrho).astype(lo)[:, None] * ao[0]
+    if gga:
+        grad_bar = w_vsigma * grad_s + 2.0 * (h_s + e_bar * w_vsigma) * grad
+        phi_bar = phi_bar + jnp.einsum("xg,xgi->gi", (2.0 * grad_bar).astype(lo), ao[1:4])
+    return (ao[0].T @ phi_bar).astype(jnp.float64)
+
+
+def _grid_blocks(t: DFTTensors):
+    """(block size, start indices) of the XC quadrature's blocks of grid points."""
+    n_grid, block = t.weights.shape[-1], t.grid_block
+    if block <= 0 or n_grid % block:
+        block = n_grid
+    return block, jnp.arange(0, n_grid, block)
+
+
+def _block_slices(t: DFTTensors, start, block):
+    ao = jax.lax.dynamic_slice_in_dim(t.ao, start, block, axis=1)
+    return ao, jax.lax.dynamic_slice_in_dim(t.weights, start, block)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _xc_ev(density, factor, t, func):
+    block, starts = _grid_blocks(t)
+    d_lo = density.astype(t.ao.dtype)
+    f_lo = None if factor is None else factor.astype(t.ao.dtype)
+
+    def one_block(carry, start):
+        e, a = _xc_block(func, *_block_slices(t, start, block), d_lo, f_lo)
+        return (carry[0] + e, carry[1] + a), None
+
+    init = (jnp.zeros((), jnp.float64), jnp.zeros(density.shape, jnp.float64))
+    (e, a), _ = jax.lax.scan(one_block, init, starts)
+    return e.astype(density.dtype), (a + a.T).astype(density.dtype)
+
+
+def _unwrap(x):
+    return x.value if isinstance(x, jax.custom_derivatives.CustomVJPPrimal) else x
+
+
+def _xc_ev_fwd(density, factor, t, func):
+    is_primal = lambda x: isinstance(x, jax.custom_derivatives.CustomVJPPrimal)  # noqa: E731
+    if any(leaf.perturbed for leaf in jax.tree_util.tree_leaves(t, is_leaf=is_primal)):
+        raise NotImplementedError(
+            "The XC quadrature is differentiable in the density only: derivatives with respect "
+            "to the DFTTensors (AO values, grid weights; e.g. nuclear forces) are not implemented."
+        )
+    density, factor = _unwrap(density), jax.tree_util.tree_map(_unwrap, factor, is_leaf=is_primal)
+    t = jax.tree_util.tree_map(_unwrap, t, is_leaf=is_primal)
+    return _xc_ev(density, factor, t, func), (density, factor, t)
+
+
+def _xc_ev_bwd(func, res, cotangents):
+    density, factor, t = res
+    e_bar, v_bar = (
+        jnp.zeros(shape, jnp.float64) if isinstance(c, jax.custom_derivatives.SymbolicZero) else c
+        for c, shape in zip(cotangents, ((), density.shape))
+    )
+    block, starts = _grid_blocks(t)
+    d_lo = density.astype(t.ao.dtype)
+    s_bar = (v_bar + v_bar.T).astype(jnp.float64)
+    e_bar = jnp.asarray(e_bar, jnp.float64)
+
+    def one_block(acc, start):
+        return acc + _xc_block_vjp(func, *_block_slices(t, start, block), d_lo, e_bar, s_bar), None
+
+    d_bar, _ = jax.lax.scan(one_block, jnp.zeros(density.shape, jnp.float64), starts)
+    # the factor only speeds up rho: gradients reach it through `density` (= L L^T)
+    none = lambda tree: jax.tree_util.tree_map(lambda x: None, tree)  # noqa: E731
+    return d_bar.astype(density.dtype), none(factor), none(t)
+
+
+_xc_ev.defvjp(_xc_ev_fwd, _xc_ev_bwd, symbolic_zeros=True)
+
+
+def xc_energy_and_potential(density, t: DFTTensors, xc: XCLike, *, occ_coeff=None):
     """(E_xc (), V_xc (N, N)) in Hartree, by the explicit quadrature formula.
 
     With e(rho, sigma) the energy density, w the weights and v_rho = de/drho,
@@ -127,33 +278,23 @@ def xc_energy_and_potential(density, t: DFTTensors, xc: XCLike):
 
     (PySCF's formula; one (G, N) x (G, N) matmul.)  The grid is processed in
     blocks of `t.grid_block` points under `lax.scan` so each block stays in cache.
+    The grid work runs in `t.precision` (the AO values' dtype; 'float32' halves memory
+    and is 2-8x faster on a CPU); the sums over blocks are float64.
+
+    Reverse-mode differentiable in `density` through an explicit XC-kernel VJP
+    (`_xc_block_vjp`: the hot path of training, 3 grid products per block instead of
+    autodiff's 6); derivatives with respect to `t` raise NotImplementedError, and
+    forward mode (jax.jvp, jax.jacfwd) is not supported.
+
+    `occ_coeff` (N, n_occ), optional: the occupied orbitals C_occ of `density`
+    (= 2 C_occ C_occ^T, the caller's contract). rho is then evaluated through them,
+    (G x N)(N x n_occ) twice instead of (G x N)(N x N), where that is cheaper
+    (2 n_occ < N); gradients still flow through `density` only.
     """
-    func = get_xc(xc)
-    n_grid, block = t.weights.shape[-1], t.grid_block
-    if block <= 0 or n_grid % block:
-        block = n_grid
-
-    def one_block(carry, start):
-        ao = jax.lax.dynamic_slice_in_dim(t.ao, start, block, axis=1)
-        w = jax.lax.dynamic_slice_in_dim(t.weights, start, block)
-        phi_d = ao[0] @ density
-        rho = jnp.sum(phi_d * ao[0], axis=-1)
-        grad = 2.0 * jnp.einsum("xgi,gi->xg", ao[1:4], phi_d) if ao.shape[0] >= 4 else None
-        sigma = jnp.zeros_like(rho) if grad is None else jnp.sum(grad * grad, axis=0)
-        e, (w_vrho, w_vsigma) = jax.value_and_grad(
-            lambda r, s: jnp.sum(w * func.energy_density(r, s)), argnums=(0, 1)
-        )(rho, sigma)
-        aow = 0.5 * w_vrho[:, None] * ao[0]
-        if grad is not None and func.needs_gradient:
-            aow = aow + jnp.einsum("xg,xgi->gi", 2.0 * w_vsigma * grad, ao[1:4])
-        return (carry[0] + e, carry[1] + ao[0].T @ aow), None
-
-    init = (jnp.zeros((), density.dtype), jnp.zeros_like(density))
-    # jax.checkpoint: reverse mode recomputes each cache-sized block instead of storing
-    # every block's intermediates (a full copy of the AO array): the XC kernel
-    # (derivative of V_xc, the hot path of training) runs 4x faster.
-    (e, a), _ = jax.lax.scan(jax.checkpoint(one_block), init, jnp.arange(0, n_grid, block))
-    return e, a + a.T
+    factor = None
+    if occ_coeff is not None and 2 * occ_coeff.shape[-1] < density.shape[-1]:
+        factor = jnp.sqrt(2.0) * occ_coeff
+    return _xc_ev(density, factor, t, get_xc(xc))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -161,12 +302,22 @@ def _xc_energy(density, t, func):
     return xc_energy_and_potential(density, t, func)[0]
 
 
-@_xc_energy.defjvp
 def _xc_energy_jvp(func, primals, tangents):
     density, t = primals
-    d_density = tangents[0]
+    d_density, d_t = tangents
+    is_zero = lambda x: isinstance(x, jax.custom_derivatives.SymbolicZero)  # noqa: E731
+    if not all(is_zero(x) for x in jax.tree_util.tree_leaves(d_t, is_leaf=is_zero)):
+        raise NotImplementedError(
+            "E_xc is differentiable in the density only: derivatives with respect to the "
+            "DFTTensors (AO values, grid weights; e.g. nuclear forces) are not implemented."
+        )
     e, v = xc_energy_and_potential(density, t, func)
+    if is_zero(d_density):
+        return e, jnp.zeros_like(e)
     return e, jnp.sum(v * d_density)
+
+
+_xc_energy.defjvp(_xc_energy_jvp, symbolic_zeros=True)
 
 
 def energy_components(density, t: DFTTensors, xc: XCLike) -> dict:
@@ -203,12 +354,13 @@ def _symmetrize(m):
     return 0.5 * (m + jnp.swapaxes(m, -1, -2))
 
 
-def energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
+def energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5", *, occ_coeff=None):
     """(E[D], F[D]) with the Fock matrix F = dE/dD = h + J - a_x/2 K + V_xc (Hartree).
 
     Computed explicitly (one J, one K and one XC quadrature): equal to the autodiff
     gradient `fock_autodiff` (tested), without autodiff's second pass over the
     two-electron integrals. Differentiable (the sandwich backpropagates through it).
+    `occ_coeff`: optional occupied orbitals of `density` (see `xc_energy_and_potential`).
     """
     func = get_xc(xc)
     density = check_density(density, t)
@@ -218,7 +370,7 @@ def energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
     e = jnp.sum(density * t.hcore) + 0.5 * jnp.sum(density * veff) + t.e_nuc
     fk = t.hcore + veff
     if func.family != "hf":
-        exc, vxc = xc_energy_and_potential(density, t, func)
+        exc, vxc = xc_energy_and_potential(density, t, func, occ_coeff=occ_coeff)
         e, fk = e + exc, fk + vxc
     return e, _symmetrize(fk)
 

@@ -1,7 +1,8 @@
 """Self-consistent field drivers: a readable teaching loop and a jitted fixed-iteration one.
 
 Both iterate   D -> F[D] = dE/dD -> (DIIS) -> solve F C = S C eps -> D = 2 C_occ C_occ^T
-starting from PySCF's 'minao' guess, and agree once converged.
+starting from PySCF's 'minao' guess (or a given density: `scf(..., guess=D)`), and agree
+once converged.
 
 * `scf(mol, ...)` / `scf_loop(t, ...)`: a plain Python loop (one jitted Fock build
   and one jitted eigensolve per iteration), CDIIS, a convergence test on the energy
@@ -291,6 +292,10 @@ def scf(
     auxbasis: Optional[str] = None,
     callback: Optional[Callable[[dict], None]] = None,
     memory_check: bool = True,
+    guess=None,
+    tensors: Optional[DFTTensors] = None,
+    loop: str = "auto",
+    precision: str = "float64",
 ) -> SCFResult:
     """Restricted Kohn-Sham SCF of `mol` in JAX (PySCF supplies integrals and the grid).
 
@@ -304,6 +309,19 @@ def scf(
       memory_check: refuse (`qpt_nb.dft.memory.InsufficientMemoryError`, a MemoryError
         and a ValueError) a precompute that needs more memory than is available, before
         any heavy PySCF work (`dft_tensors`).
+      guess: the starting density: None or 'minao' (PySCF's minao guess, ``t.dm0``), or an
+        (N, N) symmetric density matrix in the AO basis of the tensors (e.g. a trained
+        model's D_n: `qpt_nb.analysis.predict.model_scf`).
+      tensors: `DFTTensors` already built for this geometry and `basis` (any frame, e.g.
+        the canonical one of `prepare_conformer`): the precompute is skipped, and
+        grid_level, eri, auxbasis and memory_check are those the tensors were built with.
+        ValueError when their AO count, electron count or nuclear repulsion differ from
+        `mol` in `basis` (another geometry or basis). The result is in their frame.
+      loop: 'device' (`qpt_nb.dft.scf_device.scf_device`: one compiled while-loop, no
+        host round trip per iteration), 'host' (the teaching loop `scf_loop`), or 'auto'
+        (default): 'host' when a callback is given, else 'device'. Both give the same
+        result to round-off.
+      precision: 'float64' (default) or 'float32' grid work (`dft_tensors`).
 
     Every argument is checked before the precompute: TypeError for a wrong type (a
     molecule that is neither a Molecule nor a built-in name, a float max_cycle),
@@ -317,29 +335,86 @@ def scf(
     mol = as_molecule(mol)
     f_xc = get_xc(xc)
     _check_loop_args(conv_tol, conv_tol_grad, max_cycle, diis_space, callback)
+    dm0 = _check_guess(guess)
+    if loop not in ("auto", "device", "host"):
+        raise ValueError(f"loop must be 'auto', 'device' or 'host', got {loop!r}")
+    if loop == "device" and callback is not None:
+        raise ValueError("loop='device' runs without host round trips: use loop='host' with a callback")
     timings = {}
     t0 = time.perf_counter()
-    t = dft_tensors(
-        mol,
-        basis,
-        grid_level,
-        eri=eri,
-        auxbasis=auxbasis,
-        xc=f_xc.name,
-        timings=timings,
-        memory_check=memory_check,
-    )
+    if tensors is None:
+        t = dft_tensors(
+            mol,
+            basis,
+            grid_level,
+            eri=eri,
+            auxbasis=auxbasis,
+            xc=f_xc.name,
+            timings=timings,
+            memory_check=memory_check,
+            precision=precision,
+        )
+    else:
+        t = _check_tensors(tensors, mol, basis)
     timings["precompute"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = scf_loop(
-        t,
-        f_xc,
-        conv_tol=conv_tol,
-        conv_tol_grad=conv_tol_grad,
-        max_cycle=max_cycle,
-        diis_space=diis_space,
-        callback=callback,
-    )
+    kw = dict(conv_tol=conv_tol, conv_tol_grad=conv_tol_grad, max_cycle=max_cycle, diis_space=diis_space)
+    if loop == "host" or callback is not None:
+        res = scf_loop(t, f_xc, dm0=dm0, callback=callback, **kw)
+    else:
+        from qpt_nb.dft.scf_device import scf_device  # builds on this module
+
+        res = scf_device(t, f_xc, dm0=dm0, **kw)
     timings["scf"] = time.perf_counter() - t0
     res.timings = timings
     return res
+
+
+def _check_guess(guess):
+    """`scf`'s guess= as None (minao) or a float64 (N, N) array; the shape against the
+    tensors is checked later (`check_density`)."""
+    if guess is None or (isinstance(guess, str) and guess.strip().lower() == "minao"):
+        return None
+    if isinstance(guess, str):
+        raise ValueError(
+            f"guess={guess!r}: qpt_nb.scf starts from 'minao' (the default) or an (N, N) density "
+            "matrix; PySCF's other guesses are PySCF's (mf.init_guess)"
+        )
+    try:
+        d = np.asarray(guess, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"guess must be None, 'minao' or an (N, N) array, got {type(guess).__name__}"
+        ) from None
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"guess must be a square (N, N) density matrix, got shape {d.shape}")
+    if not np.all(np.isfinite(d)):
+        raise ValueError("guess holds NaN or inf entries")
+    return d
+
+
+def _check_tensors(t, mol, basis: str) -> DFTTensors:
+    """`t` when it can be `mol`'s tensors in `basis` (AO and electron counts, and the nuclear
+    repulsion, which no rotation or translation changes); ValueError otherwise."""
+    if not isinstance(t, DFTTensors):
+        raise TypeError(
+            f"tensors must be a DFTTensors (qpt_nb.dft_tensors(mol, ...)), got {type(t).__name__}"
+        )
+    if t.overlap.ndim != 2:
+        raise ValueError(
+            f"tensors are a stacked batch (overlap {tuple(t.overlap.shape)}): pass one geometry's"
+        )
+    pmol = mol.to_pyscf(basis)
+    what = f"{mol.name or mol.formula} in {basis}"
+    if pmol.nao_nr() != t.n_ao or pmol.nelectron // 2 != t.n_occ:
+        raise ValueError(
+            f"tensors= have {t.n_ao} AOs and {t.n_occ} occupied orbitals, but {what} has "
+            f"{pmol.nao_nr()} and {pmol.nelectron // 2}: pass the basis the tensors were built with"
+        )
+    e_nuc, e_t = float(pmol.energy_nuc()), float(t.e_nuc)
+    if abs(e_nuc - e_t) > 1e-8 * max(1.0, abs(e_nuc)):
+        raise ValueError(
+            f"tensors= were built for another geometry: nuclear repulsion {e_t:.8f} Ha, {what} "
+            f"has {e_nuc:.8f} Ha"
+        )
+    return t

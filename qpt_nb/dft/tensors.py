@@ -39,6 +39,7 @@ import numpy as np
 DENSE_MAX_AO = 64
 ERI_KINDS = ("auto", "dense", "df")
 GRID_LEVELS = range(0, 10)
+PRECISIONS = ("float64", "float32")
 
 
 @jax.tree_util.register_dataclass
@@ -64,6 +65,8 @@ class DFTTensors:
       eri_kind:    'dense' or 'df'.
       grid_block:  grid points per block in the XC quadrature (G is a multiple of
                    it; the padding points have zero weight and zero AO values).
+      precision:   'float64' or 'float32', the dtype of `ao` and so of the grid
+                   products (the XC functional and every sum stay float64).
     """
 
     overlap: jnp.ndarray
@@ -80,6 +83,7 @@ class DFTTensors:
     n_occ: int = dataclasses.field(metadata=dict(static=True), default=0)
     eri_kind: str = dataclasses.field(metadata=dict(static=True), default="dense")
     grid_block: int = dataclasses.field(metadata=dict(static=True), default=0)
+    precision: str = dataclasses.field(metadata=dict(static=True), default="float64")
 
     @property
     def n_ao(self) -> int:
@@ -121,6 +125,21 @@ def choose_eri_kind(n_ao: int, eri: str = "auto") -> str:
     if eri == "auto":
         return "dense" if n_ao <= DENSE_MAX_AO else "df"
     return eri
+
+
+def check_precision(precision) -> str:
+    """`precision` if it is one of PRECISIONS, else a ValueError naming them."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    return precision
+
+
+def with_precision(t: DFTTensors, precision: str) -> DFTTensors:
+    """`t` with its grid work in `precision` (AO values cast; nothing recomputed)."""
+    check_precision(precision)
+    if t.precision == precision:
+        return t
+    return dataclasses.replace(t, ao=t.ao.astype(precision), precision=precision)
 
 
 def check_grid_level(grid_level) -> int:
@@ -190,6 +209,7 @@ def dft_tensors(
     frame: str = "input",
     timings: Optional[dict] = None,
     memory_check: bool = True,
+    precision: str = "float64",
 ) -> DFTTensors:
     """Precomputes integrals, grid and AO values for `mol` (a `qpt_nb.Molecule`).
 
@@ -210,6 +230,10 @@ def dft_tensors(
       memory_check: first compare `qpt_nb.dft.memory.estimate_memory` with the available memory and
         raise `InsufficientMemoryError` (a MemoryError and a ValueError) saying what to
         change, in milliseconds, instead of failing inside PySCF after minutes.
+      precision: 'float64' (default: exact to PySCF) or 'float32': the AO values and
+        the grid products of the XC quadrature in float32 (half the memory, about 2x
+        faster), as the research code's ``-xc_f32``; the functional, energies and
+        matrices stay float64 (errors: BENCHMARKS.md, "float32 grid").
 
     Returns:
       `DFTTensors` (float64 JAX arrays).
@@ -231,6 +255,7 @@ def dft_tensors(
     if frame not in ("input", "canonical"):
         raise ValueError(f"frame must be 'input' or 'canonical', got {frame!r}.")
     check_grid_level(grid_level)
+    check_precision(precision)
     if eri not in ERI_KINDS:
         raise ValueError(f"Unknown eri={eri!r}; choose one of {ERI_KINDS}.")
     if frame == "canonical":
@@ -280,7 +305,7 @@ def dft_tensors(
         hcore=jnp.asarray(hcore),
         orthogonalizer=jnp.asarray(x),
         eri=jnp.asarray(eri_arr),
-        ao=jnp.asarray(ao),
+        ao=jnp.asarray(ao, dtype=precision),
         weights=jnp.asarray(weights),
         e_nuc=jnp.asarray(pmol.energy_nuc()),
         dm0=jnp.asarray(dm0),
@@ -290,6 +315,7 @@ def dft_tensors(
         n_occ=pmol.nelectron // 2,
         eri_kind=kind,
         grid_block=block,
+        precision=precision,
     )
     clock["other"] = time.perf_counter() - t0
     return out

@@ -14,8 +14,10 @@ from typing import Optional
 import numpy as np
 
 from qpt_nb.dft.molecule import Molecule
+from qpt_nb.dft.tensors import PRECISIONS
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.conformers import SAMPLERS
+from qpt_nb.learn.dihedral_sampler import DihedralSampler, parse_range
 from qpt_nb.learn.losses import LOSSES
 from qpt_nb.learn.network import get_config
 
@@ -32,7 +34,9 @@ class TrainConfig:
     spin: int = 0
     basis: str = "sto-3g"
     xc: str = "b3lyp5"
-    grid_level: int = 3
+    grid_level: int = 3  # labels, evaluations and monitors
+    train_grid_level: Optional[int] = None  # grid of the training loss (None: grid_level)
+    precision: str = "float64"  # grid work of the training loss: 'float64' | 'float32'
     eri: str = "auto"
     model: str = "nano"
     loss: str = "energy"
@@ -41,6 +45,8 @@ class TrainConfig:
     sampler: str = "wiggle"
     temperature: float = 300.0
     sigma: float = 0.05  # wiggle std, Angstrom
+    phi_range: tuple = (0.0, 180.0)  # 'dihedral' sampler: phi ~ U[low, high), degrees
+    psi_range: tuple = (0.0, 180.0)  # 'dihedral' sampler: psi ~ U[low, high), degrees
     batch_size: int = 1
     reuse: int = 16
     dataset_size: int = 0  # 0: fresh conformers forever; N: cycle over the first N
@@ -62,16 +68,32 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_numbers(self)
+        self.phi_range = parse_range(self.phi_range, "TrainConfig.phi_range")  # also 'LOW,HIGH'
+        self.psi_range = parse_range(self.psi_range, "TrainConfig.psi_range")
+        tgl = self.train_grid_level
+        if tgl is not None and (isinstance(tgl, (bool, np.bool_)) or not isinstance(tgl, (int, np.integer))):
+            raise TypeError(f"TrainConfig.train_grid_level must be an integer 0..9 or None, got {tgl!r}.")
+        if tgl is not None and not 0 <= tgl <= 9:
+            raise ValueError(f"TrainConfig.train_grid_level must be in 0..9 (or None), got {tgl}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}.")
         get_xc(self.xc)
         get_config(self.model)
         if self.loss not in LOSSES:
             raise ValueError(f"Unknown loss {self.loss!r}; choose one of {LOSSES}.")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {self.sampler!r}; choose one of {SAMPLERS}.")
+        if self.sampler == "dihedral":  # the torsions must be known: fail now, not mid-run
+            DihedralSampler(self.molecule_object(), **self.sampler_kwargs())
         if self.dataset_size < 0:
             raise ValueError(f"dataset_size must be >= 0, got {self.dataset_size}.")
         if self.batch_size % self.devices:
             raise ValueError(f"batch_size={self.batch_size} must be a multiple of devices={self.devices}.")
+
+    @property
+    def loss_grid_level(self) -> int:
+        """Grid level of the training loss: `train_grid_level`, or `grid_level` when unset."""
+        return self.grid_level if self.train_grid_level is None else int(self.train_grid_level)
 
     def molecule_object(self) -> Molecule:
         if self.xyz:
@@ -85,6 +107,9 @@ class TrainConfig:
         """Keyword arguments of this run's conformer sampler (`qpt_nb.learn.conformers`)."""
         if self.sampler in ("md", "normal_modes"):
             return dict(temperature=self.temperature)
+        if self.sampler == "dihedral":  # torsion atoms: the xyz comment line or the builtin's
+            extra = dict(xyz_text=self.xyz) if self.xyz else {}
+            return dict(sigma=self.sigma, phi_range=self.phi_range, psi_range=self.psi_range, **extra)
         return dict(sigma=self.sigma)
 
     def to_json(self) -> dict:

@@ -2,7 +2,9 @@
 
 :func:`wiggle` (Cartesian noise), :func:`normal_mode_sample` (classical harmonic thermal),
 :func:`md_trajectory` (GFN2-xTB Langevin MD; extra ``pip install 'qpt_nb[md]'``: tblite,
-ase), :class:`ConformerStream` (infinite, restartable iterator of ``Molecule`` objects).
+ase), :class:`ConformerStream` (infinite, restartable iterator of ``Molecule`` objects);
+sampler 'dihedral' (torsions phi/psi uniform in a region, clashes rejected) is
+`qpt_nb.learn.dihedral_sampler.DihedralSampler`.
 
 The research code's wiggle "variance 0.05": its option ``wiggle_var`` is documented as
 ``N(0, wiggle_var)`` but used as ``np.random.normal(0, wiggle_var)``, whose 2nd argument is
@@ -43,7 +45,7 @@ __all__ = [
     "derive_seed",
 ]
 
-SAMPLERS = ("wiggle", "normal_modes", "md")
+SAMPLERS = ("wiggle", "normal_modes", "md", "dihedral")
 MD_INSTALL_HINT = "pip install 'qpt_nb[md]'  (installs tblite and ase)"
 
 
@@ -437,6 +439,10 @@ def make_sampler(name, mol, **kw):
     if name == "md":
         require_md()
         return lambda n, seed=0: md_trajectory(mol, n, seed=seed, **kw)
+    if name == "dihedral":  # phi_range, psi_range (degrees), sigma, dihedrals, ...
+        from qpt_nb.learn.dihedral_sampler import DihedralSampler
+
+        return DihedralSampler(mol, **kw)
     raise ValueError(f"unknown sampler {name!r}; choose one of {SAMPLERS}")
 
 
@@ -464,6 +470,11 @@ class ConformerStream:
 
     def __iter__(self):
         return self
+
+    @property
+    def rejected(self) -> int:
+        """Draws the sampler threw away so far (clashing 'dihedral' geometries; else 0)."""
+        return int(getattr(getattr(self, "_draw", None), "rejected", 0))
 
     def next_coords(self) -> np.ndarray:
         """Coordinates (n_atoms, 3), Angstrom, of the next conformer."""

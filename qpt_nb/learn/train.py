@@ -181,12 +181,14 @@ class Trainer:
 
         For the supervised loss each conformer is labelled with PySCF
         (`qpt_nb.dft.reference.label`, disk-cached); the seconds spent labelling are
-        added to `self.label_seconds` (only fresh labels count).
+        added to `self.label_seconds` (only fresh labels count). The tensors are built
+        on the training grid (`TrainConfig.loss_grid_level`) in `TrainConfig.precision`;
+        labels, monitors and evaluations stay on `grid_level` in float64.
         """
         c = self.config
         items = []
         for m in mols:
-            b = prepare_conformer(m, c.basis, c.xc, c.grid_level, eri=c.eri)
+            b = prepare_conformer(m, c.basis, c.xc, c.loss_grid_level, eri=c.eri, precision=c.precision)
             if c.loss == "supervised":
                 from qpt_nb.dft.reference import label
 

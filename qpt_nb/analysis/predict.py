@@ -1,0 +1,426 @@
+"""A trained model at work: its predictions for new geometries, and SCF started from them.
+
+    preds = qpt_nb.predict("runs/uracil", "md.xyz")      # run dir, Trainer or pretrained name
+    p = preds[0]
+    p.energy, p.homo, p.lumo, p.gap, p.seconds           # Hartree; seconds per phase
+    results = model_scf("water", mol)                    # qpt_nb.scf from the model's density
+
+Per geometry (Angstrom in, Bohr and Hartree inside): the precompute (`prepare_conformer`:
+integrals, grid and the first DFT iteration from minao, in the geometry's canonical
+principal-axes frame), the network's correction W and the sandwich, n_refine DFT
+iterations from H_init + W, then E[D_n], F[D_n] and the orbitals of F[D_n]: exactly
+`qpt_nb.analysis.evaluation.outputs_for_corrections` (the same function runs, vmapped over
+the geometries of a batch). Geometries go through in batches (one compiled network call and
+one compiled sandwich call per batch; the last batch is padded, so each shape compiles
+once per process).
+
+Frame. Matrices (fock, density, mo_coeff) are in the canonical frame of each geometry, as
+the model and the PySCF labels (`qpt_nb.dft.reference`) use it; `Prediction.in_input_frame`
+rotates them to the orientation given. Energies and orbital energies do not depend on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qpt_nb.analysis.evaluation import _pair_outputs
+from qpt_nb.analysis.runs import resolve_model
+from qpt_nb.dft.molecule import Molecule, as_molecule, read_xyz_frames
+from qpt_nb.dft.scf import scf
+from qpt_nb.dft.tensors import DFTTensors
+from qpt_nb.learn.batch import prepare_conformer, stack_batch
+from qpt_nb.learn.losses import predict_correction
+from qpt_nb.learn.network import network_fns
+
+DEFAULT_BATCH = 8  # geometries per compiled call, unless their tensors exceed BATCH_BYTES
+BATCH_BYTES = 2**30
+KEEP_TENSORS_BYTES = 2**30  # keep_tensors='auto' keeps every geometry's tensors up to this total
+PHASES = ("precompute", "network", "sandwich")
+
+
+@dataclasses.dataclass(eq=False)
+class Prediction:
+    """The model's outputs for one geometry (canonical frame; see the module docstring).
+
+    index: position in the input.  molecule: the geometry as given (Angstrom).
+    energy: E[D_n], Hartree.  fock: F[D_n] (N, N), Hartree.  density: D_n (N, N).
+    mo_energy: (N,) eigenvalues of F[D_n], Hartree.  mo_coeff: (N, N), columns are orbitals.
+    n_occ: doubly occupied orbitals.  seconds: {'precompute', 'network', 'sandwich'} per
+    geometry (a batch's network and sandwich time shared among its geometries; compilation
+    excluded, see `Predictions.compile_seconds`).  tensors: the `DFTTensors` built for it
+    (canonical frame), or None when not kept (`predict(keep_tensors=)`).
+    """
+
+    index: int
+    molecule: Molecule
+    basis: str
+    energy: float
+    fock: np.ndarray
+    density: np.ndarray
+    mo_energy: np.ndarray
+    mo_coeff: np.ndarray
+    n_occ: int
+    seconds: dict
+    tensors: Optional[DFTTensors] = None
+
+    @property
+    def homo(self) -> float:
+        """HOMO energy, Hartree."""
+        return float(self.mo_energy[self.n_occ - 1])
+
+    @property
+    def lumo(self) -> float:
+        """LUMO energy, Hartree (nan without virtual orbitals)."""
+        return float(self.mo_energy[self.n_occ]) if self.n_occ < len(self.mo_energy) else float("nan")
+
+    @property
+    def gap(self) -> float:
+        """HOMO-LUMO gap, Hartree."""
+        return self.lumo - self.homo
+
+    def in_input_frame(self) -> dict:
+        """fock, density, mo_coeff rotated to the orientation of `molecule` (U F U^T, U D U^T,
+        U C with `qpt_nb.dft.frames.rotation_to_input`), plus that frame's AO overlap S, so
+        F C = S C eps holds there; compare them with PySCF run on `molecule` as given."""
+        from qpt_nb.dft.frames import rotation_to_input
+
+        u = rotation_to_input(self.molecule, self.basis)
+        return dict(
+            fock=u @ self.fock @ u.T,
+            density=u @ self.density @ u.T,
+            mo_coeff=u @ self.mo_coeff,
+            overlap=self.molecule.to_pyscf(self.basis).intor("int1e_ovlp"),
+        )
+
+    def __repr__(self):
+        return (
+            f"Prediction(index={self.index}, energy={self.energy:.8f} Ha, gap={self.gap:.6f} Ha, "
+            f"seconds={sum(self.seconds.values()):.3f})"
+        )
+
+
+class Predictions(list):
+    """The list `predict` returns (one `Prediction` per geometry, in order), plus
+    `settings` (the model's basis, xc, grid level, ...), `compile_seconds` (network and
+    sandwich compilation, not in any Prediction's seconds) and `wall_seconds` (the call)."""
+
+    settings: dict
+    compile_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return len(self) / max(self.wall_seconds, 1e-12)
+
+
+# ----------------------------------------------------------------------------- geometries
+def check_atoms(mol: Molecule, ref: Molecule, where: str = "the geometry") -> None:
+    """ValueError naming the difference when `mol`'s atoms (elements, their order, their
+    count) or charge / spin are not those of `ref`, the molecule the model was trained on."""
+    if mol.symbols == ref.symbols and (mol.charge, mol.spin) == (ref.charge, ref.spin):
+        return
+    trained = f"the model was trained on {ref.name or ref.formula} ({ref.formula}: {' '.join(ref.symbols)})"
+    if len(mol.symbols) != len(ref.symbols):
+        raise ValueError(
+            f"{where} has {mol.n_atoms} atoms ({mol.formula}), but {trained}, {ref.n_atoms} atoms"
+        )
+    if sorted(mol.symbols) != sorted(ref.symbols):
+        j = next(i for i, (a, b) in enumerate(zip(mol.symbols, ref.symbols)) if a != b)
+        raise ValueError(
+            f"{where} is {mol.formula}, not {ref.formula}: atom {j} is {mol.symbols[j]} where "
+            f"{trained} has {ref.symbols[j]}"
+        )
+    if mol.symbols != ref.symbols:
+        raise ValueError(
+            f"{where} lists its atoms in another order ({' '.join(mol.symbols)}); {trained}, "
+            "and the atom order is part of its input: reorder the atoms"
+        )
+    raise ValueError(
+        f"{where} has charge {mol.charge} and spin {mol.spin}, but {trained} with charge "
+        f"{ref.charge} and spin {ref.spin}"
+    )
+
+
+def as_geometries(molecules, config) -> list:
+    """`molecules` (a `Molecule`, a built-in name, a list of either, or a multi-frame xyz
+    file / text) as a list of Molecules, each checked against the model's molecule
+    (`check_atoms`; xyz frames get the model's charge and spin). ValueError when empty."""
+    ref = config.molecule_object()
+    if isinstance(molecules, (str, os.PathLike)):
+        s = os.fspath(molecules)
+        if isinstance(molecules, os.PathLike) or "\n" in s or s.lower().endswith(".xyz") or Path(s).is_file():
+            label = "frame {}" + (f" of {Path(s).name}" if "\n" not in s else "")
+            try:
+                mols = read_xyz_frames(molecules, charge=ref.charge, spin=ref.spin, name=ref.name)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (the model was trained on {ref.name or ref.formula})") from None
+        else:
+            label, mols = "the geometry", [as_molecule(s, "molecules")]
+    elif isinstance(molecules, Molecule):
+        label, mols = "the geometry", [molecules]
+    else:
+        try:
+            mols = [as_molecule(m, "molecules[i]") for m in molecules]
+        except TypeError:
+            if hasattr(molecules, "__iter__"):
+                raise
+            raise TypeError(
+                f"molecules must be a Molecule, a list of them or an xyz path, got {type(molecules).__name__}"
+            ) from None
+        label = "geometry {}"
+    if not mols:
+        raise ValueError("no geometries to predict (empty list or xyz file)")
+    for i, m in enumerate(mols):
+        check_atoms(m, ref, label.format(i))
+    return mols
+
+
+# ----------------------------------------------------------------------------- compiled calls
+@functools.partial(jax.jit, static_argnames=("apply_fn",))
+def _network(params, batch, apply_fn):
+    return predict_correction(apply_fn, params, batch)
+
+
+@functools.partial(jax.jit, static_argnames=("n_refine", "mix"))
+def _sandwich(ws, batch, n_refine, mix):
+    out = jax.vmap(lambda w, b: _pair_outputs(w[None], b, n_refine, mix))(ws, batch)
+    return {k: v[:, 0] for k, v in out.items()}
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(fn, *args, **static):
+    """(ahead-of-time compiled `fn` for these argument shapes, seconds spent compiling now)."""
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    key = (fn, tuple(sorted(static.items())), tree, tuple((x.shape, str(x.dtype)) for x in leaves))
+    if key in _COMPILED:
+        return _COMPILED[key], 0.0
+    t0 = time.perf_counter()
+    exe = fn.lower(*args, **static).compile()
+    if len(_COMPILED) >= 16:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = exe
+    return exe, time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------- predictions
+class _Counter:
+    """The progress display without tqdm: 'predict: k/n' on stderr."""
+
+    def __init__(self, total):
+        self.total, self.n = total, 0
+
+    def update(self, k):
+        self.n += k
+        print(f"\rpredict: {self.n}/{self.total}", end="", file=sys.stderr, flush=True)
+
+    def close(self):
+        print(file=sys.stderr)
+
+
+class _Silent:
+    def update(self, k):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(total: int, progress: bool, desc: str):
+    if not progress:
+        return _Silent()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _Counter(total)
+    return tqdm(total=total, desc=desc, unit="geom")
+
+
+def _check_batch_size(batch_size, nbytes: int) -> int:
+    if batch_size is None:
+        return int(max(1, min(DEFAULT_BATCH, BATCH_BYTES // max(nbytes, 1))))
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1 (or None), got {batch_size!r}")
+    return int(batch_size)
+
+
+def _iter_predictions(cfg, params, mols, batch_size, keep_tensors, stats):
+    """Yields the `Prediction`s of `mols` batch by batch (lists); adds compile seconds to
+    stats['compile'] and records the batch size used in stats['batch_size']."""
+    apply_fn = network_fns(cfg.model)[1]
+    prep = functools.partial(
+        prepare_conformer, basis=cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri
+    )
+    t0 = time.perf_counter()
+    first = prep(mols[0])
+    first_s = time.perf_counter() - t0
+    nbytes = first.tensors.nbytes()
+    # fewer geometries than a batch: the next power of two (so few shapes ever compile)
+    size = min(_check_batch_size(batch_size, nbytes), 1 << (len(mols) - 1).bit_length())
+    stats["batch_size"] = size
+    keep = keep_tensors
+    if keep_tensors == "auto":
+        keep = nbytes * len(mols) <= KEEP_TENSORS_BYTES
+        if not keep:
+            warnings.warn(
+                f"predict: the tensors of {len(mols)} geometries ({nbytes * len(mols) / 2**20:.0f} MiB) "
+                "are not kept (Prediction.tensors is None); pass keep_tensors=True to keep them",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    for start in range(0, len(mols), size):
+        chunk = mols[start : start + size]
+        items, pre_s = [], []
+        for k, m in enumerate(chunk):
+            if start == 0 and k == 0:
+                items.append(first)
+                pre_s.append(first_s)
+                continue
+            t0 = time.perf_counter()
+            items.append(prep(m))
+            pre_s.append(time.perf_counter() - t0)
+        batch = stack_batch(items + [items[-1]] * (size - len(items)))  # padded: every batch has one shape
+        net, c1 = _compiled(_network, params, batch, apply_fn=apply_fn)
+        t0 = time.perf_counter()
+        ws = jax.block_until_ready(net(params, batch))
+        net_s = time.perf_counter() - t0
+        sw, c2 = _compiled(_sandwich, ws, batch, n_refine=int(cfg.n_refine), mix=float(cfg.mix))
+        t0 = time.perf_counter()
+        out = {k: np.asarray(v) for k, v in jax.block_until_ready(sw(ws, batch)).items()}
+        sw_s = time.perf_counter() - t0
+        stats["compile"] += c1 + c2
+        n = len(chunk)
+        yield [
+            Prediction(
+                index=start + j,
+                molecule=m,
+                basis=cfg.basis,
+                energy=float(out["energy"][j]),
+                fock=np.array(out["fock"][j]),
+                density=np.array(out["density"][j]),
+                mo_energy=np.array(out["mo_energy"][j]),
+                mo_coeff=np.array(out["mo_coeff"][j]),
+                n_occ=int(items[j].tensors.n_occ),
+                seconds=dict(precompute=pre_s[j], network=net_s / n, sandwich=sw_s / n),
+                tensors=items[j].tensors if keep else None,
+            )
+            for j, m in enumerate(chunk)
+        ]
+
+
+def _host_params(params):
+    """Parameters as plain single-device arrays (a Trainer's may be replicated on a mesh)."""
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(np.asarray(x)), params)
+
+
+def predict(
+    model,
+    molecules,
+    *,
+    batch_size: Optional[int] = None,
+    progress: bool = True,
+    keep_tensors="auto",
+    config=None,
+) -> Predictions:
+    """The trained model's energy, Fock matrix, density and orbitals for each geometry.
+
+    Args:
+      model: a run directory, a `Trainer`, a pretrained model's name ('water', see
+        `qpt_nb.pretrained.list()`) or `PretrainedModel`, a (TrainConfig, params) tuple, or
+        params with `config=`.
+      molecules: a `Molecule` (Angstrom), a list of them, or a multi-frame xyz file (path or
+        text; e.g. an xTB MD trajectory or a run's test_set.xyz). Every geometry must have
+        the atoms of the model's molecule in its order (ValueError naming the difference).
+      batch_size: geometries per compiled call (default 8, fewer when their tensors pass
+        1 GiB; for fewer geometries the next power of two, padded).
+      progress: a tqdm bar (a printed counter without tqdm).
+      keep_tensors: keep each geometry's `DFTTensors` in `Prediction.tensors` (for
+        ``qpt_nb.scf(..., tensors=)``); 'auto' keeps them while all of them together stay
+        under 1 GiB (a RuntimeWarning says when they are dropped).
+
+    Returns:
+      `Predictions`: a list of `Prediction` (Hartree; matrices (N, N) in each geometry's
+      canonical frame), with the compile and wall seconds of the call.
+    """
+    wall0 = time.perf_counter()
+    cfg, params, step = resolve_model(model, config)
+    mols = as_geometries(molecules, cfg)
+    if keep_tensors not in (True, False, "auto"):
+        raise ValueError(f"keep_tensors must be True, False or 'auto', got {keep_tensors!r}")
+    stats = dict(compile=0.0)
+    out = Predictions()
+    bar = _bar(len(mols), progress, "QPT predict")
+    try:
+        for preds in _iter_predictions(cfg, _host_params(params), mols, batch_size, keep_tensors, stats):
+            out.extend(preds)
+            bar.update(len(preds))
+    finally:
+        bar.close()
+    out.settings = dict(
+        molecule=cfg.molecule,
+        basis=cfg.basis,
+        xc=cfg.xc,
+        grid_level=cfg.grid_level,
+        eri=cfg.eri,
+        model=cfg.model if isinstance(cfg.model, str) else repr(cfg.model),
+        n_refine=cfg.n_refine,
+        mix=cfg.mix,
+        step=step,
+        batch_size=stats["batch_size"],
+        frame="canonical (principal axes) frame of each geometry",
+    )
+    out.compile_seconds = stats["compile"]
+    out.wall_seconds = time.perf_counter() - wall0
+    return out
+
+
+_FROM_MODEL = ("basis", "xc", "grid_level", "eri", "auxbasis", "memory_check", "guess", "tensors")
+
+
+def model_scf(
+    model, molecules, *, batch_size: Optional[int] = None, progress: bool = False, config=None, **scf_kw
+) -> list:
+    """qpt_nb's own SCF (`qpt_nb.scf`) started from the model's density, on its tensors.
+
+    For each geometry `predict` runs, then ``scf(mol, basis, xc, guess=D_n, tensors=...)``
+    with the model's basis and functional, reusing the tensors the prediction built (no
+    second precompute). Converges to the same energy as the SCF from minao on those tensors.
+
+    Args:
+      model, molecules, batch_size, config: as for `predict`.
+      scf_kw: `qpt_nb.scf` keywords (conv_tol, conv_tol_grad, max_cycle, diis_space,
+        callback); basis, xc, grid_level, eri, guess and tensors are the model's (TypeError).
+
+    Returns:
+      list of `SCFResult` (one per geometry, canonical frame; ``timings['model_guess']``:
+      the prediction's seconds, precompute included, ``timings['precompute']`` 0).
+    """
+    taken = sorted(set(_FROM_MODEL) & set(scf_kw))
+    if taken:
+        raise TypeError(f"model_scf takes {', '.join(taken)} from the model, not as keywords")
+    cfg, params, _ = resolve_model(model, config)
+    mols = as_geometries(molecules, cfg)
+    results, stats = [], dict(compile=0.0)
+    bar = _bar(len(mols), progress, "model-seeded SCF")
+    try:
+        for preds in _iter_predictions(cfg, _host_params(params), mols, batch_size, True, stats):
+            for p in preds:
+                res = scf(p.molecule, cfg.basis, cfg.xc, guess=p.density, tensors=p.tensors, **scf_kw)
+                res.timings["model_guess"] = float(sum(p.seconds.values()))
+                results.append(res)
+            bar.update(len(preds))
+    finally:
+        bar.close()
+    return results

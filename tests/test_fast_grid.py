@@ -1,0 +1,150 @@
+"""The fast grid path: float32 grid work, the explicit XC-kernel VJP, occupied-orbital
+densities, the device-side SCF loop, and the training-grid settings of TrainConfig."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import qpt_nb  # noqa: F401  (float64)
+from qpt_nb.dft import kohn_sham as ks
+from qpt_nb.dft.scf import scf, scf_loop
+from qpt_nb.dft.scf_device import scf_device
+from qpt_nb.dft.tensors import dft_tensors, with_precision
+from qpt_nb.dft.xc import get_xc
+
+
+@pytest.fixture(scope="module")
+def water():
+    return dft_tensors("water", "sto-3g", 1)
+
+
+@pytest.fixture(scope="module")
+def water_svp():
+    return dft_tensors("water", "def2-svp", 0)
+
+
+def _autodiff_xc(t, func, d):
+    """The XC quadrature written without the custom VJP (plain autodiff of the blocks)."""
+    block, _ = ks._grid_blocks(t)
+    e, a = 0.0, 0.0
+    for start in range(0, t.n_grid, block):
+        eb, ab = ks._xc_block(func, *ks._block_slices(t, start, block), d)
+        e, a = e + eb, a + ab
+    return e, a + a.T
+
+
+@pytest.mark.parametrize("xc", ["b3lyp5", "pbe", "lda,vwn"])
+def test_xc_kernel_vjp_equals_autodiff(water, xc):
+    func = get_xc(xc)
+    d = water.dm0 * 1.02
+    y = jax.random.normal(jax.random.PRNGKey(1), d.shape)
+
+    def loss(fn):
+        return lambda d: (lambda ev: 0.7 * ev[0] + jnp.sum(ev[1] * y))(fn(d))
+
+    g_auto = jax.grad(loss(lambda d: _autodiff_xc(water, func, d)))(d)
+    g_vjp = jax.jit(jax.grad(loss(lambda d: ks.xc_energy_and_potential(d, water, func))))(d)
+    np.testing.assert_allclose(g_vjp, g_auto, atol=1e-12)
+    # and a central finite difference along a non-symmetric direction
+    x = jax.random.normal(jax.random.PRNGKey(2), d.shape)
+    f = loss(lambda d: ks.xc_energy_and_potential(d, water, func))
+    fd = (f(d + 1e-5 * x) - f(d - 1e-5 * x)) / 2e-5
+    assert abs(float(fd - jnp.sum(g_vjp * x))) < 1e-7
+
+
+def test_derivative_wrt_tensors_is_refused(water):
+    with pytest.raises(NotImplementedError, match="density only"):
+        jax.grad(lambda w: ks.energy(water.dm0, dataclasses.replace(water, weights=w)))(water.weights)
+    with pytest.raises(NotImplementedError, match="density only"):
+        jax.grad(
+            lambda w: ks.xc_energy_and_potential(water.dm0, dataclasses.replace(water, weights=w), "pbe")[0]
+        )(water.weights)
+
+
+def test_float32_grid_close_to_float64(water):
+    t32 = with_precision(water, "float32")
+    assert t32.ao.dtype == jnp.float32 and t32.precision == "float32"
+    assert with_precision(water, "float64") is water
+    e64, f64 = ks.energy_and_fock(water.dm0, water, "b3lyp5")
+    e32, f32 = ks.energy_and_fock(water.dm0, t32, "b3lyp5")
+    assert e32.dtype == jnp.float64 and f32.dtype == jnp.float64
+    assert abs(float(e32 - e64)) < 1e-5
+    assert float(jnp.max(jnp.abs(f32 - f64))) < 1e-5
+    # the training gradient through the sandwich
+    from qpt_nb.dft.sandwich import sandwich_energy
+
+    w = 0.01 * jax.random.normal(jax.random.PRNGKey(0), water.overlap.shape)
+    g = [jax.grad(lambda w: sandwich_energy(w, t, "b3lyp5")[0])(w) for t in (water, t32)]
+    assert float(jnp.linalg.norm(g[1] - g[0]) / jnp.linalg.norm(g[0])) < 1e-4
+
+
+def test_precision_argument_checked():
+    with pytest.raises(ValueError, match="precision"):
+        dft_tensors("water", "sto-3g", 0, precision="float16")
+    t = dft_tensors("water", "sto-3g", 0, precision="float32")
+    assert t.ao.dtype == jnp.float32
+
+
+def test_occupied_orbital_density_matches(water_svp):
+    t = water_svp
+    assert 2 * t.n_occ < t.n_ao  # the orbital path is taken
+    res = scf_loop(t, "pbe", conv_tol=1e-9)
+    c_occ = jnp.asarray(res.mo_coeff[:, : t.n_occ])
+    d = 2.0 * c_occ @ c_occ.T
+    e1, f1 = ks.energy_and_fock(d, t, "pbe")
+    e2, f2 = ks.energy_and_fock(d, t, "pbe", occ_coeff=c_occ)
+    assert abs(float(e1 - e2)) < 1e-11
+    np.testing.assert_allclose(f2, f1, atol=1e-11)
+
+
+@pytest.mark.parametrize("diis_space", [8, 0])
+def test_device_loop_agrees_with_teaching_loop(water, diis_space):
+    a = scf_loop(water, "b3lyp5", diis_space=diis_space, max_cycle=60)
+    b = scf_device(water, "b3lyp5", diis_space=diis_space, max_cycle=60)
+    assert a.converged and b.converged and a.n_iter == b.n_iter
+    assert abs(a.energy - b.energy) < 1e-10
+    np.testing.assert_allclose(b.density, a.density, atol=1e-8)
+    np.testing.assert_allclose(b.energies, a.energies, atol=1e-10)
+
+
+def test_scf_loop_option(water):
+    seen = []
+    r = scf("water", "sto-3g", "b3lyp5", 1, callback=seen.append)  # a callback: the host loop
+    assert len(seen) == r.n_iter
+    r2 = scf("water", "sto-3g", "b3lyp5", 1, loop="device")
+    assert abs(r.energy - r2.energy) < 1e-10
+    with pytest.raises(ValueError, match="loop"):
+        scf("water", "sto-3g", loop="gpu")
+    with pytest.raises(ValueError, match="host"):
+        scf("water", "sto-3g", loop="device", callback=print)
+
+
+def test_device_loop_reports_non_convergence(water):
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        r = scf_device(water, "b3lyp5", max_cycle=2)
+    assert not r.converged and r.n_iter == 2
+
+
+def test_train_config_training_grid():
+    from qpt_nb.learn.config import TrainConfig
+    from qpt_nb.learn.train import Trainer
+
+    with pytest.raises(ValueError, match="train_grid_level"):
+        TrainConfig(train_grid_level=12)
+    with pytest.raises(TypeError, match="train_grid_level"):
+        TrainConfig(train_grid_level=1.5)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="half")
+    cfg = TrainConfig(molecule="water", grid_level=2, train_grid_level=0, precision="float32", warmup_steps=1)
+    assert cfg.loss_grid_level == 0 and TrainConfig(grid_level=2).loss_grid_level == 2
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+    tr = Trainer(cfg)
+    b = tr.make_batch([tr.mol])
+    level0 = dft_tensors("water", "sto-3g", 0)
+    assert b.tensors.ao.dtype == jnp.float32
+    assert b.tensors.weights.shape[-1] == level0.n_grid
+    rec = tr.run(2)
+    assert np.isfinite(rec[-1]["loss"])
