@@ -73,6 +73,11 @@ def qpt_worker(molecule, basis, xc, grid_level, conv_tol, eri):
     t0 = time.perf_counter()
     res = qpt_nb.scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
     seconds = time.perf_counter() - t0
+    # the teaching loop (one host round trip per iteration) beside the device loop
+    qpt_nb.scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri, loop="host")
+    t0 = time.perf_counter()
+    res_host = qpt_nb.scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri, loop="host")
+    seconds_host = time.perf_counter() - t0
     t = res.tensors
     n, g_pad = t.n_ao, t.n_grid
     g = int(np.count_nonzero(np.asarray(t.weights)))
@@ -99,6 +104,8 @@ def qpt_worker(molecule, basis, xc, grid_level, conv_tol, eri):
     return dict(
         energy=float(res.energy),
         seconds=seconds,
+        seconds_host_loop=seconds_host,
+        host_loop_energy_diff=float(res_host.energy - res.energy),
         compile_s=max(first - seconds, 0.0),
         first_call_s=first,
         precompute_s=pre,
@@ -217,6 +224,7 @@ def main(argv=None):
             eri=r["eri"],
             py_s=r["pyscf"].get("seconds"),
             qpt_s=r["qpt"].get("seconds"),
+            host_s=r["qpt"].get("seconds_host_loop"),
             speedup=r.get("speedup"),
             comp_s=r["qpt"].get("compile_s"),
             pre_s=r["qpt"].get("precompute_s"),
@@ -243,6 +251,7 @@ def main(argv=None):
                 ("ERI", "eri", "{}"),
                 ("PySCF s", "py_s", "{:.2f}"),
                 ("qpt s", "qpt_s", "{:.2f}"),
+                ("qpt s (host loop)", "host_s", "{:.2f}"),
                 ("PySCF/qpt", "speedup", "{:.2f}x"),
                 ("compile s", "comp_s", "{:.1f}"),
                 ("precomp s", "pre_s", "{:.2f}"),

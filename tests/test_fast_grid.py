@@ -148,3 +148,13 @@ def test_train_config_training_grid():
     assert b.tensors.weights.shape[-1] == level0.n_grid
     rec = tr.run(2)
     assert np.isfinite(rec[-1]["loss"])
+
+
+def test_multihost_flags_checked(capsys):
+    from qpt_nb.cli.main import main
+
+    assert main(["train", "--molecule", "water", "--steps", "1", "--coordinator", "localhost:1"]) == 2
+    assert "--num-processes" in capsys.readouterr().err
+    args = ["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "2"]
+    assert main(["train", "--molecule", "water", "--steps", "1", *args]) == 2
+    assert "must be <" in capsys.readouterr().err

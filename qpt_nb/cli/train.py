@@ -117,6 +117,14 @@ def _add_train_args(p):
         "XLA_FLAGS=--xla_force_host_platform_device_count=K; multi-host: call "
         "jax.distributed.initialize() first)",
     )
+    g.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="multi-host: jax.distributed coordinator (process 0's address); with --num-processes "
+        "and --process-id; --devices counts all hosts' devices",
+    )
+    g.add_argument("--num-processes", type=int, help="multi-host: number of processes")
+    g.add_argument("--process-id", type=int, help="multi-host: this process's index (0 writes --out)")
     g.add_argument("--steps", type=int, help="total optimiser steps (also with --resume)")
     g.add_argument("--out", help="run directory (default runs/MOLECULE-BASIS-MODEL-TIME)")
     g.add_argument(
@@ -378,12 +386,37 @@ def cmd_train(args) -> int:
         return _train_command(args, held)
 
 
+def init_distributed(args) -> int:
+    """jax.distributed.initialize from --coordinator/--num-processes/--process-id (JAX's
+    gloo collectives on CPUs); returns this process's index (0 without them). Process 0
+    owns --out; process k > 0 keeps its replica of the run in --out/worker-k."""
+    given = [getattr(args, k, None) is not None for k in ("coordinator", "num_processes", "process_id")]
+    if not any(given):
+        return 0
+    if not all(given):
+        raise ValueError("multi-host training needs all of --coordinator, --num-processes and --process-id.")
+    _check_int("--num-processes", args.num_processes, 1)
+    _check_int("--process-id", args.process_id)
+    if args.process_id >= args.num_processes:
+        raise ValueError(f"--process-id {args.process_id} must be < --num-processes {args.num_processes}.")
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
+    return int(args.process_id)
+
+
 def _train_command(args, held) -> int:
     """`cmd_train` with `held`, the ExitStack that keeps the run directory's `RunLock`."""
     from qpt_nb.analysis.runs import load_run
     from qpt_nb.learn.runlock import RunLock
     from qpt_nb.learn.train import TrainConfig, Trainer
 
+    rank = init_distributed(args)
+    if rank > 0:  # a replica: its own run directory beside process 0's, no evaluation
+        if not args.out:
+            raise ValueError("multi-host training needs --out (process 0's run directory).")
+        args.out, args.n_test = str(Path(args.out) / f"worker-{rank}"), 0
     settings.enable_compile_cache()
     _check_int("--steps", args.steps, 0 if args.resume else 1)
     _check_int("--n-test", args.n_test)

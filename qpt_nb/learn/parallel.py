@@ -45,6 +45,17 @@ def shard_batch(batch, mesh):
     if mesh is None:
         return batch
     spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    if jax.process_count() > 1:
-        return jax.tree_util.tree_map(lambda x: jax.make_array_from_process_local_data(spec, x), batch)
+    if jax.process_count() > 1:  # every process holds the global batch: it passes its rows
+        return jax.tree_util.tree_map(
+            lambda x: jax.make_array_from_process_local_data(spec, _local_rows(x, mesh), x.shape), batch
+        )
     return jax.device_put(batch, spec)
+
+
+def _local_rows(x, mesh):
+    """This process's rows of the global batch `x` (the mesh's devices are in order, each
+    process's consecutive)."""
+    devices = list(mesh.devices.flat)
+    mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
+    per = x.shape[0] // len(devices)
+    return np.asarray(x)[mine[0] * per : (mine[-1] + 1) * per]
