@@ -49,17 +49,22 @@ _FIELDS = dict(
     weight_decay="weight_decay",
     clip_norm="clip_norm",
 )
+# the demo's recipe: bench/demo_recipe.py (BENCHMARKS.md section 6): the training loss on grid
+# level 0 in float32 (as the research code's -level 0 -xc_f32), lr 1e-3 without weight decay;
+# evaluation on grid level 1 in float64
+RECIPE = dict(train_grid_level=0, precision="float32", lr=1e-3, weight_decay=0.0)
 DEMO = dict(
     molecule="uracil",
     basis="sto-3g",
     xc="b3lyp5",
     grid_level=1,
     model="nano",
-    steps=120,
+    steps=1000,
     minutes=3.0,
     n_test=10,
     monitor_n=3,
     reuse=8,
+    **RECIPE,
 )
 DEMO_SMOKE = dict(DEMO, molecule="water", steps=8, minutes=0.4, n_test=2, monitor_n=0, reuse=4)
 
@@ -77,13 +82,13 @@ def _add_train_args(p):
     g.add_argument(
         "--train-grid-level",
         type=int,
-        help="grid level of the training loss (default: --grid-level; labels and evaluations "
-        "always use --grid-level)",
+        help="grid level of the training loss (new runs: 0, the research code's; labels and "
+        "evaluations always use --grid-level)",
     )
     g.add_argument(
         "--precision",
         choices=("float64", "float32"),
-        help="grid work of the training loss (default float64; evaluations are float64)",
+        help="grid work of the training loss (new runs: float32; evaluations are float64)",
     )
     g = p.add_argument_group("training")
     g.add_argument("--model", help="QPT preset: nano, tiny, small, base, medium")
@@ -104,9 +109,9 @@ def _add_train_args(p):
     g.add_argument("--batch-size", type=int)
     g.add_argument("--reuse", type=int, help="optimiser steps per precomputed conformer")
     g.add_argument("--seed", type=int)
-    g.add_argument("--lr", type=float)
+    g.add_argument("--lr", type=float, help="peak learning rate (new runs: 1e-3)")
     g.add_argument("--warmup", type=int, help="warm-up steps (default min(1000, steps // 10))")
-    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.1)")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (new runs: 0)")
     g.add_argument("--clip-norm", type=float, help="global gradient-norm clip (default 1)")
     g.add_argument("--decay-steps", type=int, help="cosine decay length (default: --steps)")
     g.add_argument("--checkpoint-every", type=int)
@@ -458,6 +463,8 @@ def _train_command(args, held) -> int:
             raise ValueError("--steps is required for a new run.")
         over.setdefault("decay_steps", max(args.steps, 1))
         over.setdefault("warmup_steps", min(1000, args.steps // 10))
+        for k, v in RECIPE.items():  # the measured recipe, unless the command sets it
+            over.setdefault(k, v)
         config = TrainConfig(**over)
         config.molecule_object()
         _check_sampler(config.sampler)
@@ -567,6 +574,7 @@ def run_demo(args) -> int:
         model=d["model"],
         sampler=sampler,
         reuse=d["reuse"],
+        **{k: d[k] for k in RECIPE},
         decay_steps=d["steps"],
         warmup_steps=min(1000, d["steps"] // 10),
         checkpoint_every=50,
