@@ -82,7 +82,21 @@ def test_cli_diverging_run_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["train", *TINY, "--steps", "2", "--out", out, "--checkpoint-every", "1"]) == 0
     capsys.readouterr()
     line = _fails(
-        ["train", "--resume", out, "--steps", "80", "--lr", "10000", "--warmup", "0"],
+        # AdamW's decoupled decay at lr 1e4 scales the weights by (1 - 1e3) a step: a sure
+        # divergence (without decay the DFT loss stays bounded however large the steps are)
+        [
+            "train",
+            "--resume",
+            out,
+            "--steps",
+            "80",
+            "--lr",
+            "10000",
+            "--warmup",
+            "0",
+            "--weight-decay",
+            "0.1",
+        ],
         capsys,
         "diverged at step",
     )
