@@ -13,7 +13,11 @@ sweep, 5-degree steps there). Computation: `qpt_nb.analysis.ramachandran`; figur
 
   python bench/alanine_map.py          # quick: grid level 0, ~20 steps, 3 x 3 grid (~5 min, 2 cores)
   python bench/alanine_map.py --full   # STO-3G/B3LYP5 grid 3, nano, 60 min of training, 12 x 12 grid,
-                                       # 36-point psi scan at phi = 75 (hours: 180 PySCF labels)
+                                       # 36-point psi scan at phi = 75 (then 180 PySCF labels)
+
+Both train with the measured recipe (`qpt_nb.learn.recipe.RECIPE`: the loss on grid level 0
+in float32, lr 1e-3, no weight decay); the map and the labels are on the benchmark's grid
+level in float64. --full fits the cosine schedule to the 60 minutes (`fit_schedule`).
 
 Outputs (bench/results/): alanine_map[_quick].json, rewritten after training and after
 every row of PySCF labels (``stage``, ``labelled``; complete=false until the end), then
@@ -21,8 +25,9 @@ the maps (`EnergyMap.to_json`: Hartree and degrees; errors in meV inside / outsi
 training region); alanine_map[_quick].png (the 2 x 3 figure), ..._w0.png (the same for
 W = 0) and ..._scan.png. The run directory (runs/alanine_map[_quick]/) is kept: a second
 call resumes it (up to --steps, within --minutes more) and finds the labels in the cache,
-so an interrupted benchmark continues where it stopped. --steps sets the cosine schedule's
-length: pick what the machine does in --minutes (the training stops at whichever comes first).
+so an interrupted benchmark continues where it stopped (with the schedule it was fitted to).
+--steps sets the cosine schedule's length instead (the training stops at --steps or
+--minutes, whichever comes first).
 """
 
 from __future__ import annotations
@@ -37,11 +42,12 @@ import common  # noqa: E402
 NAME = "alanine_map"
 QUICK = dict(grid_level=0, model="nano", steps=20, minutes=1.5, n_grid=3, n_scan=3, scan_phi=180.0, reuse=4)
 FULL = dict(
-    grid_level=3, model="nano", steps=1500, minutes=60.0, n_grid=12, n_scan=36, scan_phi=75.0, reuse=16
+    grid_level=3, model="nano", steps=None, minutes=60.0, n_grid=12, n_scan=36, scan_phi=75.0, reuse=16
 )
 
 
 def _config(sel, args):
+    from qpt_nb.learn.recipe import RECIPE
     from qpt_nb.learn.train import TrainConfig
 
     return TrainConfig(
@@ -54,27 +60,36 @@ def _config(sel, args):
         phi_range=args.phi_range,
         psi_range=args.psi_range,
         reuse=sel["reuse"],
-        warmup_steps=max(min(200, sel["steps"] // 10), 1),
-        decay_steps=sel["steps"],
+        warmup_steps=max(min(200, (sel["steps"] or 2000) // 10), 1),
+        decay_steps=sel["steps"] or 10**6,  # None: fitted to the budget (fit_schedule)
         checkpoint_every=50,
         log_every=1,
+        **RECIPE,
     )
 
 
-def _trainer(cfg, run_dir):
-    """A fresh Trainer in run_dir, or the saved run there resumed."""
+def _trainer(cfg, run_dir, sel):
+    """A fresh Trainer in run_dir, or the saved run there resumed (keeping its schedule).
+    Without sel['steps'] a fresh run's schedule is fitted to sel['minutes']
+    (`qpt_nb.learn.recipe.fit_schedule`) and sel['steps'] set to it."""
     from qpt_nb.cli.train import trained_steps
+    from qpt_nb.learn.recipe import fit_schedule
     from qpt_nb.learn.train import Trainer
 
     if run_dir.is_dir() and trained_steps(run_dir):
         print(f"resuming the run in {run_dir}")
-        return Trainer.resume(run_dir, config=cfg)
-    return Trainer(cfg, run_dir)
+        tr = Trainer.resume(run_dir)
+        sel["steps"] = sel["steps"] or tr.config.decay_steps
+        return tr
+    tr = Trainer(cfg, run_dir)
+    if sel["steps"] is None:
+        tr, sel["steps"] = fit_schedule(tr, sel["minutes"])
+    return tr
 
 
-def _train(tr, sel, write):
-    """Trains up to sel['steps'] within sel['minutes'] more; returns a summary dict."""
-    t0 = time.perf_counter()
+def _train(tr, sel, write, t0):
+    """Trains up to sel['steps'] until sel['minutes'] after `t0` (perf_counter; the
+    calibration counts); returns a summary dict."""
     last = [t0]
 
     def show(rec):
@@ -86,7 +101,8 @@ def _train(tr, sel, write):
             )
             write(dict(stage="training", step=rec["step"], loss_ha=rec["loss"]))
 
-    tr.run(max(sel["steps"] - tr.step, 0), show, max_seconds=60.0 * sel["minutes"])
+    left = 60.0 * sel["minutes"] - (time.perf_counter() - t0)
+    tr.run(max(sel["steps"] - tr.step, 0), show, max_seconds=max(left, 1.0))
     h = tr.history
     return dict(
         steps=tr.step,
@@ -170,9 +186,11 @@ def main(argv=None):
         f"phi {list(cfg.phi_range)}, psi {list(cfg.psi_range)}; up to {sel['steps']} steps or "
         f"{sel['minutes']} min -> {run_dir}\n{common.machine_line(machine)}"
     )
-    tr = _trainer(cfg, run_dir)
+    t_start = time.perf_counter()
+    tr = _trainer(cfg, run_dir, sel)
     try:
-        write(dict(stage="training", training=_train(tr, sel, write)))
+        training = _train(tr, sel, write, t_start)
+        write(dict(stage="training", config=tr.config.to_json(), training=training))
         phi = angle_grid(sel["n_grid"])
         scan_psi = angle_grid(sel["n_scan"])
         mol = cfg.molecule_object()

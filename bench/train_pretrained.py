@@ -10,7 +10,7 @@ seed 12345, once with its float64 parameters and once rounded to float32; float3
 when no metric moves by 1 % or more (`qpt_nb.pretrained.save`; each .npz <= 2 MB).
 
   python bench/train_pretrained.py                             # water/STO-3G/B3LYP5 nano, 3 min
-  python bench/train_pretrained.py --molecule uracil --minutes 30 --set lr=1e-3
+  python bench/train_pretrained.py --molecule uracil --minutes 30
   python bench/train_pretrained.py --molecule uracil --steps 20000 --grid-level 1 --n-test 50
 
 Single process; PySCF labels of the test set are cached (`qpt_nb.dft.reference`). The .npz
@@ -21,7 +21,6 @@ touched except the run directory (default runs/pretrained-NAME).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import subprocess
 import sys
 import time
@@ -31,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CALIBRATION_STEPS = 60  # the steady rate is measured over the last three quarters
 FLOAT32_TOLERANCE = 0.01  # largest relative change of a test metric float32 storage may cause
 
 
@@ -76,6 +74,7 @@ def git_commit() -> str:
 
 def base_config(args):
     from qpt_nb.analysis.experiments import override_config
+    from qpt_nb.learn.recipe import RECIPE
     from qpt_nb.learn.train import TrainConfig
 
     sampler = args.sampler
@@ -99,30 +98,22 @@ def base_config(args):
         decay_steps=max(args.steps or 10**6, args.warmup + 1),
         checkpoint_every=500,
         log_every=10,
+        **RECIPE,
     )
     return override_config(cfg, args.set, fixed=("molecule", "xyz", "basis", "xc", "model"))
 
 
 def train(cfg, run_dir: Path, *, steps, minutes):
     """Trains in `run_dir`; returns (trainer, wall seconds, CPU seconds). Without `steps` the
-    schedule is fitted to `minutes` after CALIBRATION_STEPS steps."""
+    schedule is fitted to `minutes` (`qpt_nb.learn.recipe.fit_schedule`)."""
+    from qpt_nb.learn.recipe import fit_schedule
     from qpt_nb.learn.train import Trainer
 
     budget = 60.0 * minutes
     wall0, cpu0 = time.perf_counter(), time.process_time()
     tr = Trainer(cfg, run_dir)
     if steps is None:
-        tr.run(CALIBRATION_STEPS // 4)  # compilation, the prefetch queue filling up
-        before = tr.step, tr.timing["step_s"]
-        tr.run(CALIBRATION_STEPS - tr.step)
-        rate = (tr.step - before[0]) / max(tr.timing["step_s"] - before[1], 1e-9)
-        left = budget - (time.perf_counter() - wall0) - tr.timing["compile_s"]  # the resume compiles again
-        steps = tr.step + max(int(0.97 * rate * left), 1)
-        warm = min(cfg.warmup_steps, max(steps // 5, 1))
-        print(f"calibration: {rate:.2f} steps/s -> schedule of {steps} steps (warm-up {warm})", flush=True)
-        tr.close()
-        cfg = dataclasses.replace(cfg, decay_steps=max(steps, warm + 1), warmup_steps=warm)
-        tr = Trainer.resume(run_dir, config=cfg)
+        tr, steps = fit_schedule(tr, minutes, start=wall0)
 
     def show(rec):
         if rec["step"] % 500 == 0:

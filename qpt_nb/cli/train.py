@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from qpt_nb import settings
+from qpt_nb.learn.recipe import RECIPE
 
 # option name -> TrainConfig field, for options that map one to one
 _FIELDS = dict(
@@ -49,10 +50,6 @@ _FIELDS = dict(
     weight_decay="weight_decay",
     clip_norm="clip_norm",
 )
-# the demo's recipe: bench/demo_recipe.py (BENCHMARKS.md section 6): the training loss on grid
-# level 0 in float32 (as the research code's -level 0 -xc_f32), lr 1e-3 without weight decay;
-# evaluation on grid level 1 in float64
-RECIPE = dict(train_grid_level=0, precision="float32", lr=1e-3, weight_decay=0.0)
 DEMO = dict(
     molecule="uracil",
     basis="sto-3g",

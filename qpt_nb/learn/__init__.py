@@ -7,5 +7,6 @@ conformers   seeded conformer samplers (wiggle, normal modes, GFN2-xTB MD, dihed
 dihedral_sampler  the 'dihedral' sampler: torsions phi/psi uniform in a region, clashes rejected
 prefetch     background precompute of batches
 checkpoint   verified checkpoints
+recipe       the measured training recipe (`RECIPE`), `fit_schedule` to a time budget
 train        `TrainConfig`, `TrainState`, pure `update`, the steppable `Trainer` (optax)
 """

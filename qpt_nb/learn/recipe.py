@@ -1,0 +1,88 @@
+"""How to train: the measured recipe, and a learning-rate schedule fitted to a time budget.
+
+`RECIPE` holds the TrainConfig settings that new `qpt-nb train` runs and `make demo` start
+from (measured in bench/demo_recipe.py). This module imports nothing heavy, so the CLI can
+read it before JAX loads.
+
+The cosine schedule of `qpt_nb.learn.train` is defined in steps (``warmup_steps``,
+``decay_steps``). A run with a wall-clock budget and no step count would otherwise end with
+the learning rate still high (schedule too long) or spend its last minutes at the floor
+(too short). `fit_schedule` measures the steady step rate on this machine over a short
+calibration, then resumes the run with ``decay_steps`` set to the steps that fit in what
+is left of the budget, so the learning rate reaches its floor when the budget ends. The
+calibration steps are part of the run (they are not thrown away), and once fitted the run
+is deterministic: the fitted length is saved in the run's config.json and checkpoint.
+
+  >>> tr = Trainer(TrainConfig(molecule='water'), 'runs/water')     # doctest: +SKIP
+  >>> tr, steps = fit_schedule(tr, minutes=10)                        # doctest: +SKIP
+  >>> tr.run(steps - tr.step, max_seconds=60 * 10 - spent)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Optional
+
+CALIBRATION_STEPS = 60  # the steady rate is measured over the last three quarters
+SAFETY = 0.97  # share of the predicted steps scheduled (checkpoints, logging, jitter)
+
+# The measured label-free recipe (bench/demo_recipe.py, BENCHMARKS.md sections 6 and 6b): the
+# training loss on grid level 0 in float32, as the research code trained (pyscf_ipu/direct/
+# train.py, -level 0 -xc_f32), lr 1e-3 without weight decay; labels and evaluations stay on
+# `grid_level` in float64. `qpt-nb train` and `make demo` start new runs from it.
+RECIPE = dict(train_grid_level=0, precision="float32", lr=1e-3, weight_decay=0.0)
+
+
+def fitted_steps(rate: float, seconds_left: float, step: int) -> int:
+    """The schedule length that ends when the budget does: `step` already taken plus
+    ``SAFETY * rate * seconds_left`` more (at least one).
+
+    Args:
+      rate: measured steady steps per second.
+      seconds_left: seconds of the budget after the calibration (and the recompilation).
+      step: steps already taken.
+    """
+    if not rate > 0:
+        raise ValueError(f"the measured step rate must be > 0, got {rate}")
+    return step + max(int(SAFETY * rate * max(seconds_left, 0.0)), 1)
+
+
+def fit_schedule(
+    trainer, minutes: float, *, calibration_steps: int = CALIBRATION_STEPS, start: Optional[float] = None
+):
+    """Calibrates `trainer` and returns ``(trainer, steps)``: the run resumed with its cosine
+    schedule (``decay_steps``; ``warmup_steps`` capped at a fifth of it) fitted to `minutes`.
+
+    Args:
+      trainer: a fresh `Trainer` with a run directory (the resume reads its checkpoint).
+        It is closed; use the returned one.
+      minutes: the whole budget, calibration included (wall clock).
+      calibration_steps: steps taken to measure the rate (the first quarter, compilation
+        and the prefetch queue filling up, is not counted).
+      start: `time.perf_counter()` at which the budget began (default: now).
+
+    Returns:
+      (the resumed Trainer, the schedule's total length in steps). Train it for
+      ``steps - trainer.step`` more steps within what is left of the budget.
+    """
+    from qpt_nb.learn.train import Trainer
+
+    if trainer.run_dir is None:
+        raise ValueError("fit_schedule resumes the run from its checkpoint: give the Trainer a run_dir")
+    if not minutes > 0:
+        raise ValueError(f"minutes must be > 0, got {minutes}")
+    t0 = time.perf_counter() if start is None else start
+    trainer.run(max(calibration_steps // 4 - trainer.step, 1))
+    before = trainer.step, trainer.timing["step_s"]
+    trainer.run(max(calibration_steps - trainer.step, 1))
+    rate = (trainer.step - before[0]) / max(trainer.timing["step_s"] - before[1], 1e-9)
+    left = 60.0 * minutes - (time.perf_counter() - t0) - trainer.timing["compile_s"]  # resume recompiles
+    steps = fitted_steps(rate, left, trainer.step)
+    cfg = trainer.config
+    warm = min(cfg.warmup_steps, max(steps // 5, 1))
+    cfg = dataclasses.replace(cfg, decay_steps=max(steps, warm + 1), warmup_steps=warm)
+    run_dir = trainer.run_dir
+    trainer.close()
+    print(f"calibration: {rate:.2f} steps/s -> schedule of {steps} steps (warm-up {warm})", flush=True)
+    return Trainer.resume(run_dir, config=cfg), steps

@@ -1,0 +1,56 @@
+"""The measured recipe and the schedule fitted to a time budget (qpt_nb.learn.recipe)."""
+
+import re
+import time
+
+import pytest
+
+import qpt_nb  # noqa: F401
+from qpt_nb.learn.recipe import RECIPE, fit_schedule, fitted_steps
+from qpt_nb.learn.train import TrainConfig, Trainer
+
+
+@pytest.fixture(autouse=True)
+def caches(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def test_fitted_steps_arithmetic():
+    assert fitted_steps(2.0, 100.0, 10) == 10 + int(0.97 * 200)
+    assert fitted_steps(2.0, -5.0, 10) == 11  # the budget is spent: one more step
+    with pytest.raises(ValueError, match="step rate must be > 0"):
+        fitted_steps(0.0, 10.0, 0)
+
+
+def test_recipe_fields_are_train_config_fields():
+    cfg = TrainConfig(molecule="water", **RECIPE)
+    assert cfg.loss_grid_level == 0 and cfg.precision == "float32" and cfg.weight_decay == 0.0
+
+
+def test_fit_schedule_stretches_the_cosine_to_the_budget(tmp_path, capsys):
+    cfg = TrainConfig(
+        molecule="water",
+        basis="sto-3g",
+        grid_level=0,
+        sampler="wiggle",
+        reuse=4,
+        warmup_steps=50,
+        decay_steps=10**6,
+        checkpoint_every=1000,
+        **RECIPE,
+    )
+    t0 = time.perf_counter()
+    tr, steps = fit_schedule(Trainer(cfg, tmp_path / "run"), minutes=1.0, calibration_steps=12)
+    try:
+        assert tr.step == 12  # the calibration steps are kept
+        assert tr.config.decay_steps == steps > 12
+        assert tr.config.warmup_steps == min(50, steps // 5)
+        # the fitted length is what the measured steady rate does in the rest of the minute
+        rate = float(re.search(r"calibration: (\S+) steps/s", capsys.readouterr().out).group(1))
+        left = 60.0 - (time.perf_counter() - t0)
+        assert 0.97 * rate * left * 0.8 < steps - 12 < 0.97 * rate * (60.0 - 1.0)
+        assert TrainConfig.from_json(tr.config.to_json()).decay_steps == steps
+    finally:
+        tr.close()
+    with pytest.raises(ValueError, match="run_dir"):
+        fit_schedule(Trainer(cfg), minutes=1.0)
