@@ -209,6 +209,20 @@ def test_model_seeded_scf_converges_to_the_minao_energy(model, water):
         qpt_nb.scf(mol, "6-31g", "b3lyp5", 1, tensors=t)
 
 
+def test_qpt_nb_guess_speedup_rows(model, water):
+    from qpt_nb.analysis.guesses import qpt_nb_guess_speedup
+
+    test = [_moved(water, 21), _moved(water, 22)]
+    out = qpt_nb_guess_speedup(model, test, conv_tol=1e-12)
+    assert out["max_energy_difference"] <= 1e-8  # same frame, same tensors' grid: same energy
+    assert [r["guess"] for r in out["rows"]] == ["qpt_nb minao", "qpt_nb model"] * 2
+    s = out["summary"]
+    assert s["qpt_nb model"]["converged"] == s["qpt_nb minao"]["converged"] == 2
+    assert s["qpt_nb model"]["mean_cycles"] < s["qpt_nb minao"]["mean_cycles"]
+    for r in out["rows"]:
+        assert r["seconds"] >= r["scf_seconds"] > 0  # precompute or prediction on top
+
+
 # ----------------------------------------------------------------------------- qpt-nb predict
 def test_cli_predict_writes_csv_and_hamiltonians(model, water, tmp_path, capsys):
     mols = [_moved(water, s) for s in (21, 22)]

@@ -491,7 +491,8 @@ def test_explorer_rejects_bad_grid_level(explorer_cls):
 
 def test_explorer_rejects_unknown_molecule(explorer_cls):
     with pytest.raises(
-        ValueError, match="unknown molecule 'nosuch': the built-in molecules are alanine_dipeptide, ammonia, benzene, .*water"
+        ValueError,
+        match="unknown molecule 'nosuch': the built-in molecules are alanine_dipeptide, ammonia, benzene, .*water",
     ):
         explorer_cls("nosuch")
     with pytest.raises(TypeError, match="molecule must be the name of a built-in molecule"):

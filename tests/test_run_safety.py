@@ -117,6 +117,28 @@ def test_loss_jump_is_reported(tmp_path):
     tr.close()
 
 
+def test_loss_jump_window_spans_conformer_batches():
+    """A new conformer batch at another energy (a dihedral scan) is no jump; a real one
+    warns once per batch, not once per step."""
+    import warnings
+
+    tr = Trainer(_config(reuse=8))
+    energies = [-488.9, -488.5, -489.0, -488.7]  # four batches of 8 steps, 0.5 Ha apart
+    tr.history = [dict(step=i, loss=energies[i // 8] - 1e-5 * (i % 8), lr=1e-3) for i in range(32)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new_batch = dict(step=32, loss=-488.45, lr=1e-3)
+        tr._check_jump(new_batch)
+    assert "loss_jump" not in new_batch
+    with pytest.warns(RuntimeWarning, match="jumped far above") as caught:
+        for i in range(33, 37):
+            rec = dict(step=i, loss=-470.0, lr=1e-3)
+            tr._check_jump(rec)
+            assert rec["loss_jump"]
+    assert len(caught) == 1
+    tr.close()
+
+
 def test_numeric_settings_are_validated():
     for kw, msg in [
         (dict(lr=-1), "lr must be finite and > 0"),

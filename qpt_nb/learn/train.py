@@ -156,6 +156,7 @@ class Trainer:
         self.mol = config.molecule_object()
         self.history: list = list(_history or [])
         self._wall_offset = self.history[-1]["wall_s"] if self.history else 0.0
+        self._last_jump_warning = -(10**9)  # step of the last loss-jump warning
         self.monitor: Optional[Callable] = None  # monitor(params) -> dict of test metrics
         self.monitor_every = 0
         self.timing = dict(step_s=0.0, wait_s=0.0, compile_s=0.0, steps=0)
@@ -323,14 +324,22 @@ class Trainer:
     def _check_jump(self, rec: dict):
         """Marks a loss far above the recent range (rec['loss_jump'] = True, and a
         RuntimeWarning): more than 10 interquartile ranges (and 1 mHa for the energy loss)
-        above the median of the last `JUMP_WINDOW` logged losses, once that many exist."""
-        recent = [r["loss"] for r in self.history[-JUMP_WINDOW:]]
-        if len(recent) < JUMP_WINDOW:
+        above the median of the recent logged losses, once enough exist. The window spans at
+        least `JUMP_WINDOW` records and four conformer batches (4 * reuse steps), so that
+        the spread of energies across conformers (a dihedral scan spans tenths of a
+        Hartree) is part of the range; one warning per batch at most."""
+        cfg = self.config
+        window = max(JUMP_WINDOW, -(-4 * cfg.reuse // max(cfg.log_every, 1)))
+        recent = [r["loss"] for r in self.history[-window:]]
+        if len(recent) < window:
             return
         q1, med, q3 = np.percentile(recent, [25, 50, 75])
-        floor = 1e-3 if self.config.loss == "energy" else 1e-9
+        floor = 1e-3 if cfg.loss == "energy" else 1e-9
         if rec["loss"] - med > max(10.0 * (q3 - q1), floor):
             rec["loss_jump"] = True
+            if rec["step"] - self._last_jump_warning < cfg.reuse:
+                return
+            self._last_jump_warning = rec["step"]
             kept = (
                 f" The checkpoint it replaces is kept as {CHECKPOINT}.prev in {self.run_dir}."
                 if self.run_dir is not None
