@@ -44,7 +44,7 @@ def test_fit_schedule_stretches_the_cosine_to_the_budget(tmp_path, capsys):
     try:
         assert tr.step == 12  # the calibration steps are kept
         assert tr.config.decay_steps == steps > 12
-        assert tr.config.warmup_steps == min(50, steps // 5)
+        assert tr.config.warmup_steps == min(50, steps // 10)
         # the fitted length is what the measured steady rate does in the rest of the minute
         rate = float(re.search(r"calibration: (\S+) steps/s", capsys.readouterr().out).group(1))
         left = 60.0 - (time.perf_counter() - t0)
@@ -54,3 +54,22 @@ def test_fit_schedule_stretches_the_cosine_to_the_budget(tmp_path, capsys):
         tr.close()
     with pytest.raises(ValueError, match="run_dir"):
         fit_schedule(Trainer(cfg), minutes=1.0)
+
+
+def test_cli_train_minutes_fits_the_schedule(tmp_path, capsys):
+    from qpt_nb.analysis.runs import load_run
+    from qpt_nb.cli.main import main
+
+    tiny = ["--molecule", "water", "--basis", "sto-3g", "--grid-level", "0", "--sampler", "wiggle"]
+    tiny += ["--no-progress", "--n-test", "0", "--checkpoint-every", "1000"]
+    out = tmp_path / "run"
+    assert main(["train", *tiny, "--minutes", "0.4", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "calibration:" in captured.out
+    cfg, _, step = load_run(out)
+    assert 60 < cfg.decay_steps < 10**5 and step <= cfg.decay_steps
+    assert (cfg.train_grid_level, cfg.precision, cfg.lr, cfg.weight_decay) == (0, "float32", 1e-3, 0.0)
+    assert main(["train", *tiny, "--out", str(tmp_path / "other")]) == 2
+    assert "needs --steps, or --minutes" in capsys.readouterr().err
+    assert main(["train", *tiny, "--minutes", "-1", "--out", str(tmp_path / "other")]) == 2
+    assert "--minutes must be > 0" in capsys.readouterr().err

@@ -128,6 +128,12 @@ def _add_train_args(p):
     g.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     g.add_argument("--process-id", type=int, help="multi-host: this process's index (0 writes --out)")
     g.add_argument("--steps", type=int, help="total optimiser steps (also with --resume)")
+    g.add_argument(
+        "--minutes",
+        type=float,
+        help="training wall-clock budget; a new run without --steps fits its cosine schedule to it "
+        "(a 60-step calibration measures the rate), otherwise it caps the run",
+    )
     g.add_argument("--out", help="run directory (default runs/MOLECULE-BASIS-MODEL-TIME)")
     g.add_argument(
         "--resume",
@@ -421,6 +427,13 @@ def _train_command(args, held) -> int:
         args.out, args.n_test = str(Path(args.out) / f"worker-{rank}"), 0
     settings.enable_compile_cache()
     _check_int("--steps", args.steps, 0 if args.resume else 1)
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes must be > 0, got {args.minutes}")
+    fit = not args.resume and args.steps is None and args.minutes is not None
+    if fit and (args.num_processes or 1) > 1:
+        raise ValueError(
+            "multi-host training needs --steps (each process would fit its own schedule to --minutes)"
+        )
     _check_int("--n-test", args.n_test)
     _check_int("--monitor-every", args.monitor_every)
     _check_int("--monitor-n", args.monitor_n, 1)
@@ -456,10 +469,10 @@ def _train_command(args, held) -> int:
         if target < trainer.step:
             print(f"the run is already at step {trainer.step} >= --steps {target}", file=sys.stderr)
     else:
-        if args.steps is None:
-            raise ValueError("--steps is required for a new run.")
-        over.setdefault("decay_steps", max(args.steps, 1))
-        over.setdefault("warmup_steps", min(1000, args.steps // 10))
+        if args.steps is None and args.minutes is None:
+            raise ValueError("a new run needs --steps, or --minutes to fit the schedule to a time budget.")
+        over.setdefault("decay_steps", max(args.steps or 10**6, 1))  # fitted below with --minutes alone
+        over.setdefault("warmup_steps", min(1000, (args.steps or 10**4) // 10))
         for k, v in RECIPE.items():  # the measured recipe, unless the command sets it
             over.setdefault(k, v)
         config = TrainConfig(**over)
@@ -494,8 +507,15 @@ def _train_command(args, held) -> int:
             k = min(args.monitor_n, len(test_set))
             trainer.monitor = make_monitor(config, test_set[:k], labels[:k])
             trainer.monitor_every = args.monitor_every
+    minutes = args.minutes
     try:
-        _train_loop(trainer, target, progress=progress)
+        if fit:
+            from qpt_nb.learn.recipe import fit_schedule
+
+            t0 = time.perf_counter()
+            trainer, target = fit_schedule(trainer, minutes, start=t0)
+            minutes -= (time.perf_counter() - t0) / 60.0
+        _train_loop(trainer, target, progress=progress, minutes=minutes)
     finally:
         trainer.close()
     return _finish(

@@ -52,7 +52,7 @@ def fit_schedule(
     trainer, minutes: float, *, calibration_steps: int = CALIBRATION_STEPS, start: Optional[float] = None
 ):
     """Calibrates `trainer` and returns ``(trainer, steps)``: the run resumed with its cosine
-    schedule (``decay_steps``; ``warmup_steps`` capped at a fifth of it) fitted to `minutes`.
+    schedule (``decay_steps``; ``warmup_steps`` capped at a tenth of it, as `qpt-nb train` sets it) fitted to `minutes`.
 
     Args:
       trainer: a fresh `Trainer` with a run directory (the resume reads its checkpoint).
@@ -80,7 +80,7 @@ def fit_schedule(
     left = 60.0 * minutes - (time.perf_counter() - t0) - trainer.timing["compile_s"]  # resume recompiles
     steps = fitted_steps(rate, left, trainer.step)
     cfg = trainer.config
-    warm = min(cfg.warmup_steps, max(steps // 5, 1))
+    warm = min(cfg.warmup_steps, max(steps // 10, 1))
     cfg = dataclasses.replace(cfg, decay_steps=max(steps, warm + 1), warmup_steps=warm)
     run_dir = trainer.run_dir
     trainer.close()
