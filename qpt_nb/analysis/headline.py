@@ -1,0 +1,142 @@
+"""The measured headline benchmark (bench/labels_vs_dft_loss.py --full), as a notebook reads it.
+
+The benchmark (one CPU core-hour per pipeline, labelling charged; arXiv 2402.04030's
+comparison of label-free QPT training with label-then-train) writes one JSON per pipeline
+set into bench/results/. `load_headline` turns such a file into what notebook 03 shows:
+each pipeline's test-error curve against CPU time in the record format of a run's history
+(``wall_s``, ``test_energy_mae_mev``, ``test_hamiltonian_mae_uha``; a label-then-train
+curve starts when its labels are done, ``offset_s``), a summary row per pipeline, and the
+time ratios the benchmark computed (how much sooner one pipeline reaches another's best).
+
+  >>> h = load_headline()                                   # doctest: +SKIP
+  >>> h.rows[0]['name'], round(h.rows[0]['best_energy_mae_mev'], 1)   # doctest: +SKIP
+  ('label-then-train (L)', 8.1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional
+
+NAMES = {"L": "label-then-train (L)", "Q": "DFT-energy loss (Q)", "SC": "self-consistency loss (SC)"}
+
+
+@dataclasses.dataclass
+class Headline:
+    """curves: {name: history records}; offsets: {name: seconds of labelling before its
+    curve}; rows: one summary dict per pipeline; ratios: the benchmark's summary
+    ({'Q_vs_L_energy_mae_mev': {best, t_ref_s, t_other_s, ratio, other_best}, ...});
+    settings, machine: as recorded; path: the file read."""
+
+    curves: dict
+    offsets: dict
+    rows: list
+    ratios: dict
+    settings: dict
+    machine: dict
+    path: Path
+
+    def table(self) -> str:
+        """Plain-text summary: one line per pipeline (CPU minutes, steps, labels, best errors)."""
+        head = f"{'pipeline':28s}{'CPU min':>9s}{'steps':>9s}{'labels':>8s}{'best E meV':>12s}{'best H uHa':>12s}"
+        lines = [head]
+        for r in self.rows:
+            lines.append(
+                f"{r['name']:28s}{r['cpu_minutes']:9.0f}{r['steps']:9d}{r['n_labels']:8d}"
+                f"{r['best_energy_mae_mev']:12.1f}{r['best_hamiltonian_mae_uha']:12.0f}"
+            )
+        return "\n".join(lines)
+
+
+def default_path() -> Path:
+    """bench/results/labels_vs_dft_loss_all.json of this checkout."""
+    from qpt_nb.analysis.experiments import project_root
+
+    return project_root() / "bench" / "results" / "labels_vs_dft_loss_all.json"
+
+
+def load_headline(path=None) -> Headline:
+    """Reads a labels_vs_dft_loss result file (default `default_path()`).
+
+    Raises FileNotFoundError (missing) or ValueError (not a complete full-mode result of
+    that benchmark) with the path named.
+    """
+    path = Path(path) if path is not None else default_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"no headline result {path}: run python bench/labels_vs_dft_loss.py --full")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON (truncated?): {exc}") from None
+    if data.get("benchmark") != "labels_vs_dft_loss" or "runs" not in data:
+        raise ValueError(f"{path} is not a labels_vs_dft_loss result")
+    if not data.get("complete", False):
+        raise ValueError(f"{path} is an incomplete run of the benchmark (complete=false)")
+    curves, offsets, rows = {}, {}, []
+    for key, run in data["runs"].items():
+        name = NAMES.get(key, key)
+        off = float(run.get("labels_end_s", 0.0))
+        recs = [
+            dict(
+                step=p.get("step", 0),
+                wall_s=max(float(p["t_s"]) - off, 0.0),
+                test_energy_mae_mev=p["energy_mae_mev"],
+                test_hamiltonian_mae_uha=p["hamiltonian_mae_uha"],
+            )
+            for p in run["curve"]
+            if p.get("energy_mae_mev") is not None
+        ]
+        # a label-then-train curve's first point is the untrained model when labels are done
+        trained = [r for r in recs if r["step"] > 0] or recs
+        curves[name], offsets[name] = recs, off
+        rows.append(
+            dict(
+                name=name,
+                key=key,
+                cpu_minutes=max(float(p["t_s"]) for p in run["curve"]) / 60.0,
+                steps=int(run.get("steps", 0)),
+                n_labels=int(run.get("n_labels", 0)),
+                label_minutes=off / 60.0,
+                best_energy_mae_mev=min(r["test_energy_mae_mev"] for r in trained),
+                best_hamiltonian_mae_uha=min(r["test_hamiltonian_mae_uha"] for r in trained),
+                final_energy_mae_mev=recs[-1]["test_energy_mae_mev"],
+                final_hamiltonian_mae_uha=recs[-1]["test_hamiltonian_mae_uha"],
+            )
+        )
+    return Headline(
+        curves=curves,
+        offsets=offsets,
+        rows=rows,
+        ratios=dict(data.get("summary", {})),
+        settings=dict(data.get("settings", {})),
+        machine=dict(data.get("machine", {})),
+        path=path,
+    )
+
+
+def ratio_lines(h: Headline) -> list:
+    """One sentence per entry of the benchmark's summary ``X_vs_Y_<metric>``: the best error
+    pipeline Y reached (``best``, at ``t_ref_s``), when pipeline X first reached it
+    (``t_other_s``; None: never within the budget, X's own best is ``other_best``) and
+    ``ratio = t_ref_s / t_other_s`` (> 1: X gets there sooner than Y itself)."""
+    out = []
+    for key, r in sorted(h.ratios.items()):
+        x, rest = key.split("_vs_", 1)
+        y, metric = rest.split("_", 1)
+        what = "energy" if metric.startswith("energy") else "Hamiltonian"
+        unit = "meV" if what == "energy" else "uHa"
+        x_name, y_name = NAMES.get(x, x), NAMES.get(y, y)
+        if r.get("ratio") is None:
+            out.append(
+                f"{x_name} never reached {y_name}'s best {what} error ({r['best']:.3g} {unit}); "
+                f"its own best: {r['other_best']:.3g} {unit}"
+            )
+        else:
+            out.append(
+                f"{x_name} reached {y_name}'s best {what} error ({r['best']:.3g} {unit}) after "
+                f"{r['t_other_s'] / 60:.0f} CPU min, {y_name} after {r['t_ref_s'] / 60:.0f}: "
+                f"ratio {r['ratio']:.2f}"
+            )
+    return out

@@ -1,0 +1,45 @@
+"""The measured headline benchmark as notebook 03 reads it (qpt_nb.analysis.headline)."""
+
+import json
+
+import pytest
+
+from qpt_nb.analysis.headline import default_path, load_headline, ratio_lines
+
+
+def test_committed_headline_reads_back():
+    h = load_headline()
+    assert h.path == default_path()
+    data = json.loads(default_path().read_text())
+    by = {r["key"]: r for r in h.rows}
+    assert set(by) == set(data["runs"])
+    for key, run in data["runs"].items():
+        trained = [p for p in run["curve"] if p.get("step", 0) > 0] or run["curve"]
+        assert by[key]["best_energy_mae_mev"] == min(p["energy_mae_mev"] for p in trained)
+        assert by[key]["steps"] == run["steps"]
+    lab = [r for r in h.rows if r["key"] == "L"][0]
+    assert lab["n_labels"] > 0 and h.offsets[lab["name"]] == data["runs"]["L"]["labels_end_s"]
+    curve = h.curves[lab["name"]]
+    assert curve[0]["wall_s"] >= 0 and "test_energy_mae_mev" in curve[-1]
+    lines = ratio_lines(h)
+    assert len(lines) == len(data["summary"])
+    ratio = data["summary"]["L_vs_Q_energy_mae_mev"]["ratio"]
+    assert any(f"ratio {ratio:.2f}" in ln for ln in lines)
+    assert "pipeline" in h.table().splitlines()[0]
+
+
+def test_bad_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="labels_vs_dft_loss.py --full"):
+        load_headline(tmp_path / "none.json")
+    cut = tmp_path / "cut.json"
+    cut.write_text(default_path().read_text()[:500])
+    with pytest.raises(ValueError, match="truncated"):
+        load_headline(cut)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(dict(benchmark="scf_vs_pyscf")))
+    with pytest.raises(ValueError, match="not a labels_vs_dft_loss result"):
+        load_headline(other)
+    part = tmp_path / "part.json"
+    part.write_text(json.dumps(dict(json.loads(default_path().read_text()), complete=False)))
+    with pytest.raises(ValueError, match="incomplete"):
+        load_headline(part)
