@@ -158,3 +158,20 @@ def test_multihost_flags_checked(capsys):
     args = ["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "2"]
     assert main(["train", "--molecule", "water", "--steps", "1", *args]) == 2
     assert "must be <" in capsys.readouterr().err
+
+
+def test_eval_ao_is_pyscfs_screened_values_in_chunks(monkeypatch):
+    """Chunked, non0tab-screened AO values equal PySCF's unscreened eval_gto to 1e-13
+    (screened shells are below PySCF's 1e-15 cutoff), across chunk boundaries."""
+    from qpt_nb.dft import tensors as tmod
+
+    pmol = qpt_nb.Molecule.builtin("water").to_pyscf("6-31g")
+    coords, _ = tmod.build_grid(pmol, 0)
+    monkeypatch.setattr(tmod, "AO_CHUNK_BYTES", 8 * 4 * pmol.nao_nr() * 3 * 56)  # 3 PySCF blocks a chunk
+    ref = pmol.eval_gto("GTOval_sph_deriv1", coords)
+    got = tmod.eval_ao(pmol, coords, gga=True)
+    assert got.shape == ref.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
+    lda = tmod.eval_ao(pmol, coords, gga=False, dtype="float32")
+    assert lda.shape == (1,) + ref.shape[1:] and lda.dtype == np.float32
+    np.testing.assert_allclose(lda[0], ref[0], rtol=1e-6, atol=1e-7)

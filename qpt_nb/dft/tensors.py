@@ -105,6 +105,33 @@ def grid_block_size(n_ao: int) -> int:
     return int(min(max(2 ** int(round(np.log2(max(target, 1)))), 256), 8192))
 
 
+AO_CHUNK_BYTES = 64 * 2**20  # float64 AO values (and gradients) evaluated per eval_gto call
+
+
+def eval_ao(pmol, coords: np.ndarray, *, gga: bool, dtype="float64") -> np.ndarray:
+    """AO values, and for a GGA their gradients, on (G, 3) `coords` (Bohr), screened as
+    PySCF's own numint screens them.
+
+    Returns a (4, G, N) array (value, d/dx, d/dy, d/dz) for a GGA, else (1, G, N), in
+    `dtype`. The points are evaluated in chunks of about `AO_CHUNK_BYTES`, each with
+    the shell mask of `pyscf.dft.gen_grid.make_mask` (``non0tab``: shells below its
+    1e-15 cutoff on a block of 56 points are skipped and left zero, as in PySCF's
+    ``numint.eval_ao(..., non0tab=grids.non0tab)``), and written straight into the
+    result: the peak is the result plus one chunk, not PySCF's full-grid temporaries.
+    """
+    from pyscf.dft.gen_grid import BLKSIZE, make_mask
+
+    name, comp = ("GTOval_sph_deriv1", 4) if gga else ("GTOval_sph", 1)
+    n, g = pmol.nao_nr(), coords.shape[0]
+    out = np.empty((comp, g, n), dtype=dtype)
+    chunk = max(BLKSIZE, AO_CHUNK_BYTES // (8 * comp * max(n, 1)) // BLKSIZE * BLKSIZE)
+    for start in range(0, g, chunk):
+        c = np.ascontiguousarray(coords[start : start + chunk])
+        vals = pmol.eval_gto(name, c, non0tab=make_mask(pmol, c))
+        out[:, start : start + chunk] = vals.reshape(comp, c.shape[0], n)
+    return out
+
+
 def pad_grid(coords: np.ndarray, weights: np.ndarray, block: int):
     """Pads (G, 3) coords and (G,) weights to a multiple of `block` points.
 
@@ -290,10 +317,7 @@ def dft_tensors(
     block = grid_block_size(n)
     coords, weights = pad_grid(coords, weights, block)
     t0 = time.perf_counter()
-    if family == "gga":
-        ao = pmol.eval_gto("GTOval_sph_deriv1", coords)
-    else:
-        ao = pmol.eval_gto("GTOval_sph", coords)[None]
+    ao = eval_ao(pmol, coords, gga=family == "gga", dtype=precision)
     clock["ao"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -305,7 +329,7 @@ def dft_tensors(
         hcore=jnp.asarray(hcore),
         orthogonalizer=jnp.asarray(x),
         eri=jnp.asarray(eri_arr),
-        ao=jnp.asarray(ao, dtype=precision),
+        ao=jnp.asarray(ao),
         weights=jnp.asarray(weights),
         e_nuc=jnp.asarray(pmol.energy_nuc()),
         dm0=jnp.asarray(dm0),
