@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Optional
 
 NAMES = {"L": "label-then-train (L)", "Q": "DFT-energy loss (Q)", "SC": "self-consistency loss (SC)"}
 
