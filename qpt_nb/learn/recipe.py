@@ -52,7 +52,8 @@ def fit_schedule(
     trainer, minutes: float, *, calibration_steps: int = CALIBRATION_STEPS, start: Optional[float] = None
 ):
     """Calibrates `trainer` and returns ``(trainer, steps)``: the run resumed with its cosine
-    schedule (``decay_steps``; ``warmup_steps`` capped at a tenth of it, as `qpt-nb train` sets it) fitted to `minutes`.
+    schedule (``decay_steps``; ``warmup_steps`` capped at a tenth of it, as `qpt-nb train`
+    sets it) fitted to `minutes`.
 
     Args:
       trainer: a fresh `Trainer` with a run directory (the resume reads its checkpoint).
