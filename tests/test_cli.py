@@ -63,7 +63,7 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
         "unknown builtin molecule",
     )
     _fails(["train", *TINY, "--steps", "-3", "--out", out], capsys, "--steps must be >= 1")
-    _fails(["train", *TINY, "--out", out], capsys, "--steps is required")
+    _fails(["train", *TINY, "--out", out], capsys, "a new run needs --steps, or --minutes")
     bad = tmp_path / "bad.xyz"
     bad.write_text("3\nwater with a missing atom\nO 0 0 0\nH 0 0 0.96\n")
     _fails(["train", "--xyz", str(bad), "--steps", "2", "--out", out], capsys, "atom count")

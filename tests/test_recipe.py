@@ -48,7 +48,8 @@ def test_fit_schedule_stretches_the_cosine_to_the_budget(tmp_path, capsys):
         # the fitted length is what the measured steady rate does in the rest of the minute
         rate = float(re.search(r"calibration: (\S+) steps/s", capsys.readouterr().out).group(1))
         left = 60.0 - (time.perf_counter() - t0)
-        assert 0.97 * rate * left * 0.8 < steps - 12 < 0.97 * rate * (60.0 - 1.0)
+        # (the fit also subtracts the compilation the resume repeats: up to ~20 s on a loaded CPU)
+        assert 0.97 * rate * max(left - 25.0, 0.0) * 0.8 <= steps - 12 < 0.97 * rate * (60.0 - 1.0)
         assert TrainConfig.from_json(tr.config.to_json()).decay_steps == steps
     finally:
         tr.close()
