@@ -75,14 +75,7 @@ def guess_speedup(
                     energy=float(mf.e_tot),
                 )
             )
-    summary = {}
-    for g in ("model",) + tuple(guesses):
-        sel = [r for r in rows if r["guess"] == g]
-        summary[g] = dict(
-            mean_cycles=float(np.mean([r["cycles"] for r in sel])),
-            mean_seconds=float(np.mean([r["seconds"] for r in sel])),
-            converged=int(sum(r["converged"] for r in sel)),
-        )
+    summary = _summarize(rows, ("model",) + tuple(guesses))
     steady = make_s[1:] if len(make_s) > 1 else make_s
     return dict(rows=rows, summary=summary, model_guess_seconds=float(np.mean(steady)))
 
@@ -128,32 +121,35 @@ def qpt_nb_guess_speedup(run, test_set, *, config=None, conv_tol: float = 1e-10)
         t0 = time.perf_counter()
         res = minao(mol)
         wall = time.perf_counter() - t0
-        rows.append(_scf_row(i, "qpt_nb minao", res, wall, res.timings["scf"]))  # wall: + precompute
+        rows.append(_scf_row(i, "qpt_nb minao", res, wall))  # wall: precompute + SCF
         t0 = time.perf_counter()
         (res,) = model_scf(model, [mol], **kw)
         wall = time.perf_counter() - t0
-        rows.append(_scf_row(i, "qpt_nb model", res, wall, res.timings["scf"]))
+        rows.append(_scf_row(i, "qpt_nb model", res, wall))  # wall: prediction + SCF
     by = {g: [r for r in rows if r["guess"] == g] for g in ("qpt_nb model", "qpt_nb minao")}
     diff = max(abs(a["energy"] - b["energy"]) for a, b in zip(by["qpt_nb model"], by["qpt_nb minao"]))
-    summary = {
-        g: dict(
-            mean_cycles=float(np.mean([r["cycles"] for r in sel])),
-            mean_seconds=float(np.mean([r["seconds"] for r in sel])),
-            mean_scf_seconds=float(np.mean([r["scf_seconds"] for r in sel])),
-            converged=int(sum(r["converged"] for r in sel)),
-        )
-        for g, sel in by.items()
-    }
+    summary = _summarize(rows, tuple(by), means=("cycles", "seconds", "scf_seconds"))
     return dict(rows=rows, summary=summary, max_energy_difference=float(diff), warmup_seconds=warmup)
 
 
-def _scf_row(index, guess, res, seconds, scf_seconds) -> dict:
+def _scf_row(index, guess, res, seconds) -> dict:
+    """One row of `qpt_nb_guess_speedup` from an `SCFResult` and the wall seconds around it."""
     return dict(
         index=index,
         guess=guess,
         cycles=int(res.n_iter),
         seconds=float(seconds),
-        scf_seconds=float(scf_seconds),
+        scf_seconds=float(res.timings["scf"]),
         converged=bool(res.converged),
         energy=float(res.energy),
     )
+
+
+def _summarize(rows, guesses, means=("cycles", "seconds")) -> dict:
+    """{guess: {mean_<key> for key in means, converged: count}} over the rows of each guess."""
+    out = {}
+    for g in guesses:
+        sel = [r for r in rows if r["guess"] == g]
+        out[g] = {f"mean_{k}": float(np.mean([r[k] for r in sel])) for k in means}
+        out[g]["converged"] = int(sum(r["converged"] for r in sel))
+    return out
