@@ -91,6 +91,7 @@ class PaperRun:
 RUN_NAMES = {
     "energy": "label-free (QPT energy loss)",
     "self_consistency": "label-free (self-consistency)",
+    "refined_target": "label-free (refined self-consistency target)",
     "supervised": "label-then-train (supervised)",
 }
 

@@ -8,6 +8,8 @@ the way FermiNet's Hamiltonian takes any log-psi callable:
     H = H_init + W
     energy loss:           E[D_n(H)]                  (arXiv 2402.04030, Sec. 3, Eq. 4)
     self-consistency loss: |H - stopgrad(F[D(H)])|^2  (Zhang et al., ICML 2024, arXiv 2403.09560)
+    refined-target loss:   |H - stopgrad(F[D_n(H)])|^2 (the same, with the target n sandwich
+                           iterations further on: a label-free teacher built from the predicted H)
     supervised loss:       |H - F_ref|^2              (labels from PySCF)
 
 D_n is the sandwich: n_refine DFT iterations from H with one density mix
@@ -33,7 +35,7 @@ from qpt_nb.dft.sandwich import refine
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.batch import QPTBatch
 
-LOSSES = ("energy", "self_consistency", "supervised")
+LOSSES = ("energy", "self_consistency", "refined_target", "supervised")
 ApplyFn = Callable  # (params, QPTInputs) -> (N, N) correction W, Hartree
 
 
@@ -99,6 +101,28 @@ def self_consistency_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
     return jnp.mean(_per_conformer(one, batch, w))
 
 
+def refined_target_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3, mix: float = 0.5):
+    """mean |H - stopgrad(F[D_n(H)])|^2 over entries and conformers (Hartree^2).
+
+    The self-consistency loss of Zhang et al. (arXiv 2403.09560) compares H with the Fock
+    matrix of its own density, one iteration on. Here the target is taken `n_refine`
+    sandwich iterations on (`qpt_nb.dft.sandwich.refine`, with its density mixing), so it
+    sits nearer the SCF solution, and no gradient flows through the iterations: a step
+    costs the sandwich's forward pass and the network's backward pass, about half of the
+    energy loss's. At the SCF Fock matrix F* (H = F*) the loss and its gradient vanish.
+    """
+    w = predict_correction(apply_fn, params, batch)
+    func = get_xc(batch.xc)
+
+    def one(t, init, _, wi):
+        h = init.h_init + wi
+        d = refine(jax.lax.stop_gradient(h), t, func, n_refine, mix=mix)
+        target = jax.lax.stop_gradient(energy_and_fock(d, t, func)[1])
+        return jnp.mean((h - target) ** 2)
+
+    return jnp.mean(_per_conformer(one, batch, w))
+
+
 def supervised_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
     """mean |H_init + W - F_ref|^2 (Hartree^2) against PySCF Fock labels."""
     if batch.ref_fock.ndim < 2 or batch.ref_fock.shape[-1] == 0:
@@ -115,6 +139,8 @@ def loss_fn(
         return energy_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix)
     if loss == "self_consistency":
         return self_consistency_loss(apply_fn, params, batch)
+    if loss == "refined_target":
+        return refined_target_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix)
     if loss == "supervised":
         return supervised_loss(apply_fn, params, batch)
     raise ValueError(f"Unknown loss {loss!r}; choose one of {LOSSES}.")
