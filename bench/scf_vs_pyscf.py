@@ -9,7 +9,8 @@ For every molecule x basis:
   Each side runs in its own fresh process, so their peak RSS values are separable.
   * FLOP floor of one qpt_nb SCF iteration at this machine's measured float64 matmul
     rates: XC 2 x 2 G N^2 (rho and V_xc matmuls, at the tall-skinny (G x N)@(N x N)
-    rate) + J/K (dense 2 x 2 N^4; DF 2 x 2 P N^2 + 2 x 2 P N^3) + eigh 9 N^3 (at the
+    rate) + J/K (dense 2 x 2 N^4; DF 2 x 2 P N^2 + 2 x 2 P N^2 n_occ, K through the
+    occupied orbitals) + eigh 9 N^3 (at the
     2000 x 2000 rate); compared with (qpt time - precompute) / iterations.
     XLA's own flop count of the jitted Fock build (cost_analysis) is printed beside it.
 
@@ -56,6 +57,15 @@ def pyscf_worker(atoms, basis, xc, grid_level, conv_tol, density_fit):
     )
 
 
+def qpt_memory_worker(molecule, basis, xc, grid_level, conv_tol, eri):
+    """One `qpt_nb.scf` of one geometry in a fresh process and nothing else: its peak RSS
+    (added by `run_isolated`) is the memory per geometry, against PySCF's kernel()."""
+    import qpt_nb
+
+    res = qpt_nb.scf(qpt_nb.Molecule.builtin(molecule), basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
+    return dict(energy=float(res.energy), cycles=int(res.n_iter))
+
+
 def qpt_worker(molecule, basis, xc, grid_level, conv_tol, eri):
     """qpt_nb.scf: warm-up call (compiles), timed call, flop floor at measured rates."""
     import time
@@ -92,7 +102,9 @@ def qpt_worker(molecule, basis, xc, grid_level, conv_tol, eri):
     if t.eri_kind == "dense":
         fl_j, fl_k = 2 * n**4, 2 * n**4
     else:
-        fl_j, fl_k = 2 * 2 * p * n**2, 2 * 2 * p * n**3
+        # K through the occupied orbitals (kohn_sham.exchange with a factor) once 2 n_occ < N
+        k_cols = t.n_occ if 2 * t.n_occ < n else n
+        fl_j, fl_k = 2 * 2 * p * n**2, 2 * 2 * p * n**2 * k_cols
     if f.hyb == 0:
         fl_k = 0
     fl_eigh = 9 * n**3
@@ -183,6 +195,19 @@ def main(argv=None):
                 conv_tol=args.conv_tol,
                 eri=args.eri,
             )
+            mem = common.run_isolated(
+                __file__,
+                "qpt_memory_worker",
+                timeout=args.timeout,
+                env=env,
+                molecule=name,
+                basis=basis,
+                xc=args.xc,
+                grid_level=args.grid_level,
+                conv_tol=args.conv_tol,
+                eri=args.eri,
+            )
+            q["peak_rss_one_scf_mb"] = mem.get("peak_rss_mb")
             atoms = [(s, [float(v) for v in c]) for s, c in zip(mol.symbols, mol.coords_angstrom)]
             py = common.run_isolated(
                 __file__,
@@ -232,6 +257,10 @@ def main(argv=None):
             it_qpt=r["qpt"].get("cycles"),
             rss_py=r["pyscf"].get("peak_rss_mb"),
             rss_qpt=r["qpt"].get("peak_rss_mb"),
+            rss_one=r["qpt"].get("peak_rss_one_scf_mb"),
+            rss_ratio=(r["qpt"].get("peak_rss_one_scf_mb") or float("nan")) / r["pyscf"]["peak_rss_mb"]
+            if r["pyscf"].get("peak_rss_mb")
+            else None,
             dE=r.get("dE"),
             it_ms=1e3 * r["per_iter_s"] if "per_iter_s" in r else None,
             floor_ms=1e3 * r["floor_s"] if "floor_s" in r else None,
@@ -259,6 +288,8 @@ def main(argv=None):
                 ("it qpt", "it_qpt", "{}"),
                 ("RSS PySCF MB", "rss_py", "{:.0f}"),
                 ("RSS qpt MB", "rss_qpt", "{:.0f}"),
+                ("RSS 1 SCF MB", "rss_one", "{:.0f}"),
+                ("RSS/PySCF", "rss_ratio", "{:.2f}x"),
                 ("E_qpt-E_PySCF Ha", "dE", "{:+.1e}"),
                 ("ms/iter", "it_ms", "{:.1f}"),
                 ("floor ms", "floor_ms", "{:.2f}"),
@@ -293,7 +324,9 @@ def main(argv=None):
         )
     print(
         "RSS = whole-process high-water mark (Python + imports included; baseline after "
-        "imports in the JSON). Threads: "
+        "imports in the JSON). 'RSS qpt' is the timing process (two loops, flop counting); "
+        "'RSS 1 SCF' a fresh process running one qpt_nb.scf, the memory per geometry "
+        "(target for uracil/def2-SVP: <= 2x PySCF's). Threads: "
         + (f"{args.threads}" if args.threads else "library defaults (PySCF OpenMP and XLA use all cores)")
         + "."
     )

@@ -175,3 +175,22 @@ def test_eval_ao_is_pyscfs_screened_values_in_chunks(monkeypatch):
     lda = tmod.eval_ao(pmol, coords, gga=False, dtype="float32")
     assert lda.shape == (1,) + ref.shape[1:] and lda.dtype == np.float32
     np.testing.assert_allclose(lda[0], ref[0], rtol=1e-6, atol=1e-7)
+
+
+def test_occupied_orbital_df_exchange_matches():
+    tdf = dft_tensors("water", "def2-svp", 0, eri="df")
+    assert tdf.eri_kind == "df" and 2 * tdf.n_occ < tdf.n_ao
+    res = scf_loop(tdf, "b3lyp5", conv_tol=1e-9)
+    c_occ = jnp.asarray(res.mo_coeff[:, : tdf.n_occ])
+    d = 2.0 * c_occ @ c_occ.T
+    k1 = ks.exchange(d, tdf)
+    k2 = ks.exchange(d, tdf, factor=jnp.sqrt(2.0) * c_occ)
+    np.testing.assert_allclose(k2, k1, atol=1e-12)
+    e1, f1 = ks.energy_and_fock(d, tdf, "b3lyp5")
+    e2, f2 = ks.energy_and_fock(d, tdf, "b3lyp5", occ_coeff=c_occ)
+    assert abs(float(e1 - e2)) < 1e-11
+    np.testing.assert_allclose(f2, f1, atol=1e-11)
+    # the gradient still flows through the density (K is linear in D)
+    g1 = jax.grad(lambda x: jnp.sum(x * ks.exchange(x, tdf)))(d)
+    g2 = jax.grad(lambda x: jnp.sum(x * ks.exchange(x, tdf, factor=jnp.sqrt(2.0) * c_occ)))(d)
+    np.testing.assert_allclose(g2, g1, atol=1e-11)

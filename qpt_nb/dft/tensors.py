@@ -108,6 +108,32 @@ def grid_block_size(n_ao: int) -> int:
 AO_CHUNK_BYTES = 64 * 2**20  # float64 AO values (and gradients) evaluated per eval_gto call
 
 
+ALIGN = 64  # bytes: XLA's CPU client aliases (does not copy) host arrays aligned to this
+
+
+def aligned_empty(shape, dtype) -> np.ndarray:
+    """An uninitialised array whose data start on an `ALIGN`-byte boundary, so that
+    `to_device` can hand it to JAX without a copy."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.empty(nbytes + ALIGN, np.uint8)
+    off = (-buf.ctypes.data) % ALIGN
+    return buf[off : off + nbytes].view(dtype).reshape(shape)
+
+
+def to_device(x) -> jnp.ndarray:
+    """`x` as a JAX array, aliasing the host memory where the backend can (an aligned
+    NumPy array on the CPU): the grid's AO values are then held once, not twice, and the
+    peak of the precompute is not doubled by the transfer. The caller drops `x`."""
+    x = np.asarray(x)
+    if x.dtype == np.float64 and not jax.config.jax_enable_x64:  # keep jnp.asarray's casting
+        return jnp.asarray(x)
+    try:
+        return jax.device_put(x, may_alias=True)
+    except TypeError:  # an older JAX without may_alias
+        return jnp.asarray(x)
+
+
 def eval_ao(pmol, coords: np.ndarray, *, gga: bool, dtype="float64") -> np.ndarray:
     """AO values, and for a GGA their gradients, on (G, 3) `coords` (Bohr), screened as
     PySCF's own numint screens them.
@@ -123,7 +149,7 @@ def eval_ao(pmol, coords: np.ndarray, *, gga: bool, dtype="float64") -> np.ndarr
 
     name, comp = ("GTOval_sph_deriv1", 4) if gga else ("GTOval_sph", 1)
     n, g = pmol.nao_nr(), coords.shape[0]
-    out = np.empty((comp, g, n), dtype=dtype)
+    out = aligned_empty((comp, g, n), dtype)
     chunk = max(BLKSIZE, AO_CHUNK_BYTES // (8 * comp * max(n, 1)) // BLKSIZE * BLKSIZE)
     for start in range(0, g, chunk):
         c = np.ascontiguousarray(coords[start : start + chunk])
@@ -325,17 +351,17 @@ def dft_tensors(
     ao_atom, ao_z, ao_index = ao_labels(pmol)
     pos = np.asarray(pmol.atom_coords())[ao_atom]
     out = DFTTensors(
-        overlap=jnp.asarray(s),
-        hcore=jnp.asarray(hcore),
-        orthogonalizer=jnp.asarray(x),
-        eri=jnp.asarray(eri_arr),
-        ao=jnp.asarray(ao),
-        weights=jnp.asarray(weights),
-        e_nuc=jnp.asarray(pmol.energy_nuc()),
-        dm0=jnp.asarray(dm0),
-        ao_element=jnp.asarray(ao_z),
-        ao_index=jnp.asarray(ao_index),
-        ao_position=jnp.asarray(pos),
+        overlap=to_device(s),
+        hcore=to_device(hcore),
+        orthogonalizer=to_device(x),
+        eri=to_device(eri_arr),
+        ao=to_device(ao),
+        weights=to_device(weights),
+        e_nuc=to_device(pmol.energy_nuc()),
+        dm0=to_device(dm0),
+        ao_element=to_device(ao_z),
+        ao_index=to_device(ao_index),
+        ao_position=to_device(pos),
         n_occ=pmol.nelectron // 2,
         eri_kind=kind,
         grid_block=block,
