@@ -194,3 +194,35 @@ def test_occupied_orbital_df_exchange_matches():
     g1 = jax.grad(lambda x: jnp.sum(x * ks.exchange(x, tdf)))(d)
     g2 = jax.grad(lambda x: jnp.sum(x * ks.exchange(x, tdf, factor=jnp.sqrt(2.0) * c_occ)))(d)
     np.testing.assert_allclose(g2, g1, atol=1e-11)
+
+
+@pytest.mark.parametrize(
+    "xc,eri,precision",
+    [
+        ("b3lyp5", "dense", "float64"),
+        ("lda,vwn", "df", "float64"),
+        ("hf", "dense", "float64"),
+        ("pbe", "df", "float32"),
+    ],
+)
+def test_on_shapes_announces_the_tensors_shapes(xc, eri, precision):
+    seen = []
+    t = dft_tensors("water", "sto-3g", 0, eri=eri, xc=xc, precision=precision, on_shapes=seen.append)
+    assert len(seen) == 1
+    got, tree_s = jax.tree_util.tree_flatten(seen[0])
+    want, tree_t = jax.tree_util.tree_flatten(t)
+    assert tree_s == tree_t  # static fields (n_occ, eri_kind, grid_block, precision) included
+    assert [(x.shape, x.dtype) for x in got] == [(x.shape, x.dtype) for x in want]
+
+
+def test_scf_compiles_its_loop_during_the_precompute():
+    from qpt_nb.dft import scf_device as sd
+
+    sd._AHEAD.clear()
+    res = scf("water", "sto-3g", "b3lyp5", 1)
+    assert len(sd._AHEAD) == 1 and "compile_wait" in res.timings
+    ref = scf_loop(res.tensors, "b3lyp5")
+    assert abs(res.energy - ref.energy) < 1e-10 and res.n_iter == ref.n_iter
+    # a cached loop for other shapes is not used: another molecule takes the jit path
+    other = scf("water", "6-31g", "b3lyp5", 1, loop="device", tensors=dft_tensors("water", "6-31g", 1))
+    assert other.converged and len(sd._AHEAD) == 1

@@ -341,6 +341,15 @@ def scf(
     if loop == "device" and callback is not None:
         raise ValueError("loop='device' runs without host round trips: use loop='host' with a callback")
     timings = {}
+    device_loop = loop != "host" and callback is None
+    ahead = []
+    on_shapes = None
+    if tensors is None and device_loop:
+        from qpt_nb.dft.scf_device import compile_in_background  # builds on this module
+
+        def on_shapes(shapes):  # compile the loop while PySCF evaluates the AO values
+            ahead.append(compile_in_background(shapes, f_xc, max_cycle=max_cycle, diis_space=diis_space))
+
     t0 = time.perf_counter()
     if tensors is None:
         t = dft_tensors(
@@ -353,13 +362,18 @@ def scf(
             timings=timings,
             memory_check=memory_check,
             precision=precision,
+            on_shapes=on_shapes,
         )
     else:
         t = _check_tensors(tensors, mol, basis)
     timings["precompute"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    for thread in ahead:
+        thread.join()
+    timings["compile_wait"] = time.perf_counter() - t0  # the part of compilation not overlapped
+    t0 = time.perf_counter()
     kw = dict(conv_tol=conv_tol, conv_tol_grad=conv_tol_grad, max_cycle=max_cycle, diis_space=diis_space)
-    if loop == "host" or callback is not None:
+    if not device_loop:
         res = scf_loop(t, f_xc, dm0=dm0, callback=callback, **kw)
     else:
         from qpt_nb.dft.scf_device import scf_device  # builds on this module

@@ -11,11 +11,18 @@ The DIIS history is a ring buffer of fixed size (static shapes); CDIIS weights d
 depend on the order of the stored vectors, so the ring gives the teaching loop's
 extrapolation. `max_cycle` and `diis_space` are static (buffer sizes); the tolerances are
 traced, so changing them does not recompile.
+
+`compile_in_background(shapes, ...)` compiles the loop ahead of time for tensors of the given
+shapes in a thread (`qpt_nb.scf` starts it while PySCF is still evaluating the AO values, so
+the first SCF of a geometry does not wait for compilation after its precompute); the result
+is kept in a small cache that `scf_device` looks up before falling back to `jax.jit`.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
+import threading
 from typing import Optional
 
 import jax
@@ -92,6 +99,41 @@ def _scf_while(t, dm0, conv_tol, tol_grad, xc, max_cycle, diis_space):
     return dict(out, mo_energy=eps, mo_coeff=mo)
 
 
+_AHEAD = collections.OrderedDict()  # (shapes, statics) -> jax Compiled, newest last
+_AHEAD_SIZE = 8
+
+
+def _ahead_key(t, func, max_cycle, diis_space):
+    leaves, tree = jax.tree_util.tree_flatten(t)
+    return (tree, tuple((tuple(x.shape), str(x.dtype)) for x in leaves), func, max_cycle, diis_space)
+
+
+def compile_in_background(shapes: DFTTensors, xc: XCLike, *, max_cycle: int = 100, diis_space: int = 8):
+    """Starts compiling the device loop for tensors shaped like `shapes` (a `DFTTensors`
+    of `jax.ShapeDtypeStruct`, e.g. from `dft_tensors(on_shapes=...)`) in a daemon thread;
+    returns the thread (join it before `scf_device`). Nothing is compiled when the loop for
+    these shapes is already cached; a failure only means `scf_device` compiles as usual."""
+    func = get_xc(xc)
+    max_cycle, diis_space = int(max_cycle), int(diis_space)
+    key = _ahead_key(shapes, func, max_cycle, diis_space)
+
+    def work():
+        if key in _AHEAD:
+            return
+        try:
+            d0 = jax.ShapeDtypeStruct(shapes.dm0.shape, shapes.dm0.dtype)
+            compiled = _scf_while.lower(shapes, d0, 1.0, 1.0, func, max_cycle, diis_space).compile()
+        except Exception:  # noqa: BLE001 (the jit path compiles it again and reports errors)
+            return
+        _AHEAD[key] = compiled
+        while len(_AHEAD) > _AHEAD_SIZE:
+            _AHEAD.popitem(last=False)
+
+    thread = threading.Thread(target=work, name="qpt_nb-scf-compile", daemon=True)
+    thread.start()
+    return thread
+
+
 def scf_device(
     t: DFTTensors,
     xc: XCLike = "b3lyp5",
@@ -121,7 +163,14 @@ def scf_device(
     )
     tol_grad = float(np.sqrt(conv_tol)) if conv_tol_grad is None else conv_tol_grad
     d0 = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
-    out = jax.device_get(_scf_while(t, d0, conv_tol, tol_grad, func, max_cycle, diis_space))
+    compiled = _AHEAD.get(_ahead_key(t, func, max_cycle, diis_space))
+    try:
+        if compiled is None:
+            raise TypeError
+        out = compiled(t, d0, conv_tol, tol_grad)
+    except TypeError:  # not compiled ahead, or for other argument types: the jit path
+        out = _scf_while(t, d0, conv_tol, tol_grad, func, max_cycle, diis_space)
+    out = jax.device_get(out)
     n_iter = int(out["k"])
     converged = bool(out["converged"])
     if not converged:

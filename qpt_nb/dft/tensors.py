@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -238,6 +238,34 @@ def dense_eri(pmol) -> np.ndarray:
     return ao2mo.restore(1, pmol.intor("int2e", aosym="s8"), n)
 
 
+def _shape_structs(n, n_occ, eri_shape, ao_shape, kind, block, precision) -> DFTTensors:
+    """The `DFTTensors` that `dft_tensors` returns, as `jax.ShapeDtypeStruct` leaves (the
+    dtypes `to_device` gives its NumPy inputs)."""
+    f64 = jax.dtypes.canonicalize_dtype(np.float64)
+    i32 = jax.dtypes.canonicalize_dtype(np.int32)
+
+    def s(shape, dtype=f64):
+        return jax.ShapeDtypeStruct(tuple(int(v) for v in shape), dtype)
+
+    return DFTTensors(
+        overlap=s((n, n)),
+        hcore=s((n, n)),
+        orthogonalizer=s((n, n)),
+        eri=s(eri_shape),
+        ao=s(ao_shape, jax.dtypes.canonicalize_dtype(np.dtype(precision))),
+        weights=s(ao_shape[1:2]),
+        e_nuc=s(()),
+        dm0=s((n, n)),
+        ao_element=s((n,), i32),
+        ao_index=s((n,), i32),
+        ao_position=s((n, 3)),
+        n_occ=n_occ,
+        eri_kind=kind,
+        grid_block=block,
+        precision=precision,
+    )
+
+
 def ao_labels(pmol):
     """Per-AO atom index, atomic number and index within the atom's basis."""
     n = pmol.nao_nr()
@@ -263,6 +291,7 @@ def dft_tensors(
     timings: Optional[dict] = None,
     memory_check: bool = True,
     precision: str = "float64",
+    on_shapes: Optional[Callable[[DFTTensors], None]] = None,
 ) -> DFTTensors:
     """Precomputes integrals, grid and AO values for `mol` (a `qpt_nb.Molecule`).
 
@@ -287,6 +316,9 @@ def dft_tensors(
         the grid products of the XC quadrature in float32 (half the memory, about 2x
         faster), as the research code's ``-xc_f32``; the functional, energies and
         matrices stay float64 (errors: BENCHMARKS.md, "float32 grid").
+      on_shapes: optional callable, given a `DFTTensors` of `jax.ShapeDtypeStruct` leaves
+        (the result's shapes and dtypes) as soon as they are known, before the AO values
+        (the longest part) are evaluated: `qpt_nb.scf` compiles its SCF loop meanwhile.
 
     Returns:
       `DFTTensors` (float64 JAX arrays).
@@ -342,6 +374,13 @@ def dft_tensors(
 
     block = grid_block_size(n)
     coords, weights = pad_grid(coords, weights, block)
+    if on_shapes is not None:
+        comp = 4 if family == "gga" else 1
+        on_shapes(
+            _shape_structs(
+                n, pmol.nelectron // 2, eri_arr.shape, (comp, weights.shape[0], n), kind, block, precision
+            )
+        )
     t0 = time.perf_counter()
     ao = eval_ao(pmol, coords, gga=family == "gga", dtype=precision)
     clock["ao"] = time.perf_counter() - t0
