@@ -7,7 +7,8 @@ Same network preset, same conformer sampler ('md' when tblite is installed, else
 The pipelines are `qpt_nb.analysis.experiments`'s, each one `Trainer.run`:
 
   L  labels (`label_then_train_run`): labels the first conformers of the Trainer's stream
-     (seed 0) with PySCF (charged; into the label cache, where the Trainer finds them; a
+     (seed 0) with PySCF, or with qpt_nb's own SCF at the same settings (--label-engine
+     qpt_nb) (charged; into the label cache, where the Trainer finds them; a
      label already cached is charged the PySCF seconds it cost), then trains
      loss='supervised' (|H_init + W - F_ref|^2) cycling over the labelled set
      (TrainConfig.dataset_size; each conformer precomputed per visit and used for `reuse`
@@ -219,6 +220,12 @@ def main(argv=None):
     )
     p.add_argument("--label-fraction", type=float, default=0.5)
     p.add_argument(
+        "--label-engine",
+        choices=("pyscf", "qpt_nb"),
+        default="pyscf",
+        help="who solves L's training labels (same settings; the test labels stay PySCF's)",
+    )
+    p.add_argument(
         "--label-threads", type=int, help="PySCF threads (default qpt_nb.settings.label_threads())"
     )
     p.add_argument("--pipelines", default="L,Q,SC", help="subset of L,Q,SC")
@@ -393,7 +400,7 @@ def main(argv=None):
         print("-- L: labels + supervised", flush=True)
         runs["L"] = _result(
             experiments.label_then_train_run(
-                cfg,
+                dataclasses.replace(cfg, label_engine=args.label_engine),
                 name="L",
                 n_labels=args.n_labels,
                 label_fraction=args.label_fraction,

@@ -221,3 +221,20 @@ def test_initial_guess_in_the_input_frame(untrained, cache):
     g = guess_speedup((cfg, params), [mol], guesses=("minao",))
     assert set(g["summary"]) == {"model", "minao"} and len(g["rows"]) == 2
     assert g["summary"]["model"]["mean_cycles"] <= g["summary"]["minao"]["mean_cycles"]
+
+
+def test_qpt_nb_labels_agree_with_pyscf_labels(tmp_path):
+    from qpt_nb.dft.molecule import Molecule
+    from qpt_nb.dft.reference import cache_key, label
+
+    mol = Molecule.builtin("water")
+    a = label(mol, "sto-3g", "b3lyp5", 1, cache_dir=tmp_path)
+    b = label(mol, "sto-3g", "b3lyp5", 1, cache_dir=tmp_path, engine="qpt_nb")
+    assert a.converged and b.converged and not b.cached
+    assert abs(a.energy - b.energy) < 1e-9
+    np.testing.assert_allclose(b.fock, a.fock, atol=1e-6)
+    np.testing.assert_allclose(b.mo_energy, a.mo_energy, atol=1e-6)
+    assert cache_key(mol, "sto-3g", "b3lyp5", 1) != cache_key(mol, "sto-3g", "b3lyp5", 1, engine="qpt_nb")
+    assert label(mol, "sto-3g", "b3lyp5", 1, cache_dir=tmp_path, engine="qpt_nb").cached
+    with pytest.raises(ValueError, match="label engine"):
+        label(mol, "sto-3g", "b3lyp5", 1, cache_dir=tmp_path, engine="orca")

@@ -233,7 +233,13 @@ def _label_training_set(
     while (run.n_labels < n) if n is not None else (run.label_seconds < budget_s):
         t0 = meter.clock()
         lab = label(
-            next(stream), config.basis, config.xc, config.grid_level, eri_kind=config.eri, threads=threads
+            next(stream),
+            config.basis,
+            config.xc,
+            config.grid_level,
+            eri_kind=config.eri,
+            threads=threads,
+            engine=config.label_engine,
         )
         spent = meter.clock() - t0
         if lab.cached:  # it costs what it cost when it was made

@@ -33,6 +33,7 @@ _FIELDS = dict(
     eri="eri",
     model="model",
     loss="loss",
+    label_engine="label_engine",
     sampler="sampler",
     temperature="temperature",
     sigma="sigma",
@@ -89,7 +90,14 @@ def _add_train_args(p):
     )
     g = p.add_argument_group("training")
     g.add_argument("--model", help="QPT preset: nano, tiny, small, base, medium")
-    g.add_argument("--loss", help="energy (label-free), self_consistency, refined_target (label-free) or supervised")
+    g.add_argument(
+        "--loss", help="energy (label-free), self_consistency, refined_target (label-free) or supervised"
+    )
+    g.add_argument(
+        "--label-engine",
+        choices=("pyscf", "qpt_nb"),
+        help="who solves the supervised loss's labels (same settings; default pyscf)",
+    )
     g.add_argument("--n-refine", type=int)
     g.add_argument("--sampler", help="wiggle, normal_modes, md or dihedral")
     g.add_argument("--temperature", type=float, help="K, for md / normal_modes")

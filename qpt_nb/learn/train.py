@@ -180,8 +180,8 @@ class Trainer:
     def make_batch(self, mols) -> QPTBatch:
         """Precomputes and stacks conformers (runs in the prefetch workers).
 
-        For the supervised loss each conformer is labelled with PySCF
-        (`qpt_nb.dft.reference.label`, disk-cached); the seconds spent labelling are
+        For the supervised loss each conformer is labelled with PySCF, or qpt_nb's SCF
+        (`TrainConfig.label_engine`; `qpt_nb.dft.reference.label`, disk-cached); the seconds spent labelling are
         added to `self.label_seconds` (only fresh labels count). The tensors are built
         on the training grid (`TrainConfig.loss_grid_level`) in `TrainConfig.precision`;
         labels, monitors and evaluations stay on `grid_level` in float64.
@@ -193,7 +193,9 @@ class Trainer:
             if c.loss == "supervised":
                 from qpt_nb.dft.reference import label
 
-                lab = label(m, c.basis, c.xc, c.grid_level, eri_kind=b.tensors.eri_kind)
+                lab = label(
+                    m, c.basis, c.xc, c.grid_level, eri_kind=b.tensors.eri_kind, engine=c.label_engine
+                )
                 if not lab.cached:
                     self.label_seconds += lab.seconds
                 b = dataclasses.replace(b, ref_fock=jnp.asarray(lab.fock))
