@@ -7,7 +7,7 @@ Same network preset, same conformer sampler ('md' when tblite is installed, else
 The pipelines are `qpt_nb.analysis.experiments`'s, each one `Trainer.run`:
 
   L  labels (`label_then_train_run`): labels the first conformers of the Trainer's stream
-     (seed 0) with PySCF, or with qpt_nb's own SCF at the same settings (--label-engine
+     (--seed, default 0) with PySCF, or with qpt_nb's own SCF at the same settings (--label-engine
      qpt_nb) (charged; into the label cache, where the Trainer finds them; a
      label already cached is charged the PySCF seconds it cost), then trains
      loss='supervised' (|H_init + W - F_ref|^2) cycling over the labelled set
@@ -204,6 +204,12 @@ def main(argv=None):
     p.add_argument("--xc", default="b3lyp5")
     p.add_argument("--grid-level", type=int)
     p.add_argument("--model", default="nano")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of every pipeline (parameters, conformer stream, L's labels)",
+    )
     p.add_argument("--sampler", help="default: md if tblite is installed, else wiggle")
     p.add_argument("--n-test", type=int)
     p.add_argument("--budget-min", type=float, help="charged minutes per pipeline (full: 60)")
@@ -309,6 +315,7 @@ def main(argv=None):
         model=args.model,
         sampler=sampler,
         warmup_steps=sel["warmup_steps"],
+        seed=args.seed,
         checkpoint_every=10**9,
         log_every=10**9,
     )
