@@ -208,7 +208,17 @@ def report(args):
                 h_spread=max(hs) - min(hs),
             )
         )
-    cols = ["row", "change", "seeds", "steps", "cpu_min", "e_mev", "e_spread", "e_seeds", "h_uha", "h_spread"]
+    cols = [
+        ("row", "row", "{}"),
+        ("seeds", "seeds", "{}"),
+        ("steps", "steps", "{}"),
+        ("CPU min", "cpu_min", "{:.1f}"),
+        ("E MAE meV", "e_mev", "{:.1f}"),
+        ("spread", "e_spread", "{:.1f}"),
+        ("per seed", "e_seeds", "{}"),
+        ("H MAE uHa", "h_uha", "{:.0f}"),
+        ("spread", "h_spread", "{:.0f}"),
+    ]
     print(f"{args.minutes:g} min per run, {TEST['n_test']} test conformers (grid {TEST['grid_level']})")
     print(common.table(rows, cols))
     common.write_json(
