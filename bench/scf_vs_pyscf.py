@@ -183,9 +183,7 @@ def main(argv=None):
             pmol = mol.to_pyscf(basis)
             n_ao, kind = pmol.nao_nr(), resolve_eri(pmol, args.eri)
             print(f"-- {name}/{basis} ({n_ao} AOs, ERI {kind}) ...", flush=True)
-            q = common.run_isolated(
-                __file__,
-                "qpt_worker",
+            case = dict(
                 timeout=args.timeout,
                 env=env,
                 molecule=name,
@@ -195,18 +193,8 @@ def main(argv=None):
                 conv_tol=args.conv_tol,
                 eri=args.eri,
             )
-            mem = common.run_isolated(
-                __file__,
-                "qpt_memory_worker",
-                timeout=args.timeout,
-                env=env,
-                molecule=name,
-                basis=basis,
-                xc=args.xc,
-                grid_level=args.grid_level,
-                conv_tol=args.conv_tol,
-                eri=args.eri,
-            )
+            q = common.run_isolated(__file__, "qpt_worker", **case)
+            mem = common.run_isolated(__file__, "qpt_memory_worker", **case)
             q["peak_rss_one_scf_mb"] = mem.get("peak_rss_mb")
             atoms = [(s, [float(v) for v in c]) for s, c in zip(mol.symbols, mol.coords_angstrom)]
             py = common.run_isolated(
