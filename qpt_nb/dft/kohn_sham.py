@@ -345,10 +345,15 @@ def xc_energy_and_potential(density, t: DFTTensors, xc: XCLike, *, occ_coeff=Non
     (G x N)(N x n_occ) twice instead of (G x N)(N x N), where that is cheaper
     (2 n_occ < N); gradients still flow through `density` only.
     """
-    factor = None
+    return _xc_ev(density, _orbital_factor(occ_coeff, density), t, get_xc(xc))
+
+
+def _orbital_factor(occ_coeff, density):
+    """L = sqrt(2) C_occ with D = L L^T, where evaluating through it is cheaper than
+    through D (2 n_occ < N); else None."""
     if occ_coeff is not None and 2 * occ_coeff.shape[-1] < density.shape[-1]:
-        factor = jnp.sqrt(2.0) * occ_coeff
-    return _xc_ev(density, factor, t, get_xc(xc))
+        return jnp.sqrt(2.0) * occ_coeff
+    return None
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -421,10 +426,7 @@ def energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5", *, occ_coeff=
     density = check_density(density, t)
     veff = coulomb(density, t)
     if func.hyb != 0:
-        factor = None
-        if occ_coeff is not None and 2 * occ_coeff.shape[-1] < density.shape[-1]:
-            factor = jnp.sqrt(2.0) * occ_coeff
-        veff = veff - 0.5 * func.hyb * exchange(density, t, factor=factor)
+        veff = veff - 0.5 * func.hyb * exchange(density, t, factor=_orbital_factor(occ_coeff, density))
     e = jnp.sum(density * t.hcore) + 0.5 * jnp.sum(density * veff) + t.e_nuc
     fk = t.hcore + veff
     if func.family != "hf":

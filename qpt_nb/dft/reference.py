@@ -234,10 +234,9 @@ def compute_label(
     from pyscf import lib
 
     can = mol.canonical()
-    if check_engine(engine) == "qpt_nb":
-        with lib.with_omp_threads(settings.label_threads() if threads is None else int(threads)):
-            return _compute_label_qpt(can, basis, xc, grid_level, eri_kind, **_rks_settings(**rks))
     with lib.with_omp_threads(settings.label_threads() if threads is None else int(threads)):
+        if check_engine(engine) == "qpt_nb":
+            return _compute_label_qpt(can, basis, xc, grid_level, eri_kind, **_rks_settings(**rks))
         t0 = time.perf_counter()
         pmol = can.to_pyscf(basis)
         if pmol.nelectron % 2 or mol.spin:
@@ -339,7 +338,6 @@ def label(
     """
     eri_kind = _eri_for(mol, basis, eri_kind)
     rks = _rks_settings(auxbasis, conv_tol, diis_space)
-    check_engine(engine)
     if not use_cache:
         return compute_label(
             mol, basis, xc, grid_level, eri_kind=eri_kind, threads=threads, engine=engine, **rks

@@ -163,12 +163,13 @@ def scf_device(
     )
     tol_grad = float(np.sqrt(conv_tol)) if conv_tol_grad is None else conv_tol_grad
     d0 = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
-    compiled = _AHEAD.get(_ahead_key(t, func, max_cycle, diis_space))
-    try:
-        if compiled is None:
-            raise TypeError
-        out = compiled(t, d0, conv_tol, tol_grad)
-    except TypeError:  # not compiled ahead, or for other argument types: the jit path
+    out, compiled = None, _AHEAD.get(_ahead_key(t, func, max_cycle, diis_space))
+    if compiled is not None:
+        try:
+            out = compiled(t, d0, conv_tol, tol_grad)
+        except TypeError:  # compiled for other argument types (e.g. a weak-typed tolerance)
+            out = None
+    if out is None:
         out = _scf_while(t, d0, conv_tol, tol_grad, func, max_cycle, diis_space)
     out = jax.device_get(out)
     n_iter = int(out["k"])

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from qpt_nb.dft.molecule import Molecule
-from qpt_nb.dft.reference import ENGINES
+from qpt_nb.dft.reference import check_engine
 from qpt_nb.dft.tensors import PRECISIONS
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.conformers import SAMPLERS
@@ -77,8 +77,7 @@ class TrainConfig:
             raise TypeError(f"TrainConfig.train_grid_level must be an integer 0..9 or None, got {tgl!r}.")
         if tgl is not None and not 0 <= tgl <= 9:
             raise ValueError(f"TrainConfig.train_grid_level must be in 0..9 (or None), got {tgl}.")
-        if self.label_engine not in ENGINES:
-            raise ValueError(f"TrainConfig.label_engine must be one of {ENGINES}, got {self.label_engine!r}.")
+        check_engine(self.label_engine)
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}.")
         get_xc(self.xc)
