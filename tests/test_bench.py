@@ -69,6 +69,11 @@ def test_overrides_apply_to_a_copy_and_reject_unknown_keys():
     new = ex.override_config(cfg, ["decay_steps=2600", "grid_level=1", "lr=1e-3"])
     assert (new.decay_steps, new.grid_level, new.lr) == (2600, 1, 1e-3)
     assert cfg.grid_level == 3 and cfg.decay_steps != 2600
+    # Optional fields take their annotation's type (the recipe's settings from the command line)
+    new = ex.override_config(cfg, ["train_grid_level=0", "precision=float32", "phi_range=0,90"])
+    assert new.train_grid_level == 0 and isinstance(new.train_grid_level, int)
+    assert new.precision == "float32" and new.phi_range == (0.0, 90.0)
+    assert ex.override_config(new, ["train_grid_level=none"]).train_grid_level is None
     with pytest.raises(ValueError, match="KEY one of"):
         ex.override_config(cfg, ["no_such_field=1"])
     with pytest.raises(ValueError, match="KEY one of"):

@@ -28,6 +28,7 @@ import dataclasses
 import json
 import math
 import time
+import typing
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -176,22 +177,32 @@ def find_runs(
 def override_config(cfg, items, fixed=("loss", "molecule", "xyz", "basis", "xc")):
     """``KEY=VALUE`` strings -> a copy of `cfg` with those TrainConfig fields replaced.
 
-    Values are converted to the field's current type; a key in `fixed`, an unknown key
-    or a value that does not convert raises ValueError (naming the allowed keys)."""
+    Values are converted to the field's type (its annotation: ``Optional[int]`` takes an
+    integer or ``none``); a key in `fixed`, an unknown key or a value that does not
+    convert raises ValueError (naming the allowed keys)."""
+    hints = typing.get_type_hints(type(cfg))
     fields = {f.name for f in dataclasses.fields(cfg)} - set(fixed)
     changes = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
             raise ValueError(f"{item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
-        current = getattr(cfg, key)
+        kind = hints.get(key, type(getattr(cfg, key)))
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) is typing.Union:  # Optional[X]
+            if value.lower() == "none":
+                changes[key] = None
+                continue
+            kind = args[0]
         try:
-            if isinstance(current, bool):
+            if kind is bool:
                 changes[key] = value.lower() in ("1", "true", "yes")
+            elif kind is tuple:  # e.g. phi_range=0,90
+                changes[key] = tuple(float(v) for v in value.split(","))
             else:
-                changes[key] = type(current)(value) if current is not None else value
+                changes[key] = kind(value)
         except ValueError:
-            raise ValueError(f"{item!r}: {key} needs a {type(current).__name__}") from None
+            raise ValueError(f"{item!r}: {key} needs a {kind.__name__}") from None
     return dataclasses.replace(cfg, **changes)
 
 
