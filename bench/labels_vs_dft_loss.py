@@ -11,9 +11,10 @@ The pipelines are `qpt_nb.analysis.experiments`'s, each one `Trainer.run`:
      qpt_nb) (charged; into the label cache, where the Trainer finds them; a
      label already cached is charged the PySCF seconds it cost), then trains
      loss='supervised' (|H_init + W - F_ref|^2) cycling over the labelled set
-     (TrainConfig.dataset_size; each conformer precomputed per visit and used for `reuse`
-     steps, like Q and SC). By default labelling stops after half of the budget
-     (--n-labels fixes the count instead).
+     (TrainConfig.dataset_size; each conformer precomputed once and kept without its grid,
+     `Trainer.make_batch`; one step per conformer per epoch, --l-reuse). By default
+     labelling stops after half of the budget (--label-fraction; --n-labels fixes the
+     count instead).
   Q  label-free (`label_free_run`): loss='energy' (the DFT energy E[D3]), fresh conformers.
   SC self-consistency: loss='self_consistency' (label-free too).
 
@@ -226,6 +227,13 @@ def main(argv=None):
     )
     p.add_argument("--label-fraction", type=float, default=0.5)
     p.add_argument(
+        "--l-reuse",
+        type=int,
+        default=1,
+        help="L's steps per labelled conformer per visit (default 1: a plain epoch over the "
+        "labelled set; its conformers are built once, so revisits are free)",
+    )
+    p.add_argument(
         "--label-engine",
         choices=("pyscf", "qpt_nb"),
         default="pyscf",
@@ -407,7 +415,7 @@ def main(argv=None):
         print("-- L: labels + supervised", flush=True)
         runs["L"] = _result(
             experiments.label_then_train_run(
-                dataclasses.replace(cfg, label_engine=args.label_engine),
+                dataclasses.replace(cfg, label_engine=args.label_engine, reuse=args.l_reuse),
                 name="L",
                 n_labels=args.n_labels,
                 label_fraction=args.label_fraction,

@@ -1,6 +1,7 @@
 """Training: pure update, steppable Trainer, atomic checkpoints, exact resume, and the
 label-free CI smoke run (water/STO-3G: the DFT loss alone cuts the energy error)."""
 
+import itertools
 import json
 import signal
 import subprocess
@@ -190,4 +191,35 @@ def test_supervised_training_uses_pyscf_labels(tmp_path, monkeypatch):
     recs = tr.run(12)
     assert tr.label_seconds > 0
     assert recs[-1]["loss"] < recs[0]["loss"]  # fits the labels (Hartree^2)
+    tr.close()
+
+
+def test_supervised_conformers_are_built_once_without_grid(tmp_path, monkeypatch):
+    """Label-then-train keeps each labelled conformer once, without its grid: later
+    epochs do no precompute, and the loss is the same as on the full batch."""
+    from qpt_nb.learn import train as train_mod
+    from qpt_nb.learn.batch import without_grid
+    from qpt_nb.learn.losses import loss_fn
+
+    monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path / "cache"))
+    tr = Trainer(small_config(loss="supervised", dataset_size=2, reuse=1, warmup_steps=1))
+    built = []
+    real = train_mod.prepare_conformer
+    monkeypatch.setattr(train_mod, "prepare_conformer", lambda *a, **k: built.append(1) or real(*a, **k))
+    pool = list(itertools.islice(ConformerStream(tr.mol, "wiggle", seed=0, **tr.config.sampler_kwargs()), 2))
+    first = [tr.make_batch([m]) for m in pool]
+    again = [tr.make_batch([m]) for m in pool]
+    assert len(built) == 2  # the second epoch built nothing
+    np.testing.assert_array_equal(first[1].inputs.bias, again[1].inputs.bias)
+    assert first[0].tensors.ao.size == 0 and first[0].tensors.eri.size == 0
+    assert first[0].tensors.nbytes() < 20_000
+    # the supervised loss does not read the grid: same value on the full batch
+    full = prepare_conformer(pool[0], "sto-3g", "b3lyp5", 1)
+    full = type(full)(full.tensors, full.init, full.inputs, first[0].ref_fock, full.xc)
+    apply_fn = network_fns("nano")[1]
+    a = loss_fn(apply_fn, tr.params, full, loss="supervised")
+    b = loss_fn(apply_fn, tr.params, without_grid(full), loss="supervised")
+    np.testing.assert_allclose(float(a), float(b), rtol=1e-12)
+    tr.run(6)  # trains on the kept conformers (three epochs)
+    assert len(built) == 2
     tr.close()

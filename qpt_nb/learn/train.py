@@ -32,7 +32,7 @@ import optax
 
 from qpt_nb.fileio import atomic_write_text, save_json
 from qpt_nb.learn import checkpoint as ckpt
-from qpt_nb.learn.batch import QPTBatch, prepare_conformer, stack_batch
+from qpt_nb.learn.batch import QPTBatch, prepare_conformer, stack_batch, without_grid
 from qpt_nb.learn.config import TrainConfig
 from qpt_nb.learn.conformers import ConformerStream
 from qpt_nb.learn.losses import loss_fn
@@ -161,6 +161,7 @@ class Trainer:
         self.monitor_every = 0
         self.timing = dict(step_s=0.0, wait_s=0.0, compile_s=0.0, steps=0)
         self.label_seconds = 0.0
+        self._built: dict = {}  # supervised conformers of a fixed data set, by geometry (make_batch)
         self._update = make_update(config)
         self._stream = None
         self.mesh = data_mesh(config.devices)
@@ -185,10 +186,19 @@ class Trainer:
         added to `self.label_seconds` (only fresh labels count). The tensors are built
         on the training grid (`TrainConfig.loss_grid_level`) in `TrainConfig.precision`;
         labels, monitors and evaluations stay on `grid_level` in float64.
+
+        The supervised loss reads no grid, so its conformers keep only the network
+        inputs, H_init and the label (`batch.without_grid`); on a fixed data set
+        (``dataset_size`` > 0, label-then-train) each one is built once and kept in
+        memory, so later epochs cost only the optimiser steps.
         """
         c = self.config
         items = []
         for m in mols:
+            key = m.coords_angstrom.tobytes() if c.loss == "supervised" and c.dataset_size else None
+            if key is not None and key in self._built:
+                items.append(self._built[key])
+                continue
             b = prepare_conformer(m, c.basis, c.xc, c.loss_grid_level, eri=c.eri, precision=c.precision)
             if c.loss == "supervised":
                 from qpt_nb.dft.reference import label
@@ -198,7 +208,9 @@ class Trainer:
                 )
                 if not lab.cached:
                     self.label_seconds += lab.seconds
-                b = dataclasses.replace(b, ref_fock=jnp.asarray(lab.fock))
+                b = without_grid(dataclasses.replace(b, ref_fock=jnp.asarray(lab.fock)))
+                if key is not None:
+                    self._built[key] = b
             items.append(b)
         return stack_batch(items)
 
