@@ -126,59 +126,71 @@ def _result(run) -> dict:
     return out
 
 
-def report(runs, budget):
-    """Prints final/best metrics and the L-vs-Q/SC crossing ratios; returns the summary
-    (`qpt_nb.analysis.experiments.crossing_summary` of the curves)."""
-    from qpt_nb.analysis.experiments import crossing_summary
+def _crossing_line(summary, other, ref, key, unit, budget, best_ref):
+    """One sentence on how soon run `other` reaches run `ref`'s best `key` (and, when it
+    never does, the converse)."""
+    c = summary.get(f"{other}_vs_{ref}_{key}")
+    if c is None:
+        return None
+    tag = " (the best L)" if ref == best_ref else ""
+    if c.get("note"):
+        return f"{other} vs {ref} on {key}: {c['note']}"
+    if c["ratio"]:
+        return (
+            f"{other} reaches {ref}'s best {key}{tag} ({c['best']:.3f} {unit}, {ref} needed "
+            f"{c['t_ref_s']:.0f} s) after {c['t_other_s']:.0f} s: ratio {c['ratio']:.2f}x"
+        )
+    msg = (
+        f"{other} does NOT reach {ref}'s best {key}{tag} ({c['best']:.3f} {unit}, at {c['t_ref_s']:.0f} s) "
+        f"within {budget:.0f} s (its best {c['other_best']:.3f} {unit})"
+    )
+    # The converse: how soon L reaches the best accuracy the other pipeline reached.
+    back = summary[f"{ref}_vs_{other}_{key}"]
+    if back.get("ratio"):
+        r = back["ratio"]
+        msg += (
+            f"\n    converse: {ref} reaches {other}'s best ({back['best']:.3f} {unit}, {other} needed "
+            f"{back['t_ref_s']:.0f} s) after {back['t_other_s']:.0f} s: to that accuracy {other} is "
+            + (f"{r:.2f}x slower" if r >= 1 else f"{1 / r:.2f}x faster")
+        )
+    return msg
 
-    summary = crossing_summary({name: r["curve"] for name, r in runs.items()})
+
+def report(runs, budget):
+    """Prints final/best metrics and the L-vs-Q/SC crossing ratios of every pair of runs
+    (runs are named by pipeline and tag, e.g. 'L', 'Q-s1', 'L-qpt-s0'); returns the summary
+    (`qpt_nb.analysis.timing.crossing_summary` of the curves)."""
+    from qpt_nb.analysis.timing import best_run, crossing_summary, pipeline_of
+
+    curves = {name: r["curve"] for name, r in runs.items()}
+    summary = crossing_summary(curves)
+    refs = [n for n in runs if pipeline_of(n) == "L"]
+    others = [n for n in runs if pipeline_of(n) in ("Q", "SC")]
+    width = max(len(n) for n in runs)
     print()
     for key, unit in (("energy_mae_mev", "meV"), ("hamiltonian_mae_uha", "uHa")):
         for name, r in runs.items():
             last = r["curve"][-1]
             print(
-                f"{name:3s} {key:20s} final {last[key]:12.3f} {unit}   best "
+                f"{name:{width}s} {key:20s} final {last[key]:12.3f} {unit}   best "
                 f"{min(c[key] for c in r['curve']):12.3f} {unit}   steps {r['steps']}"
                 + ("   (interrupted)" if r.get("partial") else "")
             )
-        for other in ("Q", "SC"):
-            c = summary.get(f"{other}_vs_L_{key}")
-            if c is None:
-                continue
-            if c.get("note"):
-                msg = f"{other} vs L on {key}: {c['note']}"
-            elif c["ratio"]:
-                msg = (
-                    f"{other} reaches L's best {key} ({c['best']:.3f} {unit}, L needed "
-                    f"{c['t_ref_s']:.0f} s) after {c['t_other_s']:.0f} s: ratio {c['ratio']:.2f}x"
-                )
-            else:
-                msg = (
-                    f"{other} does NOT reach L's best {key} ({c['best']:.3f} {unit}, at {c['t_ref_s']:.0f} s) "
-                    f"within {budget:.0f} s (its best {c['other_best']:.3f} {unit})"
-                )
-                # The converse: how soon L reaches the best accuracy the other pipeline reached.
-                back = summary[f"L_vs_{other}_{key}"]
-                if back.get("ratio"):
-                    msg += (
-                        f"\n    converse: L reaches {other}'s best ({back['best']:.3f} {unit}, {other} needed "
-                        f"{back['t_ref_s']:.0f} s) after {back['t_other_s']:.0f} s: to that accuracy {other} is "
-                        + (
-                            f"{back['ratio']:.2f}x slower"
-                            if back["ratio"] >= 1
-                            else f"{1 / back['ratio']:.2f}x faster"
-                        )
-                    )
-            print("  " + msg + f"   [paper: {PAPER_RATIO:.0f}x]")
-    if "L" in runs and not runs["L"].get("partial"):
-        L = runs["L"]
-        print(
-            f"L: {L['n_labels']} labels, {L['label_s_each']:.2f} s each ({L['label_s']:.0f} s in all), "
-            f"{L['steps']} steps = {L['epochs']:.1f} epochs"
-        )
-    for name in ("Q", "SC"):
-        if name in runs and not runs[name].get("partial"):
-            r = runs[name]
+        best_ref = best_run(curves, "L", key)
+        for ref in refs:
+            for other in others:
+                msg = _crossing_line(summary, other, ref, key, unit, budget, best_ref)
+                if msg:
+                    print("  " + msg + f"   [paper: {PAPER_RATIO:.0f}x]")
+    for name, r in runs.items():
+        if r.get("partial"):
+            continue
+        if pipeline_of(name) == "L":
+            print(
+                f"{name}: {r['n_labels']} labels, {r['label_s_each']:.2f} s each ({r['label_s']:.0f} s in all), "
+                f"{r['steps']} steps = {r['epochs']:.1f} epochs"
+            )
+        else:
             print(
                 f"{name}: {r['steps']} steps on {r['conformers']} fresh conformers, compile "
                 f"{r['compile_s']:.1f} s, waiting for data {r['wait_s']:.1f} s"
@@ -284,9 +296,10 @@ def main(argv=None):
     p.add_argument(
         "--combine",
         nargs="+",
-        metavar="JSON",
+        metavar="[NAME=]JSON",
         help="merge the pipelines of earlier runs' JSON files (e.g. L, Q and SC run in "
-        "separate 10-minute device calls with --pipelines) and report them together",
+        "separate processes with --pipelines) and report them together; NAME=JSON renames "
+        "a file's one run, e.g. Q-s1=..._Q_s1.json (a name is its pipeline, then '-' and tags)",
     )
     args = p.parse_args(argv)
     if args.combine:
@@ -457,9 +470,18 @@ def combine(args):
     import json
 
     runs, first, budget, complete = {}, None, 0.0, True
-    for path in args.combine:
+    for item in args.combine:
+        # NAME=PATH renames the file's one run (e.g. Q-s1=..._Q_s1.json, for seeds side by side)
+        name, sep, path = item.rpartition("=") if "=" in item else ("", "", item)
         d = json.loads(Path(path).read_text())
         first = first or d
+        if sep:
+            if len(d["runs"]) != 1:
+                raise SystemExit(f"--combine {item}: NAME= renames one run, {path} holds {sorted(d['runs'])}")
+            d["runs"] = {name: next(iter(d["runs"].values()))}
+        clash = set(runs) & set(d["runs"])
+        if clash:
+            raise SystemExit(f"--combine: run {sorted(clash)} appears twice; name them NAME=PATH")
         runs.update(d["runs"])
         complete = complete and d.get("complete", True)
         budget = max(budget, d["settings"]["budget_s"])
@@ -490,40 +512,57 @@ def combine(args):
 
 
 def _plot(runs, summary, path, title, clock_name="wall"):
+    from qpt_nb.analysis.timing import best_run, pipeline_of
+
     plt = common.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    styles = dict(L="C0", Q="C3", SC="C2")
+    colours = dict(L=("C0", "C9", "C4", "C5"), Q=("C3", "C1", "C6"), SC=("C2", "C8"))
     names = dict(
-        L="L: PySCF labels + supervised",
+        L="L: labels + supervised",
         Q="Q: DFT energy loss (label-free)",
         SC="SC: self-consistency (label-free)",
     )
+    seen, style = {}, {}
+    for name in runs:
+        base = pipeline_of(name)
+        k = seen[base] = seen.get(base, -1) + 1
+        tag = name[len(base) + 1 :]
+        style[name] = (
+            colours.get(base, ("k",))[k % len(colours.get(base, ("k",)))],
+            names.get(base, base) + (f" [{tag}]" if tag else ""),
+        )
     scale, unit = (
         (60.0, "min") if max((r["curve"][-1]["t_s"] for r in runs.values()), default=0) > 600 else (1.0, "s")
     )
+    curves = {n: r["curve"] for n, r in runs.items()}
     for ax, (key, label) in zip(
         axes,
         (("energy_mae_mev", "energy MAE (meV)"), ("hamiltonian_mae_uha", "Hamiltonian MAE of F[D3] (uHa)")),
     ):
         for name, r in runs.items():
+            colour, text = style[name]
             ax.plot(
                 [c["t_s"] / scale for c in r["curve"]],
                 [c[key] for c in r["curve"]],
                 "o-",
                 ms=3,
-                color=styles[name],
-                label=names[name],
+                color=colour,
+                label=text,
             )
-        if "labels_end_s" in runs.get("L", {}):
-            ax.axvline(
-                runs["L"]["labels_end_s"] / scale, color=styles["L"], ls=":", lw=1, label="L: labelling done"
+            if "labels_end_s" in r:
+                ax.axvline(r["labels_end_s"] / scale, color=colour, ls=":", lw=1)
+        best = best_run(curves, "L", key)
+        if best is not None:
+            ax.axhline(
+                min(c[key] for c in curves[best] if c["step"] > 0),
+                color="gray",
+                ls="--",
+                lw=1,
+                label=f"best of L ({best})",
             )
-            c = summary.get(f"Q_vs_L_{key}")
-            if c and c.get("best") is not None:
-                ax.axhline(c["best"], color="gray", ls="--", lw=1, label="best of L")
         ax.set_yscale("log")
         what = "CPU time (one core per pipeline)" if clock_name == "cpu" else "wall-clock"
-        ax.set_xlabel(f"{what}, labelling included ({unit})")
+        ax.set_xlabel(f"{what}, labelling included ({unit}; dotted: labelling done)")
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
     fig.suptitle(title)

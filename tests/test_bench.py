@@ -62,6 +62,29 @@ def test_summary_gives_the_converse_when_q_misses():
     assert "SC_vs_L_energy_mae_mev" not in summary and ex.crossing_summary(dict(Q=curves["Q"])) == {}
 
 
+def test_summary_of_tagged_runs_pairs_every_l_with_every_label_free_run():
+    """Seeds and label engines side by side: 'L-pyscf', 'L-qpt', 'Q-s0', 'Q-s1'."""
+    from qpt_nb.analysis.timing import best_run, pipeline_of
+
+    def curve(pts):
+        return [dict(t_s=t, step=s, energy_mae_mev=e, hamiltonian_mae_uha=10 * e) for t, s, e in pts]
+
+    curves = {
+        "L-pyscf": curve([(0, 0, 9.0), (200, 10, 3.0)]),
+        "L-qpt": curve([(0, 0, 9.0), (100, 10, 2.0), (300, 20, 1.5)]),
+        "Q-s0": curve([(0, 0, 9.0), (150, 5, 1.0)]),
+        "Q-s1": curve([(0, 0, 9.0), (150, 5, 2.5)]),
+    }
+    assert [pipeline_of(n) for n in curves] == ["L", "L", "Q", "Q"]
+    assert best_run(curves, "L", "energy_mae_mev") == "L-qpt" and best_run(curves, "SC", "x") is None
+    summary = ex.crossing_summary(curves)
+    assert summary["Q-s0_vs_L-qpt_energy_mae_mev"]["ratio"] == pytest.approx(2.0)  # 300 s / 150 s
+    assert summary["Q-s1_vs_L-pyscf_energy_mae_mev"]["ratio"] == pytest.approx(200 / 150)
+    assert summary["Q-s1_vs_L-qpt_energy_mae_mev"]["ratio"] is None  # never reaches 1.5
+    assert summary["L-qpt_vs_Q-s1_energy_mae_mev"]["t_other_s"] == 100  # the converse
+    assert len([k for k in summary if k.startswith("Q-") and "energy" in k]) == 4
+
+
 def test_overrides_apply_to_a_copy_and_reject_unknown_keys():
     from qpt_nb.learn.train import TrainConfig
 

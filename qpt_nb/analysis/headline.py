@@ -22,6 +22,16 @@ from pathlib import Path
 NAMES = {"L": "label-then-train (L)", "Q": "DFT-energy loss (Q)", "SC": "self-consistency loss (SC)"}
 
 
+def display_name(key: str) -> str:
+    """A run's name as a reader sees it: 'Q' -> 'DFT-energy loss (Q)', 'Q-s1' -> 'DFT-energy
+    loss (Q) s1' (the benchmark names runs by pipeline, then '-' and tags)."""
+    from qpt_nb.analysis.timing import pipeline_of
+
+    base = pipeline_of(key)
+    tag = key[len(base) + 1 :]
+    return NAMES.get(base, base) + (f" {tag}" if tag else "")
+
+
 @dataclasses.dataclass
 class Headline:
     """curves: {name: history records}; offsets: {name: seconds of labelling before its
@@ -75,8 +85,8 @@ def load_headline(path=None) -> Headline:
         raise ValueError(f"{path} is an incomplete run of the benchmark (complete=false)")
     curves, offsets, rows = {}, {}, []
     for key, run in data["runs"].items():
-        name = NAMES.get(key, key)
-        off = float(run.get("labels_end_s", 0.0))
+        name = display_name(key)
+        off = float(run.get("labels_end_s") or 0.0)
         recs = [
             dict(
                 step=p.get("step", 0),
@@ -126,7 +136,7 @@ def ratio_lines(h: Headline) -> list:
         y, metric = rest.split("_", 1)
         what = "energy" if metric.startswith("energy") else "Hamiltonian"
         unit = "meV" if what == "energy" else "uHa"
-        x_name, y_name = NAMES.get(x, x), NAMES.get(y, y)
+        x_name, y_name = display_name(x), display_name(y)
         if r.get("ratio") is None:
             out.append(
                 f"{x_name} never reached {y_name}'s best {what} error ({r['best']:.3g} {unit}); "

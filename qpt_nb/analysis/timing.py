@@ -103,21 +103,38 @@ def crossing(ref_curve, other_curve, key):
     )
 
 
+def pipeline_of(name: str) -> str:
+    """The pipeline a run's name belongs to: 'Q-s1' -> 'Q', 'L-qpt-s0' -> 'L' (a run's tags,
+    such as its seed or label engine, follow the first '-')."""
+    return str(name).split("-", 1)[0]
+
+
+def best_run(curves: dict, pipeline: str, key: str):
+    """The name of the `pipeline` run whose curve reaches the lowest `key` after a
+    training step (None when there is none)."""
+    best = {
+        n: min(r[key] for r in c if r["step"] > 0)
+        for n, c in curves.items()
+        if pipeline_of(n) == pipeline and any(r["step"] > 0 for r in c)
+    }
+    return min(best, key=best.get) if best else None
+
+
 def crossing_summary(
     curves: dict, ref: str = "L", others=("Q", "SC"), keys=("energy_mae_mev", "hamiltonian_mae_uha")
 ) -> dict:
-    """``{'{other}_vs_{ref}_{key}': crossing(...)}`` for every other curve and key; when
-    the other pipeline never reaches ref's best, also the converse
-    ``'{ref}_vs_{other}_{key}'`` (how soon ref reaches the other's best)."""
+    """``{'{other}_vs_{ref}_{key}': crossing(...)}`` for every run of pipeline `ref` (named
+    'L', or 'L-<tag>' for several seeds or label engines), every run of the `others`
+    pipelines and every key; when the other run never reaches ref's best, also the
+    converse ``'{ref}_vs_{other}_{key}'`` (how soon ref reaches the other's best)."""
     summary = {}
-    if ref not in curves:
-        return summary
+    refs = [n for n in curves if pipeline_of(n) == ref]
+    rest = [n for n in curves if pipeline_of(n) in others]
     for key in keys:
-        for other in others:
-            if other not in curves:
-                continue
-            c = crossing(curves[ref], curves[other], key)
-            summary[f"{other}_vs_{ref}_{key}"] = c
-            if not c.get("note") and not c["ratio"]:
-                summary[f"{ref}_vs_{other}_{key}"] = crossing(curves[other], curves[ref], key)
+        for r in refs:
+            for o in rest:
+                c = crossing(curves[r], curves[o], key)
+                summary[f"{o}_vs_{r}_{key}"] = c
+                if not c.get("note") and not c["ratio"]:
+                    summary[f"{r}_vs_{o}_{key}"] = crossing(curves[o], curves[r], key)
     return summary
