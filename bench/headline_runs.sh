@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The headline rerun (bench/labels_vs_dft_loss.py --full): every pipeline one CPU core-hour,
+# single-threaded, two side by side on the 2-core machine, CPU time charged; two seeds each.
+#
+#   bash bench/headline_runs.sh                 # every run whose JSON is not complete yet
+#   bash bench/headline_runs.sh Q-s0 Q-s1       # just these
+#   bash bench/headline_runs.sh --list          # the runs and their arguments
+#
+# Results: bench/results/labels_vs_dft_loss_<run>.json (rewritten after every evaluation, so an
+# interrupted run keeps its curve; a complete one is skipped), logs in $QPT_NB_LOGS (default
+# /tmp/qpt_headline_logs). The held-out test set (100 MD conformers, PySCF labels, tensors in
+# $QPT_NB_TEST_CACHE, about 24 GB) is made first if missing. Runs are listed in pairs: the two
+# seeds of one setting run together, and an L with a smaller labelling budget follows the L
+# that made its labels (the label cache charges a reused label what it cost).
+# Combine afterwards, e.g.:
+#   python bench/labels_vs_dft_loss.py --full --tag headline --combine \
+#     Q-s0=bench/results/labels_vs_dft_loss_Q-s0.json Q-s1=bench/results/labels_vs_dft_loss_Q-s1.json ...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+TEST=${QPT_NB_TEST_CACHE:-/tmp/qpt_test}
+LOGS=${QPT_NB_LOGS:-/tmp/qpt_headline_logs}
+export OMP_NUM_THREADS=1 QPT_NB_LABEL_THREADS=1
+export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+COMMON="--full --clock cpu --label-threads 1 --monitor-gb 0 --test-cache $TEST --eval-at 5 10 20 30 45"
+# the training recipe (qpt_nb.learn.recipe.RECIPE) with the cosine fitted to about one CPU-hour
+# of its steps (4.8 steps per CPU-second measured in the 2026-12-02 run)
+RECIPE="--set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0 decay_steps=19000"
+ORDER=(Q-s0 Q-s1 L-pyscf-s0 L-pyscf-s1 L-qpt-s0 L-qpt-s1 L-qpt25-s0 L-qpt25-s1)
+declare -A ARGS=(
+  [Q-s0]="--pipelines Q --seed 0 $RECIPE"
+  [Q-s1]="--pipelines Q --seed 1 $RECIPE"
+  [L-pyscf-s0]="--pipelines L --seed 0"
+  [L-pyscf-s1]="--pipelines L --seed 1"
+  [L-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb"
+  [L-qpt-s1]="--pipelines L --seed 1 --label-engine qpt_nb"
+  [L-qpt25-s0]="--pipelines L --seed 0 --label-engine qpt_nb --label-fraction 0.25"
+  [L-qpt25-s1]="--pipelines L --seed 1 --label-engine qpt_nb --label-fraction 0.25"
+)
+if [[ ${1:-} == --list ]]; then
+  for r in "${ORDER[@]}"; do echo "$r: ${ARGS[$r]}"; done
+  exit 0
+fi
+wanted=("${@:-${ORDER[@]}}")
+for r in "${wanted[@]}"; do
+  [[ -n ${ARGS[$r]:-} ]] || { echo "unknown run $r (bash $0 --list)" >&2; exit 2; }
+done
+mkdir -p "$LOGS"
+if [[ ! -d $TEST ]] || [[ -z $(ls -A "$TEST" 2>/dev/null) ]]; then
+  echo "making the test set (labels and tensors in $TEST) ..."
+  $PY bench/labels_vs_dft_loss.py --full --prelabel-only --test-cache "$TEST" > "$LOGS/prelabel.log" 2>&1
+fi
+todo=()
+for r in "${wanted[@]}"; do
+  json=bench/results/labels_vs_dft_loss_$r.json
+  if [[ -f $json ]] && $PY -c "import json,sys; sys.exit(0 if json.load(open('$json')).get('complete') else 1)"; then
+    echo "$r: complete, skipped"
+  else
+    todo+=("$r")
+  fi
+done
+run_one() {
+  echo "$(date -u +%H:%M) start $1"
+  # shellcheck disable=SC2086
+  $PY bench/labels_vs_dft_loss.py $COMMON ${ARGS[$1]} --tag "$1" > "$LOGS/$1.log" 2>&1 \
+    && echo "$(date -u +%H:%M) done $1" || echo "$(date -u +%H:%M) FAILED $1 (see $LOGS/$1.log)"
+}
+for ((i = 0; i < ${#todo[@]}; i += 2)); do
+  run_one "${todo[i]}" &
+  [[ -n ${todo[i + 1]:-} ]] && run_one "${todo[i + 1]}" &
+  wait
+done
