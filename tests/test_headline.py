@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from qpt_nb.analysis.headline import default_path, load_headline, ratio_lines
+from qpt_nb.analysis.headline import default_path, display_name, load_headline, ratio_lines
+from qpt_nb.analysis.timing import pipeline_of
 
 
 def test_committed_headline_reads_back():
@@ -17,14 +18,15 @@ def test_committed_headline_reads_back():
         trained = [p for p in run["curve"] if p.get("step", 0) > 0] or run["curve"]
         assert by[key]["best_energy_mae_mev"] == min(p["energy_mae_mev"] for p in trained)
         assert by[key]["steps"] == run["steps"]
-    lab = [r for r in h.rows if r["key"] == "L"][0]
-    assert lab["n_labels"] > 0 and h.offsets[lab["name"]] == data["runs"]["L"]["labels_end_s"]
+    lab = [r for r in h.rows if pipeline_of(r["key"]) == "L"][0]
+    assert lab["n_labels"] > 0 and h.offsets[lab["name"]] == data["runs"][lab["key"]]["labels_end_s"]
     curve = h.curves[lab["name"]]
     assert curve[0]["wall_s"] >= 0 and "test_energy_mae_mev" in curve[-1]
     lines = ratio_lines(h)
     assert len(lines) == len(data["summary"])
-    ratio = data["summary"]["L_vs_Q_energy_mae_mev"]["ratio"]
+    ratio = next(v["ratio"] for v in data["summary"].values() if v.get("ratio"))
     assert any(f"ratio {ratio:.2f}" in ln for ln in lines)
+    assert display_name("Q-s1") == "DFT-energy loss (Q) s1" and display_name("L") == "label-then-train (L)"
     assert "pipeline" in h.table().splitlines()[0]
 
 

@@ -60,10 +60,11 @@ class Headline:
 
 
 def default_path() -> Path:
-    """bench/results/labels_vs_dft_loss_all.json of this checkout."""
+    """bench/results/labels_vs_dft_loss_headline.json of this checkout (the newest
+    measured combination: see BENCHMARKS.md section 3)."""
     from qpt_nb.analysis.experiments import project_root
 
-    return project_root() / "bench" / "results" / "labels_vs_dft_loss_all.json"
+    return project_root() / "bench" / "results" / "labels_vs_dft_loss_headline.json"
 
 
 def load_headline(path=None) -> Headline:
