@@ -456,7 +456,6 @@ def main(argv=None):
     save(summary, complete=True)
     _plot(
         runs,
-        summary,
         png_path,
         f"{cfg.molecule}/{cfg.basis}/{cfg.xc}, {cfg.model}, {len(test)} test conformers",
         clock_name=args.clock,
@@ -501,7 +500,6 @@ def combine(args):
     c = first["config"]
     _plot(
         runs,
-        summary,
         png_path,
         f"{c['molecule']}/{c['basis']}/{c['xc']}, {c['model']}, "
         f"{first['settings']['n_test']} test conformers",
@@ -511,26 +509,19 @@ def combine(args):
     return runs, summary
 
 
-def _plot(runs, summary, path, title, clock_name="wall"):
+def _plot(runs, path, title, clock_name="wall"):
+    from qpt_nb.analysis.headline import display_name
     from qpt_nb.analysis.timing import best_run, pipeline_of
 
     plt = common.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = dict(L=("C0", "C9", "C4", "C5"), Q=("C3", "C1", "C6"), SC=("C2", "C8"))
-    names = dict(
-        L="L: labels + supervised",
-        Q="Q: DFT energy loss (label-free)",
-        SC="SC: self-consistency (label-free)",
-    )
     seen, style = {}, {}
     for name in runs:
         base = pipeline_of(name)
         k = seen[base] = seen.get(base, -1) + 1
-        tag = name[len(base) + 1 :]
-        style[name] = (
-            colours.get(base, ("k",))[k % len(colours.get(base, ("k",)))],
-            names.get(base, base) + (f" [{tag}]" if tag else ""),
-        )
+        palette = colours.get(base, ("k",))
+        style[name] = (palette[k % len(palette)], display_name(name))
     scale, unit = (
         (60.0, "min") if max((r["curve"][-1]["t_s"] for r in runs.values()), default=0) > 600 else (1.0, "s")
     )
@@ -558,11 +549,11 @@ def _plot(runs, summary, path, title, clock_name="wall"):
                 color="gray",
                 ls="--",
                 lw=1,
-                label=f"best of L ({best})",
+                label="best of L" if best == "L" else f"best of L ({best})",
             )
         ax.set_yscale("log")
-        what = "CPU time (one core per pipeline)" if clock_name == "cpu" else "wall-clock"
-        ax.set_xlabel(f"{what}, labelling included ({unit}; dotted: labelling done)")
+        what = "CPU time (one core each)" if clock_name == "cpu" else "wall-clock"
+        ax.set_xlabel(f"{what}, {unit}; labelling included (dotted: done)")
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
     fig.suptitle(title)

@@ -188,12 +188,11 @@ def override_config(cfg, items, fixed=("loss", "molecule", "xyz", "basis", "xc")
         if not sep or key not in fields:
             raise ValueError(f"{item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
         kind = hints.get(key, type(getattr(cfg, key)))
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
         if typing.get_origin(kind) is typing.Union:  # Optional[X]
             if value.lower() == "none":
                 changes[key] = None
                 continue
-            kind = args[0]
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
         try:
             if kind is bool:
                 changes[key] = value.lower() in ("1", "true", "yes")
