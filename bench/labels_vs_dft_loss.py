@@ -198,15 +198,16 @@ def report(runs, budget):
     return summary
 
 
-def parse_overrides(cfg, items):
+def parse_overrides(cfg, items, flag="--set", also_fixed=()):
     """--set KEY=VALUE strings -> a copy of `cfg` (`experiments.override_config`: the
-    comparison's fixed fields refused); a bad item exits with the list of fields."""
-    from qpt_nb.analysis.experiments import override_config
+    comparison's fixed fields, and `also_fixed`, refused); a bad item exits with the list of
+    fields."""
+    from qpt_nb.analysis.experiments import FIXED_FIELDS, override_config
 
     try:
-        return override_config(cfg, items)
+        return override_config(cfg, items, fixed=FIXED_FIELDS + tuple(also_fixed))
     except ValueError as exc:
-        raise SystemExit(f"--set {exc}") from None
+        raise SystemExit(f"{flag} {exc}") from None
 
 
 # ----------------------------------------------------------------------------- driver
@@ -289,6 +290,15 @@ def main(argv=None):
         "decay_steps=2600 or grid_level=1 (the test set and L keep the defaults)",
     )
     p.add_argument(
+        "--set-l",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="l_overrides",
+        help="TrainConfig fields for label-then-train L only, e.g. decay_steps=130000 to fit "
+        "its cosine to the steps the budget leaves after labelling (labels and test set unchanged)",
+    )
+    p.add_argument(
         "--prelabel-only",
         action="store_true",
         help="only label the test set into the cache ($QPT_NB_CACHE) and stop",
@@ -353,8 +363,16 @@ def main(argv=None):
         f"{sampler}, budget {budget:.0f} s ({args.clock} time) per pipeline, {when}",
         flush=True,
     )
+    l_cfg = parse_overrides(  # L's labels and test set stay those of `cfg`
+        dataclasses.replace(cfg, label_engine=args.label_engine, reuse=args.l_reuse),
+        args.l_overrides,
+        flag="--set-l",
+        also_fixed=("grid_level", "seed"),
+    )
     if args.overrides:
         print(f"Q and SC train with {', '.join(args.overrides)}", flush=True)
+    if args.l_overrides:
+        print(f"L trains with {', '.join(args.l_overrides)}", flush=True)
     t0 = time.perf_counter()
     test = make_test_set(mol, sel["n_test"], sampler=sampler, **cfg.sampler_kwargs())
     test_labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=cfg.eri)
@@ -428,7 +446,7 @@ def main(argv=None):
         print("-- L: labels + supervised", flush=True)
         runs["L"] = _result(
             experiments.label_then_train_run(
-                dataclasses.replace(cfg, label_engine=args.label_engine, reuse=args.l_reuse),
+                l_cfg,
                 name="L",
                 n_labels=args.n_labels,
                 label_fraction=args.label_fraction,

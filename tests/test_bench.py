@@ -103,6 +103,10 @@ def test_overrides_apply_to_a_copy_and_reject_unknown_keys():
         ex.override_config(cfg, ["loss=energy"])  # the comparison holds the loss fixed
     with pytest.raises(ValueError, match="needs a int"):
         ex.override_config(cfg, ["decay_steps=soon"])
+    # L's --set-l also holds its labels' grid and seed fixed
+    assert ex.override_config(cfg, ["decay_steps=9"], fixed=ex.FIXED_FIELDS + ("seed",)).decay_steps == 9
+    with pytest.raises(ValueError, match="KEY one of"):
+        ex.override_config(cfg, ["seed=3"], fixed=ex.FIXED_FIELDS + ("seed",))
 
 
 @pytest.fixture

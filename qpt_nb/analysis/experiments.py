@@ -174,7 +174,10 @@ def find_runs(
 # ----------------------------------------------------------------------------- charged time
 
 
-def override_config(cfg, items, fixed=("loss", "molecule", "xyz", "basis", "xc")):
+FIXED_FIELDS = ("loss", "molecule", "xyz", "basis", "xc")  # what makes runs comparable
+
+
+def override_config(cfg, items, fixed=FIXED_FIELDS):
     """``KEY=VALUE`` strings -> a copy of `cfg` with those TrainConfig fields replaced.
 
     Values are converted to the field's type (its annotation: ``Optional[int]`` takes an
