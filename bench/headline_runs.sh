@@ -11,7 +11,8 @@
 # /tmp/qpt_headline_logs). The held-out test set (100 MD conformers, PySCF labels, tensors in
 # $QPT_NB_TEST_CACHE, about 24 GB) is made first if missing. Runs are listed in pairs: the two
 # seeds of one setting run together, and an L with a smaller labelling budget follows the L
-# that made its labels (the label cache charges a reused label what it cost).
+# that made its labels (the label cache charges a reused label the CPU seconds it cost;
+# labels cached before 2026-12-03 kept only wall seconds and are redone).
 # Combine afterwards, e.g.:
 #   python bench/labels_vs_dft_loss.py --full --tag headline --combine \
 #     Q-s0=bench/results/labels_vs_dft_loss_Q-s0.json Q-s1=bench/results/labels_vs_dft_loss_Q-s1.json ...

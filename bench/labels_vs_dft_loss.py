@@ -9,7 +9,7 @@ The pipelines are `qpt_nb.analysis.experiments`'s, each one `Trainer.run`:
   L  labels (`label_then_train_run`): labels the first conformers of the Trainer's stream
      (--seed, default 0) with PySCF, or with qpt_nb's own SCF at the same settings (--label-engine
      qpt_nb) (charged; into the label cache, where the Trainer finds them; a
-     label already cached is charged the PySCF seconds it cost), then trains
+     label already cached is charged what it cost on the same clock), then trains
      loss='supervised' (|H_init + W - F_ref|^2) cycling over the labelled set
      (TrainConfig.dataset_size; each conformer precomputed once and kept without its grid,
      `Trainer.make_batch`; one step per conformer per epoch, --l-reuse). By default

@@ -214,3 +214,35 @@ def test_label_free_run_stops_at_the_budget(h2):
         tr.run(None)
     assert [r["step"] for r in tr.run(None, max_seconds=0.0)] == [1]  # at least one step
     tr.close()
+
+
+def test_cached_labels_are_charged_on_the_meters_clock(tmp_path, monkeypatch, h2):
+    """A reused label costs its original CPU seconds under the CPU clock (wall seconds under
+    the wall clock); one cached before CPU seconds were kept is redone, not guessed."""
+    import dataclasses
+
+    import numpy as np
+
+    from qpt_nb.analysis.timing import CLOCKS, ChargedTime
+
+    monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path / "cache"))
+    cfg = dataclasses.replace(h2[0], seed=3)
+
+    def label_two(clock):
+        run = ex.PaperRun(name="L", kind="label-then-train", config=cfg, path=None)
+        ex._label_training_set(run, cfg, ChargedTime(CLOCKS[clock]), n=2)
+        return run
+
+    label_two("cpu")  # fresh
+    files = sorted((tmp_path / "cache" / "labels").glob("*.npz"))
+    assert len(files) == 2
+    stored = {f: dict(np.load(f)) for f in files}
+    cpu = sum(float(z["cpu_seconds"]) for z in stored.values())
+    wall = sum(float(z["seconds"]) for z in stored.values())
+    assert label_two("cpu").label_seconds == pytest.approx(cpu)
+    assert label_two("wall").label_seconds == pytest.approx(wall)
+    old = files[0]  # as written before 2026-12-03: no CPU seconds
+    np.savez(old, **{k: v for k, v in stored[old].items() if k != "cpu_seconds"})
+    assert label_two("wall").label_seconds == pytest.approx(wall)  # still a hit on the wall clock
+    label_two("cpu")
+    assert "cpu_seconds" in np.load(old).files  # redone and rewritten

@@ -82,6 +82,7 @@ def test_label_matches_pyscf_and_is_cached(water, cache):
     t0 = time.perf_counter()
     again = label(mol, BASIS, XC, LEVEL, cache_dir=cache)
     assert again.cached and again.seconds == lab.seconds and again.key == lab.key
+    assert again.cpu_seconds == lab.cpu_seconds > 0  # what a CPU-time budget charges for it
     assert time.perf_counter() - t0 < first
     for k in ("fock", "mo_energy", "mo_coeff", "density", "overlap"):
         np.testing.assert_array_equal(getattr(again, k), getattr(lab, k))

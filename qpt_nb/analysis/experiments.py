@@ -12,8 +12,9 @@
 Both pipelines train with one `Trainer.run` call, for ``n_steps`` steps and/or a
 budget of charged seconds (``budget_s``). The charged time is a `ChargedTime` on an
 explicit ``clock`` (`CLOCKS`: wall-clock, or this process's CPU time), labelling
-included and evaluations excluded; a cached label is charged the PySCF seconds it
-cost when it was made. With a budget, the ``monitor`` is evaluated on a `Schedule` of
+included and evaluations excluded; a cached label is charged the seconds it cost
+when it was made, on the same clock (a label cached without its CPU seconds is redone
+under the CPU clock). With a budget, the ``monitor`` is evaluated on a `Schedule` of
 charged times into ``PaperRun.curve``; `crossing` and `crossing_summary` compare two
 such curves (the wall-clock ratio of the paper, arXiv 2402.04030: 786 h / 31 h).
 
@@ -237,6 +238,7 @@ def _label_training_set(
 
     mol = config.molecule_object()
     stream = ConformerStream(mol, config.sampler, seed=config.seed, **config.sampler_kwargs())
+    on_cpu = meter.clock is CLOCKS["cpu"]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -245,19 +247,17 @@ def _label_training_set(
     wall0 = time.perf_counter()
     while (run.n_labels < n) if n is not None else (run.label_seconds < budget_s):
         t0 = meter.clock()
-        lab = label(
-            next(stream),
-            config.basis,
-            config.xc,
-            config.grid_level,
-            eri_kind=config.eri,
-            threads=threads,
-            engine=config.label_engine,
-        )
+        conformer = next(stream)
+        kw = dict(eri_kind=config.eri, threads=threads, engine=config.label_engine)
+        lab = label(conformer, config.basis, config.xc, config.grid_level, **kw)
+        if lab.cached and on_cpu and not math.isfinite(lab.cpu_seconds):
+            # made before labels kept their CPU seconds: its cost on this clock is unknown
+            lab = label(conformer, config.basis, config.xc, config.grid_level, refresh=True, **kw)
         spent = meter.clock() - t0
-        if lab.cached:  # it costs what it cost when it was made
-            meter.charge(lab.seconds - spent)
-            spent = lab.seconds
+        if lab.cached:  # it costs what it cost when it was made, on the meter's clock
+            cost = lab.cpu_seconds if on_cpu else lab.seconds
+            meter.charge(cost - spent)
+            spent = cost
         run.label_seconds += spent
         run.n_labels += 1
         run.label_cycles.append(int(lab.n_cycles))
@@ -450,7 +450,7 @@ def label_then_train_run(
     else those the Trainer consumes in ``n_steps`` (`training_conformers`). The
     labels go to the label cache, where the Trainer's batches find them (``ref_fock``);
     ``label_threads``: PySCF threads. A fresh label is charged its ``clock`` time, a
-    cached one the PySCF seconds it cost when it was made. Training, monitoring,
+    cached one the seconds it cost when it was made on the same clock. Training, monitoring,
     evaluation and the ``train`` keywords as in `label_free_run`; the first budget
     evaluation has phase 'labelled'.
     """

@@ -75,6 +75,8 @@ class Label:
     n_occ:     number of doubly occupied orbitals.
     converged: PySCF's flag;  n_cycles: SCF iterations.
     seconds:   wall time of the original PySCF run (also when read from the cache).
+    cpu_seconds: this process's CPU time (all threads) of the original run; nan for a
+               cache entry written before it was kept.
     cached:    True when this object was read from the disk cache.
     key:       the cache key (hex).
     """
@@ -89,6 +91,7 @@ class Label:
     converged: bool
     n_cycles: int
     seconds: float
+    cpu_seconds: float = float("nan")
     cached: bool = False
     key: str = ""
 
@@ -154,6 +157,7 @@ def _save(path: Path, lab: Label) -> None:
         converged=lab.converged,
         n_cycles=lab.n_cycles,
         seconds=lab.seconds,
+        cpu_seconds=lab.cpu_seconds,
         **{k: getattr(lab, k) for k in _ARRAYS},
     )
     atomic_write_bytes(path, buf.getvalue())
@@ -168,6 +172,7 @@ def _load(path: Path, key: str) -> Optional[Label]:
                 converged=bool(z["converged"]),
                 n_cycles=int(z["n_cycles"]),
                 seconds=float(z["seconds"]),
+                cpu_seconds=float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan"),
                 cached=True,
                 key=key,
                 **{k: np.array(z[k]) for k in _ARRAYS},
@@ -237,7 +242,7 @@ def compute_label(
     with lib.with_omp_threads(settings.label_threads() if threads is None else int(threads)):
         if check_engine(engine) == "qpt_nb":
             return _compute_label_qpt(can, basis, xc, grid_level, eri_kind, **_rks_settings(**rks))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pmol = can.to_pyscf(basis)
         if pmol.nelectron % 2 or mol.spin:
             raise ValueError(
@@ -245,7 +250,7 @@ def compute_label(
             )
         mf = make_rks(pmol, xc, grid_level, eri_kind, **_rks_settings(**rks))
         mf.kernel()
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         dm = mf.make_rdm1()
         s = mf.get_ovlp()
         fock = mf.get_fock(dm=dm)
@@ -263,6 +268,7 @@ def compute_label(
         converged=bool(mf.converged),
         n_cycles=int(mf.cycles),
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         cached=False,
     )
 
@@ -272,7 +278,7 @@ def _compute_label_qpt(can, basis, xc, grid_level, eri_kind, *, auxbasis, conv_t
     with PySCF's settings: the same grid, integrals, conv_tol, DIIS space and cycle limit."""
     import scipy.linalg
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = scf(
         can,
         basis,
@@ -284,7 +290,7 @@ def _compute_label_qpt(can, basis, xc, grid_level, eri_kind, *, auxbasis, conv_t
         eri=eri_kind,
         auxbasis=auxbasis,
     )
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     s = np.asarray(res.tensors.overlap)
     fock = np.asarray(res.fock)
     fock = 0.5 * (fock + fock.T)
@@ -300,6 +306,7 @@ def _compute_label_qpt(can, basis, xc, grid_level, eri_kind, *, auxbasis, conv_t
         converged=bool(res.converged),
         n_cycles=int(res.n_iter),
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         cached=False,
     )
 
@@ -318,6 +325,7 @@ def label(
     diis_space: int = DIIS_SPACE,
     threads: Optional[int] = None,
     engine: str = "pyscf",
+    refresh: bool = False,
 ) -> Label:
     """PySCF RKS label of `mol` in its canonical frame, read from / written to the cache.
 
@@ -329,6 +337,7 @@ def label(
         (density fitting, auxiliary basis `auxbasis` or PySCF's `make_auxbasis`).
       cache_dir: folder of the cache (default: ``qpt_nb.settings.cache_dir('labels')``).
       use_cache: False computes and does not touch the cache.
+      refresh: True computes and overwrites the cache entry.
       threads: OpenMP threads for PySCF (default `qpt_nb.settings.label_threads()`).
       engine: 'pyscf' (default) or 'qpt_nb': the same SCF solved by `qpt_nb.dft.scf.scf`
         (faster on a CPU; agrees with PySCF to the SCF tolerance), cached under its own key.
@@ -345,7 +354,7 @@ def label(
     key = cache_key(mol, basis, xc, grid_level, eri_kind, engine=engine, **rks)
     path = Path(cache_dir).expanduser() if cache_dir is not None else settings.cache_dir("labels")
     path = path / f"{key}.npz"
-    if path.is_file():
+    if path.is_file() and not refresh:
         lab = _load(path, key)
         if lab is not None:
             return lab
