@@ -27,30 +27,29 @@ COMMON="--full --clock cpu --label-threads 1 --monitor-gb 0 --test-cache $TEST -
 # the training recipe (qpt_nb.learn.recipe.RECIPE) with the cosine fitted to about one CPU-hour
 # of its steps (4.8 steps per CPU-second measured in the 2026-12-02 run)
 RECIPE="--set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0 decay_steps=19000"
-# L's default cosine (200k steps) outlasts the steps an hour leaves after labelling (about
-# 130-145k measured on 2026-12-02), so its learning rate never came down; the *-fit runs fit
-# the cosine to those steps (erring short: the rest is spent at the floor learning rate) and
-# reuse the labels of the run of the same seed and engine.
-FIT_PYSCF="--set-l decay_steps=130000"
-FIT_QPT="--set-l decay_steps=115000"
-FIT_QPT25="--set-l decay_steps=180000"
+# L's cosine: the first L runs (2026-12-02) kept the default 200k steps, which outlast the
+# 125-145k steps an hour leaves after labelling, so their learning rate never came down
+# (--l-schedule fixed); the *-fit runs let the bench fit it to the charged budget once labelling
+# and the first epoch are done (--l-schedule fit, qpt_nb.learn.recipe.BudgetFit) and reuse the
+# labels of the run of the same seed and engine.
+FIXED="--l-schedule fixed"
 ORDER=(Q-s0 Q-s1 L-pyscf-s0 L-pyscf-s1 L-qpt-s0 L-qpt-s1 L-qpt25-s0 L-qpt25-s1
   L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1)
 declare -A ARGS=(
   [Q-s0]="--pipelines Q --seed 0 $RECIPE"
   [Q-s1]="--pipelines Q --seed 1 $RECIPE"
-  [L-pyscf-s0]="--pipelines L --seed 0"
-  [L-pyscf-s1]="--pipelines L --seed 1"
-  [L-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb"
-  [L-qpt-s1]="--pipelines L --seed 1 --label-engine qpt_nb"
-  [L-qpt25-s0]="--pipelines L --seed 0 --label-engine qpt_nb --label-fraction 0.25"
-  [L-qpt25-s1]="--pipelines L --seed 1 --label-engine qpt_nb --label-fraction 0.25"
-  [L-pyscf-fit-s0]="--pipelines L --seed 0 $FIT_PYSCF"
-  [L-pyscf-fit-s1]="--pipelines L --seed 1 $FIT_PYSCF"
-  [L-qpt-fit-s0]="--pipelines L --seed 0 --label-engine qpt_nb $FIT_QPT"
-  [L-qpt-fit-s1]="--pipelines L --seed 1 --label-engine qpt_nb $FIT_QPT"
-  [L-qpt25-fit-s0]="--pipelines L --seed 0 --label-engine qpt_nb --label-fraction 0.25 $FIT_QPT25"
-  [L-qpt25-fit-s1]="--pipelines L --seed 1 --label-engine qpt_nb --label-fraction 0.25 $FIT_QPT25"
+  [L-pyscf-s0]="--pipelines L --seed 0 $FIXED"
+  [L-pyscf-s1]="--pipelines L --seed 1 $FIXED"
+  [L-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb $FIXED"
+  [L-qpt-s1]="--pipelines L --seed 1 --label-engine qpt_nb $FIXED"
+  [L-qpt25-s0]="--pipelines L --seed 0 --label-engine qpt_nb --label-fraction 0.25 $FIXED"
+  [L-qpt25-s1]="--pipelines L --seed 1 --label-engine qpt_nb --label-fraction 0.25 $FIXED"
+  [L-pyscf-fit-s0]="--pipelines L --seed 0"
+  [L-pyscf-fit-s1]="--pipelines L --seed 1"
+  [L-qpt-fit-s0]="--pipelines L --seed 0 --label-engine qpt_nb"
+  [L-qpt-fit-s1]="--pipelines L --seed 1 --label-engine qpt_nb"
+  [L-qpt25-fit-s0]="--pipelines L --seed 0 --label-engine qpt_nb --label-fraction 0.25"
+  [L-qpt25-fit-s1]="--pipelines L --seed 1 --label-engine qpt_nb --label-fraction 0.25"
 )
 if [[ ${1:-} == --list ]]; then
   for r in "${ORDER[@]}"; do echo "$r: ${ARGS[$r]}"; done

@@ -111,6 +111,8 @@ def _result(run) -> dict:
         wait_s=tm.get("wait_s"),
         compile_s=tm.get("compile_s"),
         conformers=tm.get("conformers"),
+        decay_steps=run.config.decay_steps,
+        schedule_fit=tm.get("schedule_fit"),
     )
     if run.kind == "label-then-train":
         n = max(run.n_labels, 1)
@@ -290,6 +292,14 @@ def main(argv=None):
         "decay_steps=2600 or grid_level=1 (the test set and L keep the defaults)",
     )
     p.add_argument(
+        "--l-schedule",
+        choices=("fit", "fixed"),
+        default="fit",
+        help="L's cosine: 'fit' (default) refits decay_steps to the steps the budget leaves once "
+        "labelling and the first epoch are done (qpt_nb.learn.recipe.BudgetFit, on the charged "
+        "clock); 'fixed' keeps TrainConfig.decay_steps (or --set-l decay_steps=N)",
+    )
+    p.add_argument(
         "--set-l",
         nargs="+",
         default=[],
@@ -369,6 +379,8 @@ def main(argv=None):
         flag="--set-l",
         also_fixed=("grid_level", "seed"),
     )
+    if args.l_schedule == "fit" and any(o.split("=")[0].strip() == "decay_steps" for o in args.l_overrides):
+        p.error("--set-l decay_steps=N fixes L's schedule: add --l-schedule fixed")
     if args.overrides:
         print(f"Q and SC train with {', '.join(args.overrides)}", flush=True)
     if args.l_overrides:
@@ -451,6 +463,7 @@ def main(argv=None):
                 n_labels=args.n_labels,
                 label_fraction=args.label_fraction,
                 label_threads=args.label_threads,
+                fit_schedule=args.l_schedule == "fit",
                 **timed,
             )
         )

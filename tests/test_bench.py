@@ -246,3 +246,23 @@ def test_cached_labels_are_charged_on_the_meters_clock(tmp_path, monkeypatch, h2
     assert label_two("wall").label_seconds == pytest.approx(wall)  # still a hit on the wall clock
     label_two("cpu")
     assert "cpu_seconds" in np.load(old).files  # redone and rewritten
+
+
+def test_label_then_train_fits_its_cosine_to_the_budget(tmp_path, monkeypatch, h2):
+    """fit_schedule: once the labelled set is built, the step rate on the charged clock (a fake
+    one, one second per reading) sets decay_steps so the cosine ends with the budget."""
+    import dataclasses
+    import itertools
+
+    monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path / "cache"))
+    cfg = dataclasses.replace(h2[0], reuse=1, warmup_steps=1, decay_steps=10**6, log_every=10**9)
+    ticks = itertools.count()
+    run = ex.label_then_train_run(
+        cfg, n_labels=2, budget_s=1500.0, clock=lambda: float(next(ticks)), name="L", fit_schedule=True
+    )
+    assert run.error is None, run.error
+    fit = run.timing["schedule_fit"]
+    assert run.config.decay_steps == fit["decay_steps"] < 10**6
+    assert fit["step"] >= 200 and fit["rate"] > 0
+    # the fitted cosine ends within the few percent of safety of where the budget did
+    assert 0.9 * run.steps <= fit["decay_steps"] <= run.steps + 1

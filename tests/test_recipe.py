@@ -74,3 +74,61 @@ def test_cli_train_minutes_fits_the_schedule(tmp_path, capsys):
     assert "needs --steps, or --minutes" in capsys.readouterr().err
     assert main(["train", *tiny, "--minutes", "-1", "--out", str(tmp_path / "other")]) == 2
     assert "--minutes must be > 0" in capsys.readouterr().err
+
+
+class _FakeTrainer:
+    """What BudgetFit reads of a Trainer: data_ready, step, timing, config, reschedule."""
+
+    def __init__(self):
+        self.data_ready, self.step, self.timing = False, 0, dict(compile_s=2.0)
+        self.config = TrainConfig(molecule="water", warmup_steps=10)
+        self.calls = []
+
+    def reschedule(self, *, decay_steps):
+        self.calls.append(decay_steps)
+
+
+def test_budget_fit_waits_for_steady_data_then_fits_once():
+    from qpt_nb.learn.recipe import BudgetFit
+
+    fit, tr = BudgetFit(1000.0, min_steps=100, min_seconds=10.0), _FakeTrainer()
+    tr.step = 50
+    fit(tr, 300.0)  # labelling and the first epoch: not steady yet, nothing measured
+    tr.data_ready = True
+    fit(tr, 400.0)  # the window opens at step 50, 400 s
+    tr.step = 120
+    fit(tr, 500.0)  # 70 steps: too few
+    assert not fit.done and tr.calls == []
+    tr.step = 450
+    fit(tr, 420.0 + 80.0)  # 400 steps in 100 charged s: 4 steps/s, 500 s left less 2 s compile
+    assert fit.done and tr.calls == [450 + int(0.97 * 4.0 * 498.0)]
+    assert fit.result["rate"] == pytest.approx(4.0) and fit.result["step"] == 450
+    tr.step = 900
+    fit(tr, 600.0)
+    assert len(tr.calls) == 1  # fitted once
+    with pytest.raises(ValueError, match="budget_s"):
+        BudgetFit(0.0)
+
+
+def test_reschedule_keeps_the_state_and_follows_the_new_cosine():
+    from qpt_nb.learn.train import make_schedule
+
+    cfg = TrainConfig(
+        molecule="water", basis="sto-3g", grid_level=0, sampler="wiggle", warmup_steps=2,
+        decay_steps=10**6, log_every=1, **RECIPE,
+    )
+    tr = Trainer(cfg)
+    try:
+        tr.run(3)
+        params = tr.params
+        new = tr.reschedule(decay_steps=8)
+        assert (new.decay_steps, new.warmup_steps) == (8, 2) and tr.config is new
+        assert tr.step == 3 and tr.params is params  # nothing reset
+        tr.run(2)
+        lrs = [r["lr"] for r in tr.history]
+        want = [float(make_schedule(cfg)(s)) for s in range(3)] + [float(make_schedule(new)(s)) for s in (3, 4)]
+        assert lrs == pytest.approx(want, rel=1e-6)
+        with pytest.raises(ValueError, match="must exceed warmup_steps"):
+            tr.reschedule(decay_steps=2)
+    finally:
+        tr.close()

@@ -270,9 +270,16 @@ def _label_training_set(
     run.label_wall_seconds = time.perf_counter() - wall0
 
 
-def _on_budget(run, tr, n_steps, callback, meter, monitor, *, budget_s, every_s, eval_at_s, on_eval, phase):
+def _on_budget(
+    run, tr, n_steps, callback, meter, monitor, *, budget_s, every_s, eval_at_s, on_eval, phase, fit_schedule
+):
     """`Trainer.run` until `budget_s` charged seconds (or `n_steps`), the monitor evaluated
-    (not charged) at the start, on the `Schedule` and at the end, into ``run.curve``."""
+    (not charged) at the start, on the `Schedule` and at the end, into ``run.curve``; with
+    `fit_schedule`, the cosine refitted to the charged budget once the step rate is steady
+    (`recipe.BudgetFit`, its result in ``run.timing['schedule_fit']``)."""
+    from qpt_nb.learn.recipe import BudgetFit
+
+    fit = BudgetFit(budget_s) if fit_schedule else None
 
     def evaluate_now(charged, **extra):
         with meter.paused():
@@ -298,6 +305,15 @@ def _on_budget(run, tr, n_steps, callback, meter, monitor, *, budget_s, every_s,
     def should_stop():
         charged = meter.seconds
         done = charged >= budget_s
+        if fit is not None and not fit.done and not done:
+            fit(tr, charged)
+            if fit.done:
+                run.timing["schedule_fit"] = fit.result
+                print(
+                    f"   [{run.name}] schedule fitted: {fit.result['rate']:.1f} steps per charged s "
+                    f"-> decay_steps {fit.result['decay_steps']} (at step {tr.step})",
+                    flush=True,
+                )
         if monitor is not None and (schedule.due(charged) or done):
             evaluate_now(charged)
         return done
@@ -324,9 +340,11 @@ def _train(
     monitor=None,
     on_eval=None,
     phase=None,
+    fit_schedule=False,
 ) -> PaperRun:
     """Trains ``run.config`` with one `Trainer.run` (n_steps and/or budget_s), then
-    evaluates on `test_set` when given; fills `run` in."""
+    evaluates on `test_set` when given; fills `run` in (``run.config`` ends as the Trainer's:
+    with `fit_schedule` and a budget, its ``decay_steps`` is the fitted one)."""
     from qpt_nb.analysis.evaluation import evaluate, make_monitor
     from qpt_nb.learn.train import Trainer
 
@@ -360,11 +378,12 @@ def _train(
                 eval_at_s=eval_at_s,
                 on_eval=on_eval,
                 phase=phase,
+                fit_schedule=fit_schedule,
             )
         if bar is not None:
             bar.update(tr.step - bar.n)
             bar.close()
-        run.history = list(tr.history)
+        run.history, run.config = list(tr.history), tr.config
         run.timing.update(
             tr.timing,
             step=tr.step,
@@ -414,7 +433,9 @@ def label_free_run(
     ``monitor_every`` (without a budget, the test errors go into the history every that
     many steps; default 10); with a budget, ``monitor`` (default: `make_monitor` of the
     test set) is evaluated into ``run.curve`` after setup, at the `Schedule`
-    (``every_s`` / ``eval_at_s``) and at the end, ``on_eval(run)`` after each evaluation.
+    (``every_s`` / ``eval_at_s``) and at the end, ``on_eval(run)`` after each evaluation;
+    ``fit_schedule=True`` refits the cosine to the budget once the step rate is steady
+    (`qpt_nb.learn.recipe.BudgetFit`; the fitted ``decay_steps`` ends in ``run.config``).
     """
     _check_length(n_steps, budget_s)
     run = PaperRun(name=name, kind="label-free", config=config, path=_path(train.get("run_dir")))

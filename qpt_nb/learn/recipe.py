@@ -16,6 +16,11 @@ is deterministic: the fitted length is saved in the run's config.json and checkp
   >>> tr = Trainer(TrainConfig(molecule='water'), 'runs/water')     # doctest: +SKIP
   >>> tr, steps = fit_schedule(tr, minutes=10)                        # doctest: +SKIP
   >>> tr.run(steps - tr.step, max_seconds=60 * 10 - spent)            # doctest: +SKIP
+
+`BudgetFit` does the same inside one running `Trainer.run`, on any clock (the CPU seconds
+a benchmark charges), without a run directory: it waits until the data pipeline is steady
+(`Trainer.data_ready`: for label-then-train, every labelled conformer built once), measures
+the rate over a window, and refits the cosine in place (`Trainer.reschedule`).
 """
 
 from __future__ import annotations
@@ -87,3 +92,48 @@ def fit_schedule(
     trainer.close()
     print(f"calibration: {rate:.2f} steps/s -> schedule of {steps} steps (warm-up {warm})", flush=True)
     return Trainer.resume(run_dir, config=cfg), steps
+
+
+class BudgetFit:
+    """Fits a running Trainer's cosine to a budget of charged seconds; call it between steps.
+
+    ``fit(trainer, charged_s)`` does nothing until ``trainer.data_ready``; then it opens a
+    window of at least `min_steps` steps and `min_seconds` charged seconds, measures the
+    steady rate over it and calls ``trainer.reschedule(decay_steps=fitted_steps(...))`` so that
+    the learning rate reaches its floor when `budget_s` runs out (the recompilation the new
+    schedule needs is subtracted, at the cost the first compilation had). After that it does
+    nothing; ``fit.result`` holds the rate (steps per charged second), the step and charged
+    second of the fit, and the fitted ``decay_steps``.
+
+    Args:
+      budget_s: the whole budget on the caller's clock, in seconds.
+      min_steps, min_seconds: the calibration window.
+    """
+
+    def __init__(self, budget_s: float, *, min_steps: int = 200, min_seconds: float = 20.0):
+        if not budget_s > 0:
+            raise ValueError(f"budget_s must be > 0, got {budget_s}")
+        self.budget_s, self.min_steps, self.min_seconds = float(budget_s), int(min_steps), float(min_seconds)
+        self._start: Optional[tuple] = None
+        self.result: Optional[dict] = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def __call__(self, trainer, charged_s: float) -> None:
+        if self.done or not trainer.data_ready:
+            return
+        if self._start is None:
+            self._start = (trainer.step, charged_s)
+            return
+        steps, seconds = trainer.step - self._start[0], charged_s - self._start[1]
+        if steps < self.min_steps or seconds < self.min_seconds:
+            return
+        rate = steps / seconds
+        left = self.budget_s - charged_s - trainer.timing["compile_s"]
+        total = fitted_steps(rate, left, trainer.step)
+        warm = trainer.config.warmup_steps
+        decay = max(total, warm + 1, trainer.step + 1)
+        trainer.reschedule(decay_steps=decay)
+        self.result = dict(rate=rate, step=trainer.step, charged_s=charged_s, decay_steps=decay)

@@ -235,6 +235,31 @@ class Trainer:
         for _ in range(step % c.reuse):
             next(self._stream)
 
+    @property
+    def data_ready(self) -> bool:
+        """True once the data pipeline runs at its steady rate: a step has been taken (the
+        update compiled) and, on a fixed supervised data set, every conformer has been
+        built once (later epochs reuse them, `make_batch`)."""
+        c = self.config
+        if self.timing["steps"] == 0:
+            return False
+        return not (c.loss == "supervised" and c.dataset_size) or len(self._built) >= c.dataset_size
+
+    def reschedule(self, *, decay_steps: int, warmup_steps: Optional[int] = None) -> TrainConfig:
+        """Refits the cosine schedule of this run in place (`make_schedule`), keeping the
+        parameters, the optimiser moments, the step count and the built data: the learning rate
+        from the next step on follows the new schedule. Used to fit the schedule to a time
+        budget once the step rate is known (`qpt_nb.learn.recipe.BudgetFit`). The next step
+        recompiles the update. Returns the new config (also written to config.json)."""
+        warm = self.config.warmup_steps if warmup_steps is None else int(warmup_steps)
+        if int(decay_steps) <= max(warm, 1):
+            raise ValueError(f"decay_steps={decay_steps} must exceed warmup_steps={warm}.")
+        self.config = dataclasses.replace(self.config, decay_steps=int(decay_steps), warmup_steps=warm)
+        self._update = make_update(self.config)
+        if self.run_dir is not None:
+            save_json(self.run_dir / "config.json", self.config.to_json())
+        return self.config
+
     # ---------------------------------------------------------------- loop
     @property
     def step(self) -> int:
