@@ -14,7 +14,10 @@ The pipelines are `qpt_nb.analysis.experiments`'s, each one `Trainer.run`:
      (TrainConfig.dataset_size; each conformer precomputed once and kept without its grid,
      `Trainer.make_batch`; one step per conformer per epoch, --l-reuse). By default
      labelling stops after half of the budget (--label-fraction; --n-labels fixes the
-     count instead).
+     count instead). Its cosine is fitted to the budget (--l-schedule fit, the default):
+     once every labelled conformer has been built, the step rate on the charged clock sets
+     decay_steps so the learning rate reaches its floor when the budget ends
+     (`qpt_nb.learn.recipe.BudgetFit`); --l-schedule fixed keeps TrainConfig.decay_steps.
   Q  label-free (`label_free_run`): loss='energy' (the DFT energy E[D3]), fresh conformers.
   SC self-consistency: loss='self_consistency' (label-free too).
 
