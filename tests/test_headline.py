@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from qpt_nb.analysis.headline import default_path, display_name, load_headline, ratio_lines
+from qpt_nb.analysis.headline import best_l_lines, default_path, display_name, load_headline, ratio_lines
 from qpt_nb.analysis.timing import pipeline_of
 
 
@@ -28,6 +28,23 @@ def test_committed_headline_reads_back():
     assert any(f"ratio {ratio:.2f}" in ln for ln in lines)
     assert display_name("Q-s1") == "DFT-energy loss (Q) s1" and display_name("L") == "label-then-train (L)"
     assert "pipeline" in h.table().splitlines()[0]
+
+
+def test_best_l_lines_name_the_l_to_beat():
+    h = load_headline()
+    labelled = [r for r in h.rows if pipeline_of(r["key"]) == "L"]
+    free = [r for r in h.rows if pipeline_of(r["key"]) != "L"]
+    lines = best_l_lines(h)
+    assert len(lines) == 2 * (1 + len(free))  # per metric: the best L, then one line per label-free run
+    for metric in ("energy_mae_mev", "hamiltonian_mae_uha"):
+        ref = h.best_l(metric)
+        best = min(r[f"best_{metric}"] for r in labelled)
+        assert next(r for r in h.rows if r["key"] == ref)[f"best_{metric}"] == best
+        assert any(display_name(ref) in ln and f"{best:.3g}" in ln for ln in lines)
+    for r in free:
+        c = h.ratios[f"{r['key']}_vs_{h.best_l('energy_mae_mev')}_energy_mae_mev"]
+        if c.get("ratio"):
+            assert any(f"ratio {c['ratio']:.2f}" in ln and display_name(r["key"]) in ln for ln in lines)
 
 
 def test_bad_files_are_named(tmp_path):

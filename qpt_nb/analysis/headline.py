@@ -49,14 +49,26 @@ class Headline:
 
     def table(self) -> str:
         """Plain-text summary: one line per pipeline (CPU minutes, steps, labels, best errors)."""
-        head = f"{'pipeline':28s}{'CPU min':>9s}{'steps':>9s}{'labels':>8s}{'best E meV':>12s}{'best H uHa':>12s}"
+        w = max([28] + [len(r["name"]) + 2 for r in self.rows])
+        head = f"{'pipeline':{w}s}{'CPU min':>9s}{'steps':>9s}{'labels':>8s}{'best E meV':>12s}{'best H uHa':>12s}"
         lines = [head]
         for r in self.rows:
             lines.append(
-                f"{r['name']:28s}{r['cpu_minutes']:9.0f}{r['steps']:9d}{r['n_labels']:8d}"
+                f"{r['name']:{w}s}{r['cpu_minutes']:9.0f}{r['steps']:9d}{r['n_labels']:8d}"
                 f"{r['best_energy_mae_mev']:12.1f}{r['best_hamiltonian_mae_uha']:12.0f}"
             )
         return "\n".join(lines)
+
+
+    def best_l(self, metric: str) -> str:
+        """The key of the label-then-train run with the lowest best `metric`
+        ('energy_mae_mev' or 'hamiltonian_mae_uha'): the L a label-free run has to beat."""
+        from qpt_nb.analysis.timing import pipeline_of
+
+        rows = [r for r in self.rows if pipeline_of(r["key"]) == "L"]
+        if not rows:
+            raise ValueError(f"{self.path} holds no label-then-train run")
+        return min(rows, key=lambda r: r[f"best_{metric}"])["key"]
 
 
 def default_path() -> Path:
@@ -149,4 +161,34 @@ def ratio_lines(h: Headline) -> list:
                 f"{r['t_other_s'] / 60:.0f} CPU min, {y_name} after {r['t_ref_s'] / 60:.0f}: "
                 f"ratio {r['ratio']:.2f}"
             )
+    return out
+
+
+def best_l_lines(h: Headline) -> list:
+    """The headline in a few sentences: per metric, the best label-then-train run, and for
+    each label-free run the ratio at which it reaches that run's best error (> 1: sooner than
+    L itself), or, when it never does, how much sooner L reaches the label-free run's best.
+    Read from the benchmark's summary (`ratio_lines` lists every pair)."""
+    from qpt_nb.analysis.timing import pipeline_of
+
+    out = []
+    for metric, what, unit in (("energy_mae_mev", "energy", "meV"), ("hamiltonian_mae_uha", "Hamiltonian", "uHa")):
+        ref = h.best_l(metric)
+        row = next(r for r in h.rows if r["key"] == ref)
+        out.append(f"best L on {what}: {display_name(ref)}, {row[f'best_{metric}']:.3g} {unit}")
+        for r in h.rows:
+            x = r["key"]
+            if pipeline_of(x) == "L":
+                continue
+            c = h.ratios.get(f"{x}_vs_{ref}_{metric}")
+            if c is None:
+                continue
+            if c.get("ratio"):
+                out.append(f"  {display_name(x)}: reaches it after {c['t_other_s'] / 60:.0f} CPU min: ratio {c['ratio']:.2f}")
+                continue
+            back = h.ratios.get(f"{ref}_vs_{x}_{metric}") or {}
+            line = f"  {display_name(x)}: never reaches it (own best {c['other_best']:.3g} {unit})"
+            if back.get("ratio"):
+                line += f"; L reaches {c['other_best']:.3g} {unit} {back['ratio']:.2f}x sooner"
+            out.append(line)
     return out
