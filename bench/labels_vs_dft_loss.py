@@ -115,7 +115,7 @@ def _result(run) -> dict:
         compile_s=tm.get("compile_s"),
         conformers=tm.get("conformers"),
         decay_steps=run.config.decay_steps,
-        schedule_fit=tm.get("schedule_fit"),
+        schedule_fits=tm.get("schedule_fits"),
     )
     if run.kind == "label-then-train":
         n = max(run.n_labels, 1)

@@ -88,26 +88,36 @@ class _FakeTrainer:
         self.calls.append(decay_steps)
 
 
-def test_budget_fit_waits_for_steady_data_then_fits_once():
+def test_budget_fit_waits_for_steady_data_then_refits_with_the_mean_rate():
     from qpt_nb.learn.recipe import BudgetFit
 
-    fit, tr = BudgetFit(1000.0, min_steps=100, min_seconds=10.0), _FakeTrainer()
+    fit, tr = BudgetFit(1000.0, min_steps=100, min_seconds=10.0, refit_at=(0.5,)), _FakeTrainer()
     tr.step = 50
     fit(tr, 300.0)  # labelling and the first epoch: not steady yet, nothing measured
     tr.data_ready = True
     fit(tr, 400.0)  # the window opens at step 50, 400 s
     tr.step = 120
     fit(tr, 500.0)  # 70 steps: too few
-    assert not fit.done and tr.calls == []
+    assert fit.result is None and tr.calls == []
     tr.step = 450
-    fit(tr, 420.0 + 80.0)  # 400 steps in 100 charged s: 4 steps/s, 500 s left less 2 s compile
-    assert fit.done and tr.calls == [450 + int(0.97 * 4.0 * 498.0)]
+    fit(tr, 500.0)  # 400 steps in 100 charged s: 4 steps/s, 500 s left less 2 s compile
+    assert tr.calls == [450 + int(0.97 * 4.0 * 498.0)] and not fit.done
     assert fit.result["rate"] == pytest.approx(4.0) and fit.result["step"] == 450
-    tr.step = 900
-    fit(tr, 600.0)
-    assert len(tr.calls) == 1  # fitted once
+    tr.step = 1050
+    fit(tr, 700.0)  # the refit is due at 500 + 0.5 * 500 = 750 s
+    assert len(tr.calls) == 1
+    tr.step = 1150
+    fit(tr, 750.0)  # the mean rate since the window opened: 1100 steps / 350 s
+    rate = 1100 / 350.0
+    assert tr.calls[-1] == 1150 + int(0.97 * rate * 248.0) and fit.done
+    assert [f["step"] for f in fit.fits] == [450, 1150] and fit.result["rate"] == pytest.approx(rate)
+    tr.step = 1500
+    fit(tr, 900.0)
+    assert len(tr.calls) == 2  # no refit left
     with pytest.raises(ValueError, match="budget_s"):
         BudgetFit(0.0)
+    with pytest.raises(ValueError, match="refit_at"):
+        BudgetFit(10.0, refit_at=(1.5,))
 
 
 def test_reschedule_keeps_the_state_and_follows_the_new_cosine():

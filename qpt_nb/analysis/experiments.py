@@ -276,7 +276,8 @@ def _on_budget(
     """`Trainer.run` until `budget_s` charged seconds (or `n_steps`), the monitor evaluated
     (not charged) at the start, on the `Schedule` and at the end, into ``run.curve``; with
     `fit_schedule`, the cosine refitted to the charged budget once the step rate is steady
-    (`recipe.BudgetFit`, its result in ``run.timing['schedule_fit']``)."""
+    (`recipe.BudgetFit`; the latest fit in ``run.timing['schedule_fit']``, all of them in
+    ``run.timing['schedule_fits']``)."""
     from qpt_nb.learn.recipe import BudgetFit
 
     fit = BudgetFit(budget_s) if fit_schedule else None
@@ -306,9 +307,11 @@ def _on_budget(
         charged = meter.seconds
         done = charged >= budget_s
         if fit is not None and not fit.done and not done:
+            n = len(fit.fits)
             fit(tr, charged)
-            if fit.done:
+            if len(fit.fits) > n:
                 run.timing["schedule_fit"] = fit.result
+                run.timing["schedule_fits"] = list(fit.fits)
                 print(
                     f"   [{run.name}] schedule fitted: {fit.result['rate']:.1f} steps per charged s "
                     f"-> decay_steps {fit.result['decay_steps']} (at step {tr.step})",

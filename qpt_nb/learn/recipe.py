@@ -101,25 +101,47 @@ class BudgetFit:
     window of at least `min_steps` steps and `min_seconds` charged seconds, measures the
     steady rate over it and calls ``trainer.reschedule(decay_steps=fitted_steps(...))`` so that
     the learning rate reaches its floor when `budget_s` runs out (the recompilation the new
-    schedule needs is subtracted, at the cost the first compilation had). After that it does
-    nothing; ``fit.result`` holds the rate (steps per charged second), the step and charged
-    second of the fit, and the fitted ``decay_steps``.
+    schedule needs is subtracted, at the cost the first compilation had).
+
+    The rate of a short window need not hold: a neighbour's evaluations or a change in cache
+    contention move it by tens of percent. So the fit is repeated at the fractions `refit_at`
+    of the time between the first fit and the end of the budget, each time with the mean
+    rate since the window opened; the learning rate jumps a little at each refit, less each
+    time. ``fit.fits`` lists every fit (rate in steps per charged second, step, charged
+    second, ``decay_steps``); ``fit.result`` is the latest.
 
     Args:
       budget_s: the whole budget on the caller's clock, in seconds.
       min_steps, min_seconds: the calibration window.
+      refit_at: fractions in (0, 1) of the time after the first fit at which to refit.
     """
 
-    def __init__(self, budget_s: float, *, min_steps: int = 200, min_seconds: float = 20.0):
+    def __init__(
+        self,
+        budget_s: float,
+        *,
+        min_steps: int = 200,
+        min_seconds: float = 20.0,
+        refit_at: tuple = (0.3, 0.6, 0.85),
+    ):
         if not budget_s > 0:
             raise ValueError(f"budget_s must be > 0, got {budget_s}")
+        if not all(0.0 < f < 1.0 for f in refit_at):
+            raise ValueError(f"refit_at fractions must lie in (0, 1), got {refit_at}")
         self.budget_s, self.min_steps, self.min_seconds = float(budget_s), int(min_steps), float(min_seconds)
+        self.refit_at = tuple(sorted(refit_at))
         self._start: Optional[tuple] = None
-        self.result: Optional[dict] = None
+        self._due: list = []  # charged seconds of the refits still to do
+        self.fits: list = []
+
+    @property
+    def result(self) -> Optional[dict]:
+        return self.fits[-1] if self.fits else None
 
     @property
     def done(self) -> bool:
-        return self.result is not None
+        """True once the first fit is made and no refit is left."""
+        return bool(self.fits) and not self._due
 
     def __call__(self, trainer, charged_s: float) -> None:
         if self.done or not trainer.data_ready:
@@ -128,12 +150,16 @@ class BudgetFit:
             self._start = (trainer.step, charged_s)
             return
         steps, seconds = trainer.step - self._start[0], charged_s - self._start[1]
-        if steps < self.min_steps or seconds < self.min_seconds:
+        if not self.fits:
+            if steps < self.min_steps or seconds < self.min_seconds:
+                return
+            self._due = [charged_s + f * (self.budget_s - charged_s) for f in self.refit_at]
+        elif charged_s >= self._due[0]:
+            self._due.pop(0)
+        else:
             return
         rate = steps / seconds
         left = self.budget_s - charged_s - trainer.timing["compile_s"]
-        total = fitted_steps(rate, left, trainer.step)
-        warm = trainer.config.warmup_steps
-        decay = max(total, warm + 1, trainer.step + 1)
+        decay = max(fitted_steps(rate, left, trainer.step), trainer.config.warmup_steps + 1, trainer.step + 1)
         trainer.reschedule(decay_steps=decay)
-        self.result = dict(rate=rate, step=trainer.step, charged_s=charged_s, decay_steps=decay)
+        self.fits.append(dict(rate=rate, step=trainer.step, charged_s=charged_s, decay_steps=decay))
