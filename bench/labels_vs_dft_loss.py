@@ -502,7 +502,7 @@ def combine(args):
     """--combine: one report, JSON and figure from the pipelines of several result files."""
     import json
 
-    runs, first, budget, complete = {}, None, 0.0, True
+    runs, dates, first, budget, complete = {}, {}, None, 0.0, True
     for item in args.combine:
         # NAME=PATH renames the file's one run (e.g. Q-s1=..._Q_s1.json, for seeds side by side)
         name, sep, path = item.rpartition("=") if "=" in item else ("", "", item)
@@ -516,6 +516,7 @@ def combine(args):
         if clash:
             raise SystemExit(f"--combine: run {sorted(clash)} appears twice; name them NAME=PATH")
         runs.update(d["runs"])
+        dates.update({n: (d.get("machine") or {}).get("date") for n in d["runs"]})
         complete = complete and d.get("complete", True)
         budget = max(budget, d["settings"]["budget_s"])
     summary = report(runs, budget)
@@ -529,6 +530,7 @@ def combine(args):
             combined_from=args.combine,
             complete=complete,
             machine=first["machine"],
+            dates=dates,  # when each run was measured (its file's machine date)
         ),
     )
     c = first["config"]

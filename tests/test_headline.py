@@ -35,6 +35,8 @@ def test_best_l_lines_name_the_l_to_beat():
     labelled = [r for r in h.rows if pipeline_of(r["key"]) == "L"]
     free = [r for r in h.rows if pipeline_of(r["key"]) != "L"]
     lines = best_l_lines(h)
+    days = sorted(str(r["date"])[:10] for r in h.rows)
+    assert h.measured() == (days[0] if days[0] == days[-1] else f"{days[0]} to {days[-1]}")
     assert len(lines) == 2 * (1 + len(free))  # per metric: the best L, then one line per label-free run
     for metric in ("energy_mae_mev", "hamiltonian_mae_uha"):
         ref = h.best_l(metric)

@@ -35,7 +35,7 @@ def display_name(key: str) -> str:
 @dataclasses.dataclass
 class Headline:
     """curves: {name: history records}; offsets: {name: seconds of labelling before its
-    curve}; rows: one summary dict per pipeline; ratios: the benchmark's summary
+    curve}; rows: one summary dict per pipeline (its ``date`` the day it was measured); ratios: the benchmark's summary
     ({'Q_vs_L_energy_mae_mev': {best, t_ref_s, t_other_s, ratio, other_best}, ...});
     settings, machine: as recorded; path: the file read."""
 
@@ -59,6 +59,11 @@ class Headline:
             )
         return "\n".join(lines)
 
+
+    def measured(self) -> str:
+        """The day(s) the runs were measured: '2026-11-24' or '2026-11-24 to 2026-12-03'."""
+        days = sorted({str(r["date"])[:10] for r in self.rows if r.get("date")})
+        return " to ".join(dict.fromkeys([days[0], days[-1]])) if days else "on an unrecorded date"
 
     def best_l(self, metric: str) -> str:
         """The key of the label-then-train run with the lowest best `metric`
@@ -123,6 +128,7 @@ def load_headline(path=None) -> Headline:
                 label_minutes=off / 60.0,
                 best_energy_mae_mev=min(r["test_energy_mae_mev"] for r in trained),
                 best_hamiltonian_mae_uha=min(r["test_hamiltonian_mae_uha"] for r in trained),
+                date=(data.get("dates") or {}).get(key) or data.get("machine", {}).get("date"),
                 final_energy_mae_mev=recs[-1]["test_energy_mae_mev"],
                 final_hamiltonian_mae_uha=recs[-1]["test_hamiltonian_mae_uha"],
             )
