@@ -33,11 +33,15 @@ RECIPE="--set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0 decay_
 # and the first epoch are done (--l-schedule fit, qpt_nb.learn.recipe.BudgetFit) and reuse the
 # labels of the run of the same seed and engine.
 FIXED="--l-schedule fixed"
+# Q on half the budget, its cosine fitted to the 30 minutes (the 30-minute target)
+RECIPE30="--budget-min 30 --eval-at 5 10 20 --q-schedule fit --set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0"
 ORDER=(Q-s0 Q-s1 L-pyscf-s0 L-pyscf-s1 L-qpt-s0 L-qpt-s1 L-qpt25-s0 L-qpt25-s1
-  L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1)
+  L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1 Q30-s0 Q30-s1)
 declare -A ARGS=(
   [Q-s0]="--pipelines Q --seed 0 $RECIPE"
   [Q-s1]="--pipelines Q --seed 1 $RECIPE"
+  [Q30-s0]="--pipelines Q --seed 0 $RECIPE30"
+  [Q30-s1]="--pipelines Q --seed 1 $RECIPE30"
   [L-pyscf-s0]="--pipelines L --seed 0 $FIXED"
   [L-pyscf-s1]="--pipelines L --seed 1 $FIXED"
   [L-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb $FIXED"

@@ -18,7 +18,8 @@ The pipelines are `qpt_nb.analysis.experiments`'s, each one `Trainer.run`:
      once every labelled conformer has been built, the step rate on the charged clock sets
      decay_steps so the learning rate reaches its floor when the budget ends
      (`qpt_nb.learn.recipe.BudgetFit`); --l-schedule fixed keeps TrainConfig.decay_steps.
-  Q  label-free (`label_free_run`): loss='energy' (the DFT energy E[D3]), fresh conformers.
+  Q  label-free (`label_free_run`): loss='energy' (the DFT energy E[D3]), fresh conformers;
+     its cosine as set (--set decay_steps=N), or fitted to the budget (--q-schedule fit).
   SC self-consistency: loss='self_consistency' (label-free too).
 
 Each pipeline is paused and evaluated on the test set (energy MAE, meV; Hamiltonian MAE
@@ -303,6 +304,13 @@ def main(argv=None):
         "clock); 'fixed' keeps TrainConfig.decay_steps (or --set-l decay_steps=N)",
     )
     p.add_argument(
+        "--q-schedule",
+        choices=("fit", "fixed"),
+        default="fixed",
+        help="the label-free pipelines' cosine: 'fixed' (default) keeps decay_steps (set it with "
+        "--set); 'fit' fits it to the budget from the measured step rate, as --l-schedule fit",
+    )
+    p.add_argument(
         "--set-l",
         nargs="+",
         default=[],
@@ -384,6 +392,8 @@ def main(argv=None):
     )
     if args.l_schedule == "fit" and any(o.split("=")[0].strip() == "decay_steps" for o in args.l_overrides):
         p.error("--set-l decay_steps=N fixes L's schedule: add --l-schedule fixed")
+    if args.q_schedule == "fit" and any(o.split("=")[0].strip() == "decay_steps" for o in args.overrides):
+        p.error("--set decay_steps=N fixes the label-free schedule: drop it or use --q-schedule fixed")
     if args.overrides:
         print(f"Q and SC train with {', '.join(args.overrides)}", flush=True)
     if args.l_overrides:
@@ -478,7 +488,11 @@ def main(argv=None):
             print(f"-- {name}: label-free, {what}", flush=True)
             save_dir = Path(args.save_runs) / name if args.save_runs else None
             run = experiments.label_free_run(
-                dataclasses.replace(free_cfg, loss=loss), name=name, run_dir=save_dir, **timed
+                dataclasses.replace(free_cfg, loss=loss),
+                name=name,
+                run_dir=save_dir,
+                fit_schedule=args.q_schedule == "fit",
+                **timed,
             )
             runs[name] = _result(run)
             if save_dir is not None:

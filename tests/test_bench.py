@@ -268,3 +268,17 @@ def test_label_then_train_fits_its_cosine_to_the_budget(tmp_path, monkeypatch, h
     assert fits[0]["step"] >= 200 and fit["rate"] > 0
     # the fitted cosine ends within the few percent of safety of where the budget did
     assert 0.9 * run.steps <= fit["decay_steps"] <= run.steps + 1
+
+
+def test_label_free_run_can_fit_its_cosine_too(h2):
+    """The same fit for Q (`--q-schedule fit`): its data is ready after the first step."""
+    import dataclasses
+    import itertools
+
+    cfg = dataclasses.replace(h2[0], reuse=4, warmup_steps=1, decay_steps=10**6, log_every=10**9)
+    ticks = itertools.count()
+    run = ex.label_free_run(cfg, budget_s=900.0, clock=lambda: float(next(ticks)), name="Q", fit_schedule=True)
+    assert run.error is None, run.error
+    fits = run.timing["schedule_fits"]
+    assert len(fits) == 4 and run.config.decay_steps == fits[-1]["decay_steps"] < 10**6
+    assert 0.9 * run.steps <= fits[-1]["decay_steps"] <= run.steps + 1
