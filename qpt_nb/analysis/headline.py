@@ -195,6 +195,6 @@ def best_l_lines(h: Headline) -> list:
             back = h.ratios.get(f"{ref}_vs_{x}_{metric}") or {}
             line = f"  {display_name(x)}: never reaches it (own best {c['other_best']:.3g} {unit})"
             if back.get("ratio"):
-                line += f"; L reaches {c['other_best']:.3g} {unit} {back['ratio']:.2f}x sooner"
+                line += f"; converse: L reaches {c['other_best']:.3g} {unit} at ratio {back['ratio']:.2f}"
             out.append(line)
     return out
