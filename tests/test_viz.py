@@ -202,6 +202,10 @@ def test_wall_clock_and_distribution_figures():
     free, labels = ax.lines[0], [l for l in ax.lines if l.get_label() == "labels"][0]
     assert any("labelling" in p.get_label() for p in ax.patches)
     np.testing.assert_allclose(labels.get_xdata(), free.get_xdata() + 50.0)
+    assert ax.get_legend() is not None and not fig.legends
+    many = viz.wall_clock_comparison({f"r{i}": h for i in range(5)}, offsets={"r0": 50.0, "r1": 60.0})
+    assert len(many.legends) == 1 and many.axes[0].get_legend() is None  # one shared legend
+    assert len(many.legends[0].get_texts()) == 7
     rows = [
         dict(index=i, energy_error_mev=(-1) ** i * 0.5 * (i + 1), hamiltonian_mae_uha=10.0 * (i + 1))
         for i in range(8)

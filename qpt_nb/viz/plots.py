@@ -416,11 +416,15 @@ def wall_clock_comparison(
 
     runs: {label: history}; offsets: {label: seconds} added to every x value (the
     labelling time of a label-then-train run, so its curve starts where labelling
-    ended; drawn as a dashed segment from x = 0).  Log-log axes.
+    ended; drawn as a dashed segment from x = 0).  Log-log axes. With more than six legend
+    entries, one legend sits under the panels.
     """
     offsets = dict(offsets or {})
     keys = [k for k in keys if any(r.get(k) is not None for h in runs.values() for r in h)]
-    fig = new_figure(figsize or (4.2 * max(len(keys), 1), 3.2))
+    n_entries = len(runs) + sum(1 for v in offsets.values() if v and v > 0)
+    shared = n_entries > 6  # many runs: one legend under the panels instead of one per panel
+    rows = -(-n_entries // 3) if shared else 0
+    fig = new_figure(figsize or (4.2 * max(len(keys), 1), 3.2 + 0.2 * rows))
     axes = fig.subplots(1, max(len(keys), 1), squeeze=False)[0]
     names = dict(_TRAIN_PANELS)
     for ax, key in zip(axes, keys):
@@ -449,7 +453,10 @@ def wall_clock_comparison(
         ax.set_ylabel(names.get(key, key), fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
+        if not shared:
+            ax.legend(fontsize=7)
+    if shared:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
