@@ -277,7 +277,9 @@ def test_label_free_run_can_fit_its_cosine_too(h2):
 
     cfg = dataclasses.replace(h2[0], reuse=4, warmup_steps=1, decay_steps=10**6, log_every=10**9)
     ticks = itertools.count()
-    run = ex.label_free_run(cfg, budget_s=900.0, clock=lambda: float(next(ticks)), name="Q", fit_schedule=True)
+    run = ex.label_free_run(
+        cfg, budget_s=900.0, clock=lambda: float(next(ticks)), name="Q", fit_schedule=True
+    )
     assert run.error is None, run.error
     fits = run.timing["schedule_fits"]
     assert len(fits) == 4 and run.config.decay_steps == fits[-1]["decay_steps"] < 10**6

@@ -124,8 +124,14 @@ def test_reschedule_keeps_the_state_and_follows_the_new_cosine():
     from qpt_nb.learn.train import make_schedule
 
     cfg = TrainConfig(
-        molecule="water", basis="sto-3g", grid_level=0, sampler="wiggle", warmup_steps=2,
-        decay_steps=10**6, log_every=1, **RECIPE,
+        molecule="water",
+        basis="sto-3g",
+        grid_level=0,
+        sampler="wiggle",
+        warmup_steps=2,
+        decay_steps=10**6,
+        log_every=1,
+        **RECIPE,
     )
     tr = Trainer(cfg)
     try:
@@ -136,7 +142,9 @@ def test_reschedule_keeps_the_state_and_follows_the_new_cosine():
         assert tr.step == 3 and tr.params is params  # nothing reset
         tr.run(2)
         lrs = [r["lr"] for r in tr.history]
-        want = [float(make_schedule(cfg)(s)) for s in range(3)] + [float(make_schedule(new)(s)) for s in (3, 4)]
+        want = [float(make_schedule(cfg)(s)) for s in range(3)] + [
+            float(make_schedule(new)(s)) for s in (3, 4)
+        ]
         assert lrs == pytest.approx(want, rel=1e-6)
         with pytest.raises(ValueError, match="must exceed warmup_steps"):
             tr.reschedule(decay_steps=2)

@@ -59,7 +59,6 @@ class Headline:
             )
         return "\n".join(lines)
 
-
     def measured(self) -> str:
         """The day(s) the runs were measured: '2026-11-24' or '2026-11-24 to 2026-12-03'."""
         days = sorted({str(r["date"])[:10] for r in self.rows if r.get("date")})
@@ -178,7 +177,10 @@ def best_l_lines(h: Headline) -> list:
     from qpt_nb.analysis.timing import pipeline_of
 
     out = []
-    for metric, what, unit in (("energy_mae_mev", "energy", "meV"), ("hamiltonian_mae_uha", "Hamiltonian", "uHa")):
+    for metric, what, unit in (
+        ("energy_mae_mev", "energy", "meV"),
+        ("hamiltonian_mae_uha", "Hamiltonian", "uHa"),
+    ):
         ref = h.best_l(metric)
         row = next(r for r in h.rows if r["key"] == ref)
         out.append(f"best L on {what}: {display_name(ref)}, {row[f'best_{metric}']:.3g} {unit}")
@@ -190,7 +192,9 @@ def best_l_lines(h: Headline) -> list:
             if c is None:
                 continue
             if c.get("ratio"):
-                out.append(f"  {display_name(x)}: reaches it after {c['t_other_s'] / 60:.0f} CPU min: ratio {c['ratio']:.2f}")
+                out.append(
+                    f"  {display_name(x)}: reaches it after {c['t_other_s'] / 60:.0f} CPU min: ratio {c['ratio']:.2f}"
+                )
                 continue
             back = h.ratios.get(f"{ref}_vs_{x}_{metric}") or {}
             line = f"  {display_name(x)}: never reaches it (own best {c['other_best']:.3g} {unit})"
