@@ -1,5 +1,6 @@
 """The measured recipe and the schedule fitted to a time budget (qpt_nb.learn.recipe)."""
 
+import json
 import re
 import time
 
@@ -40,9 +41,10 @@ def test_fit_schedule_stretches_the_cosine_to_the_budget(tmp_path, capsys):
         **RECIPE,
     )
     t0 = time.perf_counter()
-    tr, steps = fit_schedule(Trainer(cfg, tmp_path / "run"), minutes=1.0, calibration_steps=12)
+    fresh = Trainer(cfg, tmp_path / "run")
+    tr, steps = fit_schedule(fresh, minutes=1.0, calibration_steps=12)
     try:
-        assert tr.step == 12  # the calibration steps are kept
+        assert tr is fresh and tr.step == 12  # refitted in place, the calibration steps kept
         assert tr.config.decay_steps == steps > 12
         assert tr.config.warmup_steps == min(50, steps // 10)
         # the fitted length is what the measured steady rate does in the rest of the minute
@@ -53,8 +55,8 @@ def test_fit_schedule_stretches_the_cosine_to_the_budget(tmp_path, capsys):
         assert TrainConfig.from_json(tr.config.to_json()).decay_steps == steps
     finally:
         tr.close()
-    with pytest.raises(ValueError, match="run_dir"):
-        fit_schedule(Trainer(cfg), minutes=1.0)
+    saved = TrainConfig.from_json(json.loads((tmp_path / "run" / "config.json").read_text()))
+    assert saved.decay_steps == steps  # config.json follows the refit
 
 
 def test_cli_train_minutes_fits_the_schedule(tmp_path, capsys):

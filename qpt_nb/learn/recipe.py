@@ -8,8 +8,8 @@ The cosine schedule of `qpt_nb.learn.train` is defined in steps (``warmup_steps`
 ``decay_steps``). A run with a wall-clock budget and no step count would otherwise end with
 the learning rate still high (schedule too long) or spend its last minutes at the floor
 (too short). `fit_schedule` measures the steady step rate on this machine over a short
-calibration, then resumes the run with ``decay_steps`` set to the steps that fit in what
-is left of the budget, so the learning rate reaches its floor when the budget ends. The
+calibration, then refits the run's schedule in place (`Trainer.reschedule`) with
+``decay_steps`` set to the steps that fit in what is left of the budget, so the learning rate reaches its floor when the budget ends. The
 calibration steps are part of the run (they are not thrown away), and once fitted the run
 is deterministic: the fitted length is saved in the run's config.json and checkpoint.
 
@@ -25,7 +25,6 @@ the rate over a window, and refits the cosine in place (`Trainer.reschedule`).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Optional
 
@@ -56,26 +55,22 @@ def fitted_steps(rate: float, seconds_left: float, step: int) -> int:
 def fit_schedule(
     trainer, minutes: float, *, calibration_steps: int = CALIBRATION_STEPS, start: Optional[float] = None
 ):
-    """Calibrates `trainer` and returns ``(trainer, steps)``: the run resumed with its cosine
+    """Calibrates `trainer` and returns ``(trainer, steps)``: the same Trainer with its cosine
     schedule (``decay_steps``; ``warmup_steps`` capped at a tenth of it, as `qpt-nb train`
-    sets it) fitted to `minutes`.
+    sets it) refitted to `minutes` in place (`Trainer.reschedule`; with a run directory the
+    checkpoint is saved with it).
 
     Args:
-      trainer: a fresh `Trainer` with a run directory (the resume reads its checkpoint).
-        It is closed; use the returned one.
+      trainer: a fresh `Trainer`.
       minutes: the whole budget, calibration included (wall clock).
       calibration_steps: steps taken to measure the rate (the first quarter, compilation
         and the prefetch queue filling up, is not counted).
       start: `time.perf_counter()` at which the budget began (default: now).
 
     Returns:
-      (the resumed Trainer, the schedule's total length in steps). Train it for
+      (the Trainer, the schedule's total length in steps). Train it for
       ``steps - trainer.step`` more steps within what is left of the budget.
     """
-    from qpt_nb.learn.train import Trainer
-
-    if trainer.run_dir is None:
-        raise ValueError("fit_schedule resumes the run from its checkpoint: give the Trainer a run_dir")
     if not minutes > 0:
         raise ValueError(f"minutes must be > 0, got {minutes}")
     t0 = time.perf_counter() if start is None else start
@@ -83,15 +78,14 @@ def fit_schedule(
     before = trainer.step, trainer.timing["step_s"]
     trainer.run(max(calibration_steps - trainer.step, 1))
     rate = (trainer.step - before[0]) / max(trainer.timing["step_s"] - before[1], 1e-9)
-    left = 60.0 * minutes - (time.perf_counter() - t0) - trainer.timing["compile_s"]  # resume recompiles
+    left = 60.0 * minutes - (time.perf_counter() - t0) - trainer.timing["compile_s"]  # the refit recompiles
     steps = fitted_steps(rate, left, trainer.step)
-    cfg = trainer.config
-    warm = min(cfg.warmup_steps, max(steps // 10, 1))
-    cfg = dataclasses.replace(cfg, decay_steps=max(steps, warm + 1), warmup_steps=warm)
-    run_dir = trainer.run_dir
-    trainer.close()
+    warm = min(trainer.config.warmup_steps, max(steps // 10, 1))
+    trainer.reschedule(decay_steps=max(steps, warm + 1), warmup_steps=warm)
+    if trainer.run_dir is not None:
+        trainer.save()  # the fitted schedule is in the checkpoint from now on
     print(f"calibration: {rate:.2f} steps/s -> schedule of {steps} steps (warm-up {warm})", flush=True)
-    return Trainer.resume(run_dir, config=cfg), steps
+    return trainer, steps
 
 
 class BudgetFit:
