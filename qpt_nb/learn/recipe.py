@@ -9,7 +9,8 @@ The cosine schedule of `qpt_nb.learn.train` is defined in steps (``warmup_steps`
 the learning rate still high (schedule too long) or spend its last minutes at the floor
 (too short). `fit_schedule` measures the steady step rate on this machine over a short
 calibration, then refits the run's schedule in place (`Trainer.reschedule`) with
-``decay_steps`` set to the steps that fit in what is left of the budget, so the learning rate reaches its floor when the budget ends. The
+``decay_steps`` set to the steps that fit in what is left of the budget, so the learning
+rate reaches its floor when the budget ends. The
 calibration steps are part of the run (they are not thrown away), and once fitted the run
 is deterministic: the fitted length is saved in the run's config.json and checkpoint.
 
