@@ -516,7 +516,7 @@ def combine(args):
     """--combine: one report, JSON and figure from the pipelines of several result files."""
     import json
 
-    runs, dates, first, budget, complete = {}, {}, None, 0.0, True
+    runs, dates, cpus, first, budget, complete = {}, {}, {}, None, 0.0, True
     for item in args.combine:
         # NAME=PATH renames the file's one run (e.g. Q-s1=..._Q_s1.json, for seeds side by side)
         name, sep, path = item.rpartition("=") if "=" in item else ("", "", item)
@@ -531,6 +531,7 @@ def combine(args):
             raise SystemExit(f"--combine: run {sorted(clash)} appears twice; name them NAME=PATH")
         runs.update(d["runs"])
         dates.update({n: (d.get("machine") or {}).get("date") for n in d["runs"]})
+        cpus.update({n: (d.get("machine") or {}).get("cpu_model") for n in d["runs"]})
         complete = complete and d.get("complete", True)
         budget = max(budget, d["settings"]["budget_s"])
     summary = report(runs, budget)
@@ -545,6 +546,7 @@ def combine(args):
             complete=complete,
             machine=first["machine"],
             dates=dates,  # when each run was measured (its file's machine date)
+            cpus=cpus,  # and on which CPU (the runs of different days may differ)
         ),
     )
     c = first["config"]

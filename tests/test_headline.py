@@ -64,3 +64,18 @@ def test_bad_files_are_named(tmp_path):
     part.write_text(json.dumps(dict(json.loads(default_path().read_text()), complete=False)))
     with pytest.raises(ValueError, match="incomplete"):
         load_headline(part)
+
+
+def test_machines_names_each_cpu_and_its_runs(tmp_path):
+    data = json.loads(default_path().read_text())
+    keys = list(data["runs"])
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(dict(data, cpus={k: "AMD EPYC" for k in keys})))
+    assert load_headline(one).machines() == "AMD EPYC"
+    two = tmp_path / "two.json"
+    cpus = {k: ("Intel Xeon" if k == keys[0] else "AMD EPYC") for k in keys}
+    two.write_text(json.dumps(dict(data, cpus=cpus)))
+    h = load_headline(two)
+    assert f"Intel Xeon ({keys[0]})" in h.machines()
+    assert f"AMD EPYC ({', '.join(keys[1:])})" in h.machines()
+    assert {r["key"]: r["cpu"] for r in h.rows} == cpus

@@ -35,7 +35,8 @@ def display_name(key: str) -> str:
 @dataclasses.dataclass
 class Headline:
     """curves: {name: history records}; offsets: {name: seconds of labelling before its
-    curve}; rows: one summary dict per pipeline (its ``date`` the day it was measured); ratios: the benchmark's summary
+    curve}; rows: one summary dict per pipeline (its ``date`` the day it was measured, ``cpu`` the
+    CPU model); ratios: the benchmark's summary
     ({'Q_vs_L_energy_mae_mev': {best, t_ref_s, t_other_s, ratio, other_best}, ...});
     settings, machine: as recorded; path: the file read."""
 
@@ -63,6 +64,17 @@ class Headline:
         """The day(s) the runs were measured: '2026-11-24' or '2026-11-24 to 2026-12-03'."""
         days = sorted({str(r["date"])[:10] for r in self.rows if r.get("date")})
         return " to ".join(dict.fromkeys([days[0], days[-1]])) if days else "on an unrecorded date"
+
+    def machines(self) -> str:
+        """The CPU(s) the runs were measured on: 'AMD EPYC' or, when they differ,
+        'AMD EPYC (Q-s0, Q-s1); Intel(R) Xeon(R) Processor (L)'. Step rates differ between
+        CPUs, so a comparison across them is a comparison of machines too."""
+        by = {}
+        for r in self.rows:
+            by.setdefault(r.get("cpu") or "an unrecorded CPU", []).append(r["key"])
+        if len(by) == 1:
+            return next(iter(by))
+        return "; ".join(f"{cpu} ({', '.join(keys)})" for cpu, keys in by.items())
 
     def best_l(self, metric: str) -> str:
         """The key of the label-then-train run with the lowest best `metric`
@@ -128,6 +140,7 @@ def load_headline(path=None) -> Headline:
                 best_energy_mae_mev=min(r["test_energy_mae_mev"] for r in trained),
                 best_hamiltonian_mae_uha=min(r["test_hamiltonian_mae_uha"] for r in trained),
                 date=(data.get("dates") or {}).get(key) or data.get("machine", {}).get("date"),
+                cpu=(data.get("cpus") or {}).get(key) or data.get("machine", {}).get("cpu_model"),
                 final_energy_mae_mev=recs[-1]["test_energy_mae_mev"],
                 final_hamiltonian_mae_uha=recs[-1]["test_hamiltonian_mae_uha"],
             )
