@@ -32,12 +32,12 @@ def test_order_is_source_order_for_any_worker_count(workers):
     assert s["make_seconds"] > 0
 
 
-def test_reuse_repeats_each_item_consecutively():
-    with Prefetcher(iter("abc"), str.upper, workers=2, reuse=3) as pf:
+def test_each_item_is_yielded_once_in_order():
+    with Prefetcher(iter("abc"), str.upper, workers=2) as pf:
         out = list(pf)
-    assert out == ["A"] * 3 + ["B"] * 3 + ["C"] * 3
+    assert out == ["A", "B", "C"]
     s = pf.stats()
-    assert s["items_yielded"] == 9 and s["items_consumed"] == 3 and s["items_made"] == 3
+    assert s["items_yielded"] == 3 and s["items_consumed"] == 3 and s["items_made"] == 3
 
 
 def test_wait_seconds_large_when_make_item_is_slow():
@@ -148,9 +148,7 @@ def test_process_mode_keeps_order():
         assert list(pf) == [abs(x) for x in range(-6, 6)]
 
 
-@pytest.mark.parametrize(
-    "kw", [dict(workers=0), dict(queue_size=0), dict(reuse=0), dict(reuse=1.5), dict(mode="gpu")]
-)
+@pytest.mark.parametrize("kw", [dict(workers=0), dict(queue_size=0), dict(queue_size=1.5), dict(mode="gpu")])
 def test_bad_arguments(kw):
     with pytest.raises(ValueError):
         Prefetcher(range(3), abs, **kw)

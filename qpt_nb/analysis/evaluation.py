@@ -38,7 +38,7 @@ from qpt_nb.dft.reference import label_many
 from qpt_nb.dft.sandwich import refine
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.batch import prepare_conformer
-from qpt_nb.learn.losses import predict_correction, sandwich_outputs
+from qpt_nb.learn.losses import predict_correction, sandwich_outputs, sandwich_settings
 from qpt_nb.learn.network import network_fns
 from qpt_nb.units import MEV_PER_HARTREE, UHA_PER_HARTREE
 
@@ -78,12 +78,12 @@ def make_test_set(mol, n: int, *, sampler: str = "md", seed: int = TEST_SEED, **
 
 
 # ----------------------------------------------------------------------------- physics
-def _pair_outputs(ws, batch, n_refine, mix):
+def _pair_outputs(ws, batch, n_refine, mix, mix_at=2):
     f = get_xc(batch.xc)
     t = batch.tensors
 
     def one(w):
-        d = refine(batch.init.h_init + w, t, f, n_refine, mix=mix)
+        d = refine(batch.init.h_init + w, t, f, n_refine, mix=mix, mix_at=mix_at)
         e, fk = energy_and_fock(d, t, f)
         eps, c, _ = solve_fock(fk, t.orthogonalizer, t.n_occ)
         return dict(energy=e, fock=fk, mo_energy=eps, mo_coeff=c, density=d)
@@ -91,29 +91,29 @@ def _pair_outputs(ws, batch, n_refine, mix):
     return jax.vmap(one)(ws)
 
 
-@functools.partial(jax.jit, static_argnames=("n_refine", "mix"))
-def outputs_for_corrections(ws, batch, n_refine: int = 3, mix: float = 0.5) -> dict:
+@functools.partial(jax.jit, static_argnames=("n_refine", "mix", "mix_at"))
+def outputs_for_corrections(ws, batch, n_refine: int = 3, mix: float = 0.5, mix_at=2) -> dict:
     """Sandwich outputs for K corrections `ws` (K, N, N) of one (unbatched) conformer.
 
     Returns a dict of arrays with leading axis K: energy (K,) E[D_n] in Hartree,
     fock (K, N, N) F[D_n], mo_energy (K, N), mo_coeff (K, N, N), density (K, N, N).
     """
-    return _pair_outputs(ws, batch, n_refine, mix)
+    return _pair_outputs(ws, batch, n_refine, mix, mix_at)
 
 
-@functools.partial(jax.jit, static_argnames=("apply_fn", "n_refine", "mix"))
-def _predict_pair(apply_fn, params, batch, n_refine, mix):
+@functools.partial(jax.jit, static_argnames=("apply_fn", "n_refine", "mix", "mix_at"))
+def _predict_pair(apply_fn, params, batch, n_refine, mix, mix_at):
     w = predict_correction(apply_fn, params, batch)
-    return _pair_outputs(jnp.stack([w, jnp.zeros_like(w)]), batch, n_refine, mix)
+    return _pair_outputs(jnp.stack([w, jnp.zeros_like(w)]), batch, n_refine, mix, mix_at)
 
 
-def predict_pair(apply_fn, params, batch, *, n_refine: int = 3, mix: float = 0.5) -> dict:
+def predict_pair(apply_fn, params, batch, *, n_refine: int = 3, mix: float = 0.5, mix_at=2) -> dict:
     """`outputs_for_corrections` for [trained W, W = 0] of one conformer (NumPy arrays).
 
     One jitted call, compiled once per (apply_fn, shapes); `apply_fn` as in
     `qpt_nb.learn.losses` (e.g. `network_fns(config.model)[1]`).
     """
-    out = _predict_pair(apply_fn, params, batch, int(n_refine), float(mix))
+    out = _predict_pair(apply_fn, params, batch, int(n_refine), float(mix), mix_at)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -235,7 +235,7 @@ def evaluate(
         t1 = time.perf_counter()
         batch = first if i == 0 else prepare_conformer(test_set[i], basis, xc, grid_level, eri=cfg.eri)
         pre_s = time.perf_counter() - t1
-        scored = score_conformer(apply_fn, params, batch, labels[i], n_refine=cfg.n_refine, mix=cfg.mix)
+        scored = score_conformer(apply_fn, params, batch, labels[i], **sandwich_settings(cfg))
         times.append((pre_s, scored["predict_seconds"]))
         trained.append(scored["trained"])
         base.append(scored["baseline"])
@@ -271,14 +271,14 @@ def evaluate(
 
 
 # ----------------------------------------------------------------------------- per-conformer rows
-def score_conformer(apply_fn, params, batch, lab, *, n_refine: int = 3, mix: float = 0.5) -> dict:
+def score_conformer(apply_fn, params, batch, lab, *, n_refine: int = 3, mix: float = 0.5, mix_at=2) -> dict:
     """The trained W and W = 0 on one prepared conformer against its PySCF `Label`.
 
     Returns dict(trained, baseline: `conformer_errors` dicts; outputs: `predict_pair`'s
     NumPy arrays; predict_seconds). ValueError when the label has another AO count.
     """
     t0 = time.perf_counter()
-    out = predict_pair(apply_fn, params, batch, n_refine=n_refine, mix=mix)
+    out = predict_pair(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
     seconds = time.perf_counter() - t0
     n_ao = out["fock"].shape[-1]
     if lab.fock.shape != (n_ao, n_ao):
@@ -313,7 +313,7 @@ def conformer_rows(config, params, batches, labels) -> list:
     apply_fn = network_fns(config.model)[1]
     rows = []
     for i, (batch, lab) in enumerate(zip(batches, labels)):
-        s = score_conformer(apply_fn, params, batch, lab, n_refine=config.n_refine, mix=config.mix)
+        s = score_conformer(apply_fn, params, batch, lab, **sandwich_settings(config))
         rows.append(
             dict(
                 conformer_row(i, lab, s),
@@ -326,9 +326,9 @@ def conformer_rows(config, params, batches, labels) -> list:
 
 
 # ----------------------------------------------------------------------------- monitor
-@functools.partial(jax.jit, static_argnames=("apply_fn", "n_refine", "mix"))
-def _monitor_outputs(apply_fn, params, batch, n_refine, mix):
-    e, d, _ = sandwich_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix)
+@functools.partial(jax.jit, static_argnames=("apply_fn", "n_refine", "mix", "mix_at"))
+def _monitor_outputs(apply_fn, params, batch, n_refine, mix, mix_at):
+    e, d, _ = sandwich_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
     f = get_xc(batch.xc)
     fk = jax.vmap(lambda di, ti: energy_and_fock(di, ti, f)[1])(d, batch.tensors)
     return e, fk
@@ -433,7 +433,7 @@ def make_monitor(
     labels = list(labels)[: len(test_set)]
     e_ref = np.asarray([lab.energy for lab in labels])
     f_ref = np.stack([lab.fock for lab in labels])
-    apply_fn, n_refine, mix = network_fns(config.model)[1], int(config.n_refine), float(config.mix)
+    apply_fn, sw = network_fns(config.model)[1], sandwich_settings(config)
 
     def monitor(params) -> dict:
         de, dh = [], []
@@ -441,7 +441,7 @@ def make_monitor(
             b = kept.get(i)
             if b is None:
                 b = _prepare_chunk(config, test_set[s], tensor_cache)
-            e, fk = _monitor_outputs(apply_fn, params, b, n_refine, mix)
+            e, fk = _monitor_outputs(apply_fn, params, b, sw["n_refine"], sw["mix"], sw["mix_at"])
             de.append(np.abs(np.asarray(e) - e_ref[s]))
             dh.append(np.abs(np.asarray(fk) - f_ref[s]).mean(axis=(1, 2)))
         return dict(

@@ -213,7 +213,8 @@ def override_config(cfg, items, fixed=FIXED_FIELDS):
 def _n_training_conformers(config, n_steps: int) -> int:
     if getattr(config, "dataset_size", 0):
         return int(config.dataset_size)
-    return (math.ceil(int(n_steps) / config.reuse) + config.queue_size + 1) * config.batch_size
+    batches = config.data_schedule_object().n_batches(int(n_steps))  # the Trainer's own schedule
+    return (batches + config.queue_size + 1) * config.batch_size
 
 
 def training_conformers(config, n_steps: int) -> list:

@@ -18,6 +18,7 @@ from qpt_nb.analysis.runs import resolve_model
 from qpt_nb.dft.frames import rotation_to_input
 from qpt_nb.dft.reference import make_rks
 from qpt_nb.learn.batch import prepare_conformer
+from qpt_nb.learn.losses import sandwich_settings
 from qpt_nb.learn.network import network_fns
 from qpt_nb.settings import label_threads
 
@@ -32,7 +33,7 @@ def initial_guess(run_or_params, mol, *, config=None) -> np.ndarray:
     cfg, params, _ = resolve_model(run_or_params, config)
     batch = prepare_conformer(mol, cfg.basis, cfg.xc, cfg.grid_level, eri=cfg.eri)
     apply_fn = network_fns(cfg.model)[1]
-    d = predict_pair(apply_fn, params, batch, n_refine=cfg.n_refine, mix=cfg.mix)["density"][0]
+    d = predict_pair(apply_fn, params, batch, **sandwich_settings(cfg))["density"][0]
     u = rotation_to_input(mol, cfg.basis)
     d = u @ d @ u.T
     return 0.5 * (d + d.T)

@@ -40,7 +40,7 @@ from qpt_nb.dft.molecule import Molecule, as_molecule, read_xyz_frames
 from qpt_nb.dft.scf import scf
 from qpt_nb.dft.tensors import DFTTensors
 from qpt_nb.learn.batch import prepare_conformer, stack_batch
-from qpt_nb.learn.losses import predict_correction
+from qpt_nb.learn.losses import predict_correction, sandwich_settings
 from qpt_nb.learn.network import network_fns
 
 DEFAULT_BATCH = 8  # geometries per compiled call, unless their tensors exceed BATCH_BYTES
@@ -192,9 +192,9 @@ def _network(params, batch, apply_fn):
     return predict_correction(apply_fn, params, batch)
 
 
-@functools.partial(jax.jit, static_argnames=("n_refine", "mix"))
-def _sandwich(ws, batch, n_refine, mix):
-    out = jax.vmap(lambda w, b: _pair_outputs(w[None], b, n_refine, mix))(ws, batch)
+@functools.partial(jax.jit, static_argnames=("n_refine", "mix", "mix_at"))
+def _sandwich(ws, batch, n_refine, mix, mix_at):
+    out = jax.vmap(lambda w, b: _pair_outputs(w[None], b, n_refine, mix, mix_at))(ws, batch)
     return {k: v[:, 0] for k, v in out.items()}
 
 
@@ -296,7 +296,7 @@ def _iter_predictions(cfg, params, mols, batch_size, keep_tensors, stats):
         t0 = time.perf_counter()
         ws = jax.block_until_ready(net(params, batch))
         net_s = time.perf_counter() - t0
-        sw, c2 = _compiled(_sandwich, ws, batch, n_refine=int(cfg.n_refine), mix=float(cfg.mix))
+        sw, c2 = _compiled(_sandwich, ws, batch, **sandwich_settings(cfg))
         t0 = time.perf_counter()
         out = {k: np.asarray(v) for k, v in jax.block_until_ready(sw(ws, batch)).items()}
         sw_s = time.perf_counter() - t0

@@ -25,8 +25,11 @@ METRICS = "metrics.json"
 PER_CONFORMER = "per_conformer.csv"
 
 
-def load_run(run_dir):
+def load_run(run_dir, *, raw: bool = False):
     """(TrainConfig, params, step) of a saved run, from its checkpoint.
+
+    params are the moving average (`Trainer.params`) when the run kept one, else (or with
+    ``raw=True``) the optimiser's parameters.
 
     Raises FileNotFoundError without the directory and `CheckpointError` (a
     ValueError) when its checkpoint is missing or corrupt.
@@ -35,7 +38,9 @@ def load_run(run_dir):
     if not run.is_dir():
         raise FileNotFoundError(f"No run directory {run}.")
     data = ckpt.load(run / CHECKPOINT)
-    params = jax.tree_util.tree_map(jnp.asarray, data["state"]["params"])
+    state = data["state"]
+    params = state["params"] if raw else state.get("ema_params", state["params"])
+    params = jax.tree_util.tree_map(jnp.asarray, params)
     return TrainConfig.from_json(data["config"]), params, data.get("step")
 
 

@@ -41,6 +41,8 @@ _FIELDS = dict(
     psi_range="psi_range",
     batch_size="batch_size",
     reuse="reuse",
+    data_schedule="data_schedule",
+    ema_decay="ema_decay",
     seed="seed",
     lr="lr",
     warmup="warmup_steps",
@@ -112,7 +114,14 @@ def _add_train_args(p):
         "--psi-range", metavar="LOW,HIGH", help="dihedral sampler: psi region, degrees (default 0,180)"
     )
     g.add_argument("--batch-size", type=int)
-    g.add_argument("--reuse", type=int, help="optimiser steps per precomputed conformer")
+    g.add_argument("--reuse", type=int, help="optimiser steps per conformer batch (the window's length)")
+    g.add_argument(
+        "--data-schedule",
+        choices=("window", "consecutive"),
+        help="window (default: the research code's sliding window of the last --reuse batches) "
+        "or consecutive (each batch --reuse steps in a row)",
+    )
+    g.add_argument("--ema-decay", type=float, help="moving average of the parameters (0: off)")
     g.add_argument("--seed", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate (new runs: 1e-3)")
     g.add_argument("--warmup", type=int, help="warm-up steps (default min(1000, steps // 10))")
@@ -377,21 +386,39 @@ def trained_steps(out: Path) -> int:
         ) from None
 
 
-def memory_line(config) -> str:
+def _monitored(args) -> int:
+    """Test conformers the monitor of `qpt-nb train` will hold (0 without one)."""
+    return min(args.monitor_n, args.n_test) if args.n_test and args.monitor_every else 0
+
+
+def memory_line(config, monitor_n: int = 0) -> str:
     """Checks that training `config` fits in memory (InsufficientMemoryError otherwise,
-    before anything compiles) and returns the one-line estimate: the batches the prefetch
-    queue holds at once (`queue_size` + 1 of `batch_size` conformers)."""
+    before anything compiles) and returns the one-line estimate of what training holds:
+    the data schedule's live batches and the prefetch queue (``max_live + queue_size + 1``
+    batches of `batch_size` conformers) on the training grid (`loss_grid_level`, in
+    `precision`), plus the monitor's `monitor_n` test conformers on `grid_level` in float64
+    (at most `MONITOR_MAX_BYTES`, what the monitor keeps in memory)."""
+    from qpt_nb.analysis.evaluation import MONITOR_MAX_BYTES
     from qpt_nb.dft.memory import check_memory, estimate_memory, format_memory
 
-    batch = config.batch_size * (config.queue_size + 1)
+    mol = config.molecule_object().canonical()
+    held = config.data_schedule_object().max_live + config.queue_size + 1
     est = estimate_memory(
-        config.molecule_object().canonical(),
+        mol,
         config.basis,
-        config.grid_level,
+        config.loss_grid_level,
         eri=config.eri,
         xc=config.xc,
-        batch=batch,
+        batch=config.batch_size * held,
+        precision=config.precision,
     )
+    if monitor_n:
+        mon = estimate_memory(
+            mol, config.basis, config.grid_level, eri=config.eri, xc=config.xc, batch=monitor_n
+        )
+        est["held_bytes"] = min(mon["per_batch_bytes"], MONITOR_MAX_BYTES)
+        est["held_what"] = f"monitor of {monitor_n} test conformers"
+        est["total_bytes"] += est["held_bytes"]
     check_memory(est)
     return "memory: " + format_memory(est)
 
@@ -471,7 +498,7 @@ def _train_command(args, held) -> int:
         config = dataclasses.replace(saved, **over)
         config.molecule_object()
         _check_sampler(config.sampler)
-        mem = memory_line(config)
+        mem = memory_line(config, _monitored(args))
         trainer = Trainer.resume(out, config=config)  # ValueError if incompatible
         target = args.steps if args.steps is not None else config.decay_steps
         if target < trainer.step:
@@ -496,7 +523,7 @@ def _train_command(args, held) -> int:
         done = trained_steps(out)
         if done:
             raise ValueError(f"{out} already holds a run at step {done}: use --resume, or another --out.")
-        mem = memory_line(config)
+        mem = memory_line(config, _monitored(args))
         trainer = Trainer(config, out)
         target = args.steps
     print(

@@ -65,16 +65,17 @@ def _aux_count(pmol, auxbasis=None) -> Optional[int]:
         return None
 
 
-def _memory_parts(n, g, p, kind, n_deriv, batch) -> dict:
-    """Bytes of one geometry's tensors (as `dft_tensors` stores them) and of the precompute."""
+def _memory_parts(n, g, p, kind, n_deriv, batch, grid_itemsize=8) -> dict:
+    """Bytes of one geometry's tensors (as `dft_tensors` stores them) and of the precompute;
+    `grid_itemsize` 4 for the float32 grid work (AO values and weights)."""
     f8 = 8
     npair = n * (n + 1) // 2
     if kind == "dense":
         eri, packed = n**4 * f8, npair * (npair + 1) // 2 * f8  # + the s8 integrals
     else:
         eri, packed = (p or 0) * n * n * f8, (p or 0) * npair * f8  # + packed cderi
-    ao = n_deriv * g * n * f8
-    grid = g * f8  # weights
+    ao = n_deriv * g * n * grid_itemsize
+    grid = g * grid_itemsize  # weights
     matrices = 4 * n * n * f8 + n * (3 * f8 + 8)  # S, h, X, dm0; AO labels
     per_geometry = ao + eri + grid + matrices
     # while one geometry is built, its NumPy arrays (and the grid coordinates and PySCF's
@@ -92,7 +93,9 @@ def _memory_parts(n, g, p, kind, n_deriv, batch) -> dict:
     )
 
 
-def _estimate(pmol, grid_level, eri, family, batch, auxbasis, name, details=True) -> dict:
+def _estimate(
+    pmol, grid_level, eri, family, batch, auxbasis, name, details=True, precision="float64"
+) -> dict:
     """`estimate_memory` of a built Mole; ``details=False`` skips what only the advice of
     `check_memory` needs (lower grid levels, P for dense ERIs): the quick path of
     `dft_tensors`."""
@@ -121,8 +124,9 @@ def _estimate(pmol, grid_level, eri, family, batch, auxbasis, name, details=True
         n_aux=p,
         ao_derivatives=n_deriv == 4,
         n_grid_by_level=by_level,
+        precision=precision,
     )
-    out.update(_memory_parts(n, g, p, kind, n_deriv, batch))
+    out.update(_memory_parts(n, g, p, kind, n_deriv, batch, 4 if precision == "float32" else 8))
     return out
 
 
@@ -147,8 +151,9 @@ def estimate_memory(
     xc: Optional[str] = None,
     batch: int = 1,
     auxbasis: Optional[str] = None,
+    precision: str = "float64",
 ) -> dict:
-    """Bytes `dft_tensors(mol, basis, grid_level, eri=, xc=)` needs, in milliseconds.
+    """Bytes `dft_tensors(mol, basis, grid_level, eri=, xc=, precision=)` needs, in milliseconds.
 
     Builds only the PySCF Mole, counts the grid points per element (no Becke partition,
     no AO values) and the auxiliary functions (``pyscf.df.make_auxbasis``).
@@ -156,7 +161,8 @@ def estimate_memory(
     Returns a dict: settings ('molecule', 'basis', 'grid_level', 'xc_family', 'eri_kind',
     'batch'), sizes ('n_ao', 'n_grid' (padded), 'n_aux', 'ao_derivatives',
     'n_grid_by_level' for the lower grid levels) and bytes:
-      ao_bytes       AO values (and x/y/z gradients for GGAs) on the grid: 8 (4) G N
+      ao_bytes       AO values (and x/y/z gradients for GGAs) on the grid: 8 (4) G N, in
+                     float64 (half that in float32)
       eri_bytes      dense ERIs 8 N^4, or DF tensors 8 P N^2
       grid_bytes, matrices_bytes   weights; S, h, X, the guess density, AO labels
       per_geometry_bytes   one `DFTTensors`
@@ -177,7 +183,16 @@ def estimate_memory(
     check_grid_level(grid_level)
     batch = _check_batch(batch)
     family = functional_family(xc)
-    return _estimate(mol.to_pyscf(basis), grid_level, eri, family, batch, auxbasis, mol.name or mol.formula)
+    return _estimate(
+        mol.to_pyscf(basis),
+        grid_level,
+        eri,
+        family,
+        batch,
+        auxbasis,
+        mol.name or mol.formula,
+        precision=precision,
+    )
 
 
 def _read_int(path) -> Optional[int]:
@@ -241,8 +256,11 @@ def _suggestions(est: dict, available: int) -> list:
     n, p, b = est["n_ao"], est["n_aux"], est["batch"]
     n_deriv = 4 if est["ao_derivatives"] else 1
 
+    size = 4 if est.get("precision") == "float32" else 8
+    held = est.get("held_bytes", 0)
+
     def total(g=est["n_grid"], kind=est["eri_kind"], batch=b):
-        return _memory_parts(n, g, p, kind, n_deriv, batch)["total_bytes"]
+        return _memory_parts(n, g, p, kind, n_deriv, batch, size)["total_bytes"] + held
 
     out, now = [], total()
     levels = {
@@ -261,7 +279,7 @@ def _suggestions(est: dict, available: int) -> list:
     if est["eri_kind"] == "dense" and p and total(kind="df") < 0.9 * now:
         out.append(f"eri='df' (density fitting: {format_bytes(total(kind='df'))})")
     if b > 1:
-        per, fixed = est["per_geometry_bytes"], est["precompute_bytes"]
+        per, fixed = est["per_geometry_bytes"], est["precompute_bytes"] + held
         k = int((available - fixed) // per) if available > fixed else 0
         out.append(f"a smaller batch (batch={k} fits)" if k >= 1 else "a smaller batch")
     out.append("a smaller basis or molecule")
@@ -285,7 +303,9 @@ def check_memory(estimate: dict, available: Optional[int] = None) -> dict:
         f"{'dense ERIs' if e['eri_kind'] == 'dense' else 'DF tensors' + aux}: {format_bytes(e['eri_bytes'])}",
     ]
     if e["batch"] > 1:
-        parts.append(f"batch of {e['batch']} geometries: {format_bytes(e['per_batch_bytes'])}")
+        parts.append(f"{e['batch']} geometries held at once: {format_bytes(e['per_batch_bytes'])}")
+    if e.get("held_bytes"):
+        parts.append(f"{e.get('held_what', 'other')}: {format_bytes(e['held_bytes'])}")
     raise InsufficientMemoryError(
         f"not enough memory for the DFT precompute of {e['molecule']} / {e['basis']} / grid "
         f"level {e['grid_level']}: it needs about {format_bytes(e['total_bytes'])} "
@@ -307,7 +327,9 @@ def format_memory(estimate: dict) -> str:
         f"{e['n_grid']:,} grid points; {ao} {format_bytes(e['ao_bytes'])} + {eri} "
         f"{format_bytes(e['eri_bytes'])} = {format_bytes(e['per_geometry_bytes'])} per "
         f"geometry; total {format_bytes(e['total_bytes'])} with the precompute "
-        f"(batch {e['batch']})"
+        f"({e['batch']} geometries held"
+        + (f", {e.get('held_what', 'other')} {format_bytes(e['held_bytes'])}" if e.get("held_bytes") else "")
+        + ")"
     )
 
 

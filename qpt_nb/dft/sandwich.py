@@ -14,7 +14,7 @@ mix applied at the second one.  Gradients flow through every eigen-solve
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -47,17 +47,24 @@ def initial_iteration(t: DFTTensors, xc: XCLike = "b3lyp5") -> InitialIteration:
     return InitialIteration(d0, j, k, v, t.hcore + j - 0.5 * func.hyb * k + v)
 
 
-def mix_schedule(n_refine: int, mix: float = 0.5, mix_at: int = 2) -> jnp.ndarray:
+def mix_schedule(n_refine: int, mix: float = 0.5, mix_at: Optional[int] = 2) -> jnp.ndarray:
     """Weights alpha_k (n_refine - 1,) of the new density at eigen-solves 2..n_refine:
-    D_k = alpha_k aufbau(F[D_{k-1}]) + (1 - alpha_k) D_{k-1}; alpha = 1 - mix at solve `mix_at`."""
+    D_k = alpha_k aufbau(F[D_{k-1}]) + (1 - alpha_k) D_{k-1}; alpha = 1 - mix at solve `mix_at`
+    (the research code's one mix), or at every solve when `mix_at` is None."""
     alpha = jnp.ones(max(n_refine - 1, 0))
+    if mix_at is None:
+        return alpha * (1.0 - mix)
     if 2 <= mix_at <= n_refine:
         alpha = alpha.at[mix_at - 2].set(1.0 - mix)
     return alpha
 
 
-def refine(h, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *, mix: float = 0.5, mix_at: int = 2):
+def refine(
+    h, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *, mix: float = 0.5, mix_at: Optional[int] = 2
+):
     """Density after `n_refine` DFT eigen-solves starting from Hamiltonian `h` (N, N).
+
+    The density is mixed at solve `mix_at` (`mix_schedule`; None: at every solve).
 
     Returns D_{n_refine} (N, N). Fixed iteration count under `lax.scan`.
     """

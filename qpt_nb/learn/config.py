@@ -21,6 +21,7 @@ from qpt_nb.learn.conformers import SAMPLERS
 from qpt_nb.learn.dihedral_sampler import DihedralSampler, parse_range
 from qpt_nb.learn.losses import LOSSES
 from qpt_nb.learn.network import get_config
+from qpt_nb.learn.schedule import MODES, DataSchedule
 
 
 @dataclasses.dataclass
@@ -44,13 +45,15 @@ class TrainConfig:
     label_engine: str = "pyscf"  # supervised labels: 'pyscf' or 'qpt_nb' (qpt_nb.dft.reference)
     n_refine: int = 3
     mix: float = 0.5
+    mix_every: bool = False  # mix the density at every sandwich solve, not only the second
     sampler: str = "wiggle"
     temperature: float = 300.0
     sigma: float = 0.05  # wiggle std, Angstrom
     phi_range: tuple = (0.0, 180.0)  # 'dihedral' sampler: phi ~ U[low, high), degrees
     psi_range: tuple = (0.0, 180.0)  # 'dihedral' sampler: psi ~ U[low, high), degrees
     batch_size: int = 1
-    reuse: int = 16
+    reuse: int = 16  # optimiser steps per conformer batch (qpt_nb.learn.schedule)
+    data_schedule: str = "window"  # 'window' (the research code's) | 'consecutive'
     dataset_size: int = 0  # 0: fresh conformers forever; N: cycle over the first N
     seed: int = 0
     lr: float = 5e-4
@@ -62,6 +65,7 @@ class TrainConfig:
     eps: float = 1e-12
     weight_decay: float = 0.1
     clip_norm: float = 1.0
+    ema_decay: float = 0.0  # parameter averaging (Trainer.params); 0: off
     checkpoint_every: int = 100
     log_every: int = 1
     prefetch_workers: int = 1
@@ -84,6 +88,14 @@ class TrainConfig:
         get_config(self.model)
         if self.loss not in LOSSES:
             raise ValueError(f"Unknown loss {self.loss!r}; choose one of {LOSSES}.")
+        if self.data_schedule not in MODES:
+            raise ValueError(f"Unknown data_schedule {self.data_schedule!r}; choose one of {MODES}.")
+        if self.ema_decay >= 1.0:
+            raise ValueError(
+                f"TrainConfig.ema_decay must be < 1 (1 never moves the average), got {self.ema_decay}."
+            )
+        if not isinstance(self.mix_every, (bool, np.bool_)):
+            raise TypeError(f"TrainConfig.mix_every must be True or False, got {self.mix_every!r}.")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {self.sampler!r}; choose one of {SAMPLERS}.")
         if self.sampler == "dihedral":  # the torsions must be known: fail now, not mid-run
@@ -97,6 +109,10 @@ class TrainConfig:
     def loss_grid_level(self) -> int:
         """Grid level of the training loss: `train_grid_level`, or `grid_level` when unset."""
         return self.grid_level if self.train_grid_level is None else int(self.train_grid_level)
+
+    def data_schedule_object(self) -> DataSchedule:
+        """The run's map from optimiser step to conformer batch (`qpt_nb.learn.schedule`)."""
+        return DataSchedule(self.data_schedule, reuse=self.reuse, seed=self.seed)
 
     def molecule_object(self) -> Molecule:
         if self.xyz:
@@ -121,7 +137,9 @@ class TrainConfig:
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        d = {k: v for k, v in d.items() if k in known}
+        d.setdefault("data_schedule", "consecutive")  # runs saved before the window existed
+        return cls(**d)
 
 
 _INT_RANGES = dict(
@@ -154,6 +172,7 @@ _FLOAT_RANGES = dict(
     eps=(0.0, None, False),
     weight_decay=(0.0, None, True),
     clip_norm=(0.0, None, False),
+    ema_decay=(0.0, 1.0, True),
 )
 
 

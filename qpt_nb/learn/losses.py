@@ -39,6 +39,15 @@ LOSSES = ("energy", "self_consistency", "refined_target", "supervised")
 ApplyFn = Callable  # (params, QPTInputs) -> (N, N) correction W, Hartree
 
 
+def sandwich_settings(config) -> dict:
+    """The sandwich a run trains with, as keyword arguments of the losses and of every
+    prediction path: n_refine, mix, and mix_at (2: the research code's one mix at the second
+    solve; None: a mix at every solve, ``TrainConfig.mix_every``). A model is evaluated with
+    the sandwich it was trained with."""
+    mix_at = None if getattr(config, "mix_every", False) else 2
+    return dict(n_refine=int(config.n_refine), mix=float(config.mix), mix_at=mix_at)
+
+
 def predict_correction(apply_fn: ApplyFn, params, batch: QPTBatch):
     """The network's W (B, N, N) (or (N, N) for an unbatched batch), Hartree."""
     if batch.batched:
@@ -59,6 +68,7 @@ def sandwich_outputs(
     *,
     n_refine: int = 3,
     mix: float = 0.5,
+    mix_at=2,
     zero_correction: bool = False,
 ):
     """(energies (B,), final densities D_n (B, N, N), W (B, N, N)) of the sandwich.
@@ -72,16 +82,16 @@ def sandwich_outputs(
     func = get_xc(batch.xc)
 
     def one(t, init, _, wi):
-        d = refine(init.h_init + wi, t, func, n_refine, mix=mix)
+        d = refine(init.h_init + wi, t, func, n_refine, mix=mix, mix_at=mix_at)
         return energy(d, t, func), d
 
     e, d = _per_conformer(one, batch, w)
     return e, d, w
 
 
-def energy_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3, mix: float = 0.5):
+def energy_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3, mix: float = 0.5, mix_at=2):
     """The label-free QPT loss: E[D_n] (Hartree) averaged over the batch."""
-    return jnp.mean(sandwich_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix)[0])
+    return jnp.mean(sandwich_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)[0])
 
 
 qpt_energy = energy_loss  # the name of the public API (qpt_nb.qpt_energy)
@@ -101,7 +111,9 @@ def self_consistency_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
     return jnp.mean(_per_conformer(one, batch, w))
 
 
-def refined_target_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3, mix: float = 0.5):
+def refined_target_loss(
+    apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3, mix: float = 0.5, mix_at=2
+):
     """mean |H - stopgrad(F[D_n(H)])|^2 over entries and conformers (Hartree^2).
 
     The self-consistency loss of Zhang et al. (arXiv 2403.09560) compares H with the Fock
@@ -116,7 +128,7 @@ def refined_target_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine:
 
     def one(t, init, _, wi):
         h = init.h_init + wi
-        d = refine(jax.lax.stop_gradient(h), t, func, n_refine, mix=mix)
+        d = refine(jax.lax.stop_gradient(h), t, func, n_refine, mix=mix, mix_at=mix_at)
         target = jax.lax.stop_gradient(energy_and_fock(d, t, func)[1])
         return jnp.mean((h - target) ** 2)
 
@@ -132,15 +144,22 @@ def supervised_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
 
 
 def loss_fn(
-    apply_fn: ApplyFn, params, batch: QPTBatch, *, loss: str = "energy", n_refine: int = 3, mix: float = 0.5
+    apply_fn: ApplyFn,
+    params,
+    batch: QPTBatch,
+    *,
+    loss: str = "energy",
+    n_refine: int = 3,
+    mix: float = 0.5,
+    mix_at=2,
 ):
     """Dispatches to the chosen loss (one of `LOSSES`)."""
     if loss == "energy":
-        return energy_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix)
+        return energy_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
     if loss == "self_consistency":
         return self_consistency_loss(apply_fn, params, batch)
     if loss == "refined_target":
-        return refined_target_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix)
+        return refined_target_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
     if loss == "supervised":
         return supervised_loss(apply_fn, params, batch)
     raise ValueError(f"Unknown loss {loss!r}; choose one of {LOSSES}.")

@@ -2,10 +2,11 @@
 
 Generic: ``Prefetcher(source, make_item)`` runs ``make_item(x)`` for every ``x`` of
 ``source`` in worker threads (or processes) while the consumer works on earlier items,
-e.g. PySCF integrals/grids for the next conformers while the network trains on this one.
-Threads are the default: PySCF's C integral code releases the GIL.
+e.g. PySCF integrals/grids for the next conformers while the network trains on earlier
+ones. Which item each optimiser step uses, and how often, is the data schedule's business
+(`qpt_nb.learn.schedule`), not this module's: it yields each item once. Threads are the default: PySCF's C integral code releases the GIL.
 
-    with Prefetcher(ConformerStream(mol), precompute, workers=2, queue_size=4, reuse=16) as pf:
+    with Prefetcher(ConformerStream(mol), precompute, workers=2, queue_size=4) as pf:
         for step, tensors in zip(range(n_steps), pf):
             ...
         print(pf.stats(total_seconds=loop_time))
@@ -87,11 +88,10 @@ def _feed(source, make_item, executor, slots, out, stop, stats):
 
 class Prefetcher:
     """Runs ``make_item(x)`` for ``x`` from ``source`` in background workers and yields
-    the results in source ORDER (deterministic for any ``workers``), each ``reuse`` times
-    in a row (the research code reused each precomputed conformer for 16 optimiser steps).
+    the results in source ORDER (deterministic for any ``workers``), each once.
 
-    At most ``queue_size`` items are submitted-but-not-yet-handed-out at any time (the
-    item being reused does not count), so memory stays bounded. ``mode="thread"``
+    At most ``queue_size`` items are submitted-but-not-yet-handed-out at any time, so
+    memory stays bounded. ``mode="thread"``
     (default) or ``"process"`` (spawned processes: ``make_item``, the items and the
     results must be picklable; JAX is not fork-safe, hence spawn). The source iterator is
     consumed in one background thread, so a slow generator does not block the consumer.
@@ -111,18 +111,17 @@ class Prefetcher:
         *,
         workers: int = 1,
         queue_size: int = 4,
-        reuse: int = 1,
         mode: str = "thread",
         name: str = "qpt-prefetch",
     ):
-        for what, v in (("workers", workers), ("queue_size", queue_size), ("reuse", reuse)):
+        for what, v in (("workers", workers), ("queue_size", queue_size)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
         if mode not in ("thread", "process"):
             raise ValueError(f"mode must be 'thread' or 'process', got {mode!r}")
         if not callable(make_item):
             raise TypeError("make_item must be callable")
-        self.workers, self.queue_size, self.reuse, self.mode = workers, queue_size, reuse, mode
+        self.workers, self.queue_size, self.mode = workers, queue_size, mode
         self.name = name
         if mode == "thread":
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix=name)
@@ -133,7 +132,6 @@ class Prefetcher:
         self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._closed = False
-        self._current, self._remaining = None, 0
         self._index = 0  # index of the next item taken from the queue
         self._yielded = 0
         self._wait = 0.0
@@ -153,11 +151,6 @@ class Prefetcher:
     def __next__(self):
         if self._first_next is None:
             self._first_next = time.perf_counter()
-        if self._remaining > 0:
-            self._remaining -= 1
-            self._yielded += 1
-            return self._current
-        self._current = None  # drop the previous item before blocking
         if self._closed:
             raise StopIteration
         t0 = time.perf_counter()
@@ -177,7 +170,6 @@ class Prefetcher:
         self._slots.release()
         self._index += 1
         self._yielded += 1
-        self._current, self._remaining = result, self.reuse - 1
         return result
 
     def _fail(self, exc: BaseException, what: str):
@@ -200,7 +192,7 @@ class Prefetcher:
 
     def stats(self, total_seconds: float | None = None) -> dict:
         """items_made (successful make_item calls), items_failed, items_consumed (distinct
-        items handed out), items_yielded (values returned, counting reuse), wait_seconds
+        items handed out), items_yielded (values returned), wait_seconds
         (consumer blocked in ``next``), make_seconds (sum of worker time in make_item),
         queued (submitted, not yet taken), wait_fraction (see :meth:`wait_fraction`)."""
         with self._stats.lock:
@@ -227,7 +219,6 @@ class Prefetcher:
             return
         self._closed = True
         self._stop.set()
-        self._current, self._remaining = None, 0
         while True:  # cancel what was submitted but not taken
             try:
                 entry = self._queue.get_nowait()

@@ -5,9 +5,18 @@
 
 `Trainer` wraps this for notebooks and the command line: fresh conformers are
 sampled on the fly (`qpt_nb.learn.conformers`), precomputed in the background
-(`qpt_nb.learn.prefetch`), each reused for `reuse` optimiser steps; `run(n)` continues
-where the last call stopped; checkpoints are written atomically and
-`Trainer.resume(run_dir)` reproduces an uninterrupted run with the same seed.
+(`qpt_nb.learn.prefetch`) and stepped on in the order of the run's data schedule
+(`qpt_nb.learn.schedule`: by default the research code's sliding window, each batch
+for `reuse` steps spread over `reuse` rounds); `run(n)` continues where the last call
+stopped; checkpoints are written atomically and `Trainer.resume(run_dir)` reproduces an
+uninterrupted run with the same seed, step for step.
+
+Parameter averaging: with ``TrainConfig.ema_decay`` > 0 the state also carries an
+exponential moving average of the parameters, ``ema <- d ema + (1 - d) params`` after
+every step with ``d = min(ema_decay, (1 + step) / (10 + step))`` (the warm-up of
+TensorFlow's ExponentialMovingAverage with num_updates, so early averages are not
+dominated by the initialisation). `Trainer.params` is the average (what the monitor,
+`evaluate`, `predict` and shipped models use); `Trainer.raw_params` the optimiser's.
 
 Run directory: config.json, history.jsonl (one line per logged step),
 checkpoint.ckpt, and after evaluation metrics.json, per_conformer.csv,
@@ -35,7 +44,7 @@ from qpt_nb.learn import checkpoint as ckpt
 from qpt_nb.learn.batch import QPTBatch, prepare_conformer, stack_batch, without_grid
 from qpt_nb.learn.config import TrainConfig
 from qpt_nb.learn.conformers import ConformerStream
-from qpt_nb.learn.losses import loss_fn
+from qpt_nb.learn.losses import loss_fn, sandwich_settings
 from qpt_nb.learn.network import count_params, network_fns
 from qpt_nb.learn.parallel import data_mesh, replicate, shard_batch
 from qpt_nb.learn.prefetch import Prefetcher
@@ -54,11 +63,13 @@ class TrainingDiverged(ValueError):
 
 
 class TrainState(NamedTuple):
-    """params, opt_state: pytrees; step: int32 scalar (optimiser steps taken)."""
+    """params, opt_state: pytrees; step: int32 scalar (optimiser steps taken);
+    ema_params: the parameters' moving average (equal to params when ema_decay is 0)."""
 
     params: dict
     opt_state: tuple
     step: jnp.ndarray
+    ema_params: dict
 
 
 def make_schedule(cfg: TrainConfig):
@@ -85,7 +96,16 @@ def init_state(cfg: TrainConfig, example: QPTBatch) -> TrainState:
     """Initial parameters (seeded by cfg.seed) and optimiser state."""
     init_fn, _ = network_fns(cfg.model)
     params = init_fn(jax.random.PRNGKey(cfg.seed), example)
-    return TrainState(params, make_optimizer(cfg).init(params), jnp.zeros((), jnp.int32))
+    return TrainState(params, make_optimizer(cfg).init(params), jnp.zeros((), jnp.int32), params)
+
+
+def ema_update(ema, params, step, decay: float):
+    """The moving average after optimiser step `step` (0-based): ``d ema + (1 - d) params``
+    with ``d = min(decay, (1 + step) / (10 + step))``; decay 0 returns `params`."""
+    if decay == 0.0:
+        return params
+    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    return jax.tree_util.tree_map(lambda e, p: (d * e + (1.0 - d) * p).astype(p.dtype), ema, params)
 
 
 _UPDATE_FIELDS = (
@@ -93,6 +113,8 @@ _UPDATE_FIELDS = (
     "model",
     "n_refine",
     "mix",
+    "mix_every",
+    "ema_decay",
     "lr",
     "warmup_steps",
     "decay_steps",
@@ -121,7 +143,7 @@ def _make_update(key) -> Callable:
     opt = make_optimizer(cfg)
     schedule = make_schedule(cfg)
     _, apply_fn = network_fns(cfg.model)
-    loss = functools.partial(loss_fn, apply_fn, loss=cfg.loss, n_refine=cfg.n_refine, mix=cfg.mix)
+    loss = functools.partial(loss_fn, apply_fn, loss=cfg.loss, **sandwich_settings(cfg))
 
     @jax.jit
     def update(state: TrainState, batch: QPTBatch):
@@ -129,7 +151,8 @@ def _make_update(key) -> Callable:
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = dict(loss=value, grad_norm=optax.global_norm(grads), lr=schedule(state.step))
-        return TrainState(params, opt_state, state.step + 1), metrics
+        ema = ema_update(state.ema_params, params, state.step, cfg.ema_decay)
+        return TrainState(params, opt_state, state.step + 1, ema), metrics
 
     return update
 
@@ -163,7 +186,10 @@ class Trainer:
         self.label_seconds = 0.0
         self._built: dict = {}  # supervised conformers of a fixed data set, by geometry (make_batch)
         self._update = make_update(config)
+        self.schedule = config.data_schedule_object()
         self._stream = None
+        self._window: dict = {}  # batch index -> sharded QPTBatch, the schedule's live batches
+        self._next_batch = 0  # index of the next batch the stream yields
         self.mesh = data_mesh(config.devices)
         self._lock = None
         if self.run_dir is not None:
@@ -218,8 +244,11 @@ class Trainer:
         return self.make_batch([self.mol])
 
     def _open_stream(self):
-        c, step = self.config, self.step
-        first = (step // c.reuse) * c.batch_size
+        """Starts precomputing at the first batch the schedule still needs at this step (a
+        resumed run rebuilds its window: at most `reuse` precomputes)."""
+        c = self.config
+        self._next_batch = self.schedule.live_batches(self.step).start
+        first = self._next_batch * c.batch_size
         kw = c.sampler_kwargs()
         if c.dataset_size > 0:  # a fixed data set, cycled (e.g. label-then-train)
             pool = list(
@@ -230,10 +259,21 @@ class Trainer:
             conformers = iter(ConformerStream(self.mol, c.sampler, seed=c.seed, start=first, **kw))
         source = _chunks(conformers, c.batch_size)
         self._stream = Prefetcher(
-            source, self.make_batch, workers=c.prefetch_workers, queue_size=c.queue_size, reuse=c.reuse
+            source, self.make_batch, workers=c.prefetch_workers, queue_size=c.queue_size
         )
-        for _ in range(step % c.reuse):
-            next(self._stream)
+
+    def _batch_for(self, step: int) -> QPTBatch:
+        """The sharded batch optimiser step `step` trains on (`DataSchedule.batch_at`). Batches
+        are taken from the prefetcher in index order, sharded once and kept while the schedule
+        needs them (`DataSchedule.live_batches`), so the order never depends on timing."""
+        want = self.schedule.batch_at(step)
+        live = self.schedule.live_batches(step)
+        for k in [k for k in self._window if k < live.start]:
+            del self._window[k]
+        while want not in self._window:
+            self._window[self._next_batch] = shard_batch(next(self._stream), self.mesh)
+            self._next_batch += 1
+        return self._window[want]
 
     @property
     def data_ready(self) -> bool:
@@ -267,6 +307,13 @@ class Trainer:
 
     @property
     def params(self):
+        """The model's parameters: the moving average when ``ema_decay`` > 0 (what the
+        monitor, evaluation, predictions and shipped models use), else the optimiser's."""
+        return self.state.ema_params
+
+    @property
+    def raw_params(self):
+        """The optimiser's parameters (not averaged)."""
         return self.state.params
 
     @property
@@ -308,7 +355,7 @@ class Trainer:
         start = time.perf_counter()
         for _ in itertools.count() if n_steps is None else range(int(n_steps)):
             t0 = time.perf_counter()
-            batch = shard_batch(next(self._stream), self.mesh)
+            batch = self._batch_for(self.step)
             t1 = time.perf_counter()
             before = self.state
             self.state, metrics = self._update(self.state, batch)
@@ -328,7 +375,7 @@ class Trainer:
                 rec = self._record(step, metrics)
                 self._check_jump(rec)
                 if self.monitor is not None and self.monitor_every and step % self.monitor_every == 0:
-                    rec.update({f"test_{k}": v for k, v in self.monitor(self.state.params).items()})
+                    rec.update({f"test_{k}": v for k, v in self.monitor(self.params).items()})
                 self.history.append(rec)
                 logged.append(rec)
                 if self.run_dir is not None:
@@ -435,7 +482,9 @@ class Trainer:
             _check_compatible(saved, config)
             saved = dataclasses.replace(config)
         history = [r for r in read_history(run_dir) if r.get("step", 0) <= data["step"]]
-        state = TrainState(**{k: v for k, v in data["state"].items() if k in TrainState._fields})
+        fields = {k: v for k, v in data["state"].items() if k in TrainState._fields}
+        fields.setdefault("ema_params", fields["params"])  # checkpoints from before averaging
+        state = TrainState(**fields)
         state = jax.tree_util.tree_map(jnp.asarray, state)
         try:
             tr = cls(saved, run_dir, _state=state, _history=history)
@@ -449,6 +498,7 @@ class Trainer:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+        self._window.clear()
         if self._lock is not None:
             self._lock.release()
             self._lock = None
