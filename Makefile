@@ -35,7 +35,8 @@ format: $(STAMP)
 
 ## make test: lint, unit tests (fast subset) + the notebooks in smoke mode
 test: lint
-	$(BIN)/python -m pytest -m "not slow" -q tests
+	$(BIN)/python -m pytest -m "not slow" -q --durations=15 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules qpt_nb
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  QPT_NB_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider \
 	    --nbval-lax --nbval-current-env notebooks/; \

@@ -47,7 +47,7 @@ FULL = dict(
 
 
 def _config(sel, args):
-    from qpt_nb.learn.recipe import RECIPE
+    from qpt_nb.learn.recipe import RECIPE, warmup_steps_for
     from qpt_nb.learn.train import TrainConfig
 
     return TrainConfig(
@@ -60,7 +60,7 @@ def _config(sel, args):
         phi_range=args.phi_range,
         psi_range=args.psi_range,
         reuse=sel["reuse"],
-        warmup_steps=max(min(200, (sel["steps"] or 2000) // 10), 1),
+        warmup_steps=warmup_steps_for(sel["steps"] or 2000, cap=200),
         decay_steps=sel["steps"] or 10**6,  # None: fitted to the budget (fit_schedule)
         checkpoint_every=50,
         log_every=1,
@@ -72,7 +72,7 @@ def _trainer(cfg, run_dir, sel):
     """A fresh Trainer in run_dir, or the saved run there resumed (keeping its schedule).
     Without sel['steps'] a fresh run's schedule is fitted to sel['minutes']
     (`qpt_nb.learn.recipe.fit_schedule`) and sel['steps'] set to it."""
-    from qpt_nb.cli.train import trained_steps
+    from qpt_nb.analysis.runs import trained_steps
     from qpt_nb.learn.recipe import fit_schedule
     from qpt_nb.learn.train import Trainer
 
@@ -124,7 +124,7 @@ def _label_rows(cfg, mols, n_per_row, write, what):
     t0, done = time.perf_counter(), 0
     for start in range(0, len(todo), n_per_row):
         chunk = todo[start : start + n_per_row]
-        labs = label_many(chunk, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=cfg.eri)
+        labs = label_many(chunk, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri)
         done += len(chunk)
         fresh = sum(not lab.cached for lab in labs)
         print(

@@ -59,7 +59,8 @@ def main(argv=None):
     p.add_argument("--cutoffs", default="1e-8,1e-10")
     args = p.parse_args(argv)
     import qpt_nb
-    from qpt_nb.dft.tensors import build_grid, grid_block_size
+    from qpt_nb.dft.sizes import grid_block_size
+    from qpt_nb.dft.tensors import build_grid
 
     cutoffs = [float(x) for x in args.cutoffs.split(",")]
     rows = []

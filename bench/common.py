@@ -8,12 +8,10 @@ Run with no arguments it prints this machine's float64 matmul rates.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -319,38 +317,11 @@ def matmul_rate_shape(m: int, k: int, n: int, repeats: int = 5) -> float:
 
 
 def machine_info() -> dict:
-    """Where and when: host, CPU model and count, load, JAX backend/devices, versions."""
-    info = dict(
-        date=datetime.datetime.now().isoformat(timespec="seconds"),
-        host=platform.node(),
-        platform=platform.platform(),
-        python=platform.python_version(),
-        cpu_count=os.cpu_count(),
-    )
-    try:
-        models = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")]
-        info["cpu_model"] = models[0] if models else platform.processor()
-    except OSError:
-        info["cpu_model"] = platform.processor()
-    try:
-        info["load_avg_1m"] = os.getloadavg()[0]
-    except OSError:
-        pass
-    try:
-        import jax
+    """Where and when: `qpt_nb.diagnostics.machine_info` (host, CPU model and count, load,
+    JAX backend and devices, versions)."""
+    from qpt_nb.diagnostics import machine_info as _machine_info
 
-        info["jax"] = jax.__version__
-        info["jax_backend"] = jax.default_backend()
-        info["jax_devices"] = [d.device_kind for d in jax.devices()]
-    except Exception as exc:  # noqa: BLE001
-        info["jax"] = f"unavailable: {exc}"
-    try:
-        import pyscf
-
-        info["pyscf"] = pyscf.__version__
-    except Exception:  # noqa: BLE001
-        pass
-    return info
+    return _machine_info()
 
 
 def machine_line(info: dict) -> str:

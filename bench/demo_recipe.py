@@ -1,7 +1,7 @@
 """Which training settings let `make demo` learn in its few minutes: a seeded sweep.
 
 Each row trains the demo's setting (uracil/STO-3G/B3LYP5, `nano`, grid level 1, MD
-conformers, `qpt_nb.cli.train.DEMO`) for the same number of optimiser steps with one
+conformers, `qpt_nb.cli.demo.DEMO`) for the same number of optimiser steps with one
 change of recipe, for two seeds, and scores it with `qpt_nb.evaluate` on the demo's
 10 test conformers (seed 12345, PySCF labels at the same grid level, cached). Steps
 rather than minutes are fixed, so rows are comparable on a shared machine; the
@@ -55,7 +55,8 @@ def run_row(name, change, seed, steps, n_test):
 
     import qpt_nb
     from qpt_nb.analysis.evaluation import make_test_set
-    from qpt_nb.cli.train import DEMO
+    from qpt_nb.cli.demo import DEMO
+    from qpt_nb.learn.recipe import warmup_steps_for
     from qpt_nb.learn.train import TrainConfig, Trainer
 
     base = TrainConfig(
@@ -67,7 +68,7 @@ def run_row(name, change, seed, steps, n_test):
         sampler="md",
         reuse=DEMO["reuse"],
         decay_steps=steps,
-        warmup_steps=max(steps // 10, 1),
+        warmup_steps=warmup_steps_for(steps),
         seed=seed,
     )
     cfg = dataclasses.replace(base, **{k: v for k, v in change.items() if not k.startswith("_")})

@@ -66,8 +66,8 @@ EOF
 check() {
   $PY - <<'EOF'
 import time, qpt_nb
-from qpt_nb.dft.reference import compare_with_pyscf, format_comparison
-row = compare_with_pyscf(qpt_nb.Molecule.builtin("water"), "sto-3g", "b3lyp5", 1)
+from qpt_nb.analysis.compare import compare_with_pyscf, format_comparison
+row = compare_with_pyscf(qpt_nb.Molecule.builtin("water"), "sto-3g", xc="b3lyp5", grid_level=1)
 print(format_comparison(row))
 tr = qpt_nb.Trainer(qpt_nb.TrainConfig(molecule="water", grid_level=1, warmup_steps=5))
 t0 = time.perf_counter(); tr.run(5); tr.close()

@@ -32,14 +32,10 @@ GUESSES = ("minao", "atom", "huckel")
 
 def train_quick_run(run_dir: Path, steps: int) -> Path:
     """A short label-free water/STO-3G run (grid level 1) to have a model to test."""
+    from qpt_nb.learn.conformers import md_or_fallback
     from qpt_nb.learn.train import TrainConfig, Trainer
 
-    try:
-        import tblite  # noqa: F401
-
-        sampler = "md"
-    except ImportError:
-        sampler = "wiggle"
+    sampler = md_or_fallback("md")
     cfg = TrainConfig(
         molecule="water",
         basis="sto-3g",

@@ -1,7 +1,7 @@
 """The headline: accuracy vs wall-clock time of label-trained vs label-free (DFT-loss) training.
 
 Same network preset, same conformer sampler ('md' when tblite is installed, else
-'wiggle'), same optimiser, same held-out test set
+'normal_modes': `qpt_nb.learn.conformers.md_or_fallback`), same optimiser, same held-out test set
 (`qpt_nb.analysis.evaluation.make_test_set`, seed 12345, labels from
 `qpt_nb.dft.reference.label` at the QH9 settings; test labels are not charged to anyone).
 The pipelines are `qpt_nb.analysis.experiments`'s, each one `Trainer.run`:
@@ -230,7 +230,7 @@ def main(argv=None):
         default=0,
         help="seed of every pipeline (parameters, conformer stream, L's labels)",
     )
-    p.add_argument("--sampler", help="default: md if tblite is installed, else wiggle")
+    p.add_argument("--sampler", help="default: md if tblite is installed, else normal_modes")
     p.add_argument("--n-test", type=int)
     p.add_argument("--budget-min", type=float, help="charged minutes per pipeline (full: 60)")
     p.add_argument(
@@ -351,14 +351,9 @@ def main(argv=None):
     from qpt_nb.learn.train import TrainConfig
 
     clock = experiments.CLOCKS[args.clock]
-    sampler = args.sampler
-    if sampler is None:
-        try:
-            import tblite  # noqa: F401
+    from qpt_nb.learn.conformers import md_or_fallback
 
-            sampler = "md"
-        except ImportError:
-            sampler = "wiggle"
+    sampler = md_or_fallback(args.sampler or "md")
     cfg = TrainConfig(
         molecule=sel["molecule"],
         basis=sel["basis"],
@@ -400,7 +395,7 @@ def main(argv=None):
         print(f"L trains with {', '.join(args.l_overrides)}", flush=True)
     t0 = time.perf_counter()
     test = make_test_set(mol, sel["n_test"], sampler=sampler, **cfg.sampler_kwargs())
-    test_labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=cfg.eri)
+    test_labels = reference.label_many(test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri)
     if args.prelabel_only:
         if args.test_cache:  # fills the tensor cache, keeps nothing in memory
             make_monitor(
@@ -422,7 +417,7 @@ def main(argv=None):
     test_info = dict(
         seconds=[lab.seconds for lab in test_labels],
         cached=[lab.cached for lab in test_labels],
-        cycles=[lab.n_cycles for lab in test_labels],
+        cycles=[lab.n_iter for lab in test_labels],
         converged=[lab.converged for lab in test_labels],
     )
     print(
@@ -516,39 +511,21 @@ def combine(args):
     """--combine: one report, JSON and figure from the pipelines of several result files."""
     import json
 
-    runs, dates, cpus, first, budget, complete = {}, {}, {}, None, 0.0, True
+    from qpt_nb.analysis.headline import combine_results
+
+    parts = []
     for item in args.combine:
         # NAME=PATH renames the file's one run (e.g. Q-s1=..._Q_s1.json, for seeds side by side)
-        name, sep, path = item.rpartition("=") if "=" in item else ("", "", item)
-        d = json.loads(Path(path).read_text())
-        first = first or d
-        if sep:
-            if len(d["runs"]) != 1:
-                raise SystemExit(f"--combine {item}: NAME= renames one run, {path} holds {sorted(d['runs'])}")
-            d["runs"] = {name: next(iter(d["runs"].values()))}
-        clash = set(runs) & set(d["runs"])
-        if clash:
-            raise SystemExit(f"--combine: run {sorted(clash)} appears twice; name them NAME=PATH")
-        runs.update(d["runs"])
-        dates.update({n: (d.get("machine") or {}).get("date") for n in d["runs"]})
-        cpus.update({n: (d.get("machine") or {}).get("cpu_model") for n in d["runs"]})
-        complete = complete and d.get("complete", True)
-        budget = max(budget, d["settings"]["budget_s"])
-    summary = report(runs, budget)
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        parts.append((name, json.loads(Path(path).read_text())))
+    try:
+        combined = combine_results(parts)
+    except ValueError as exc:
+        raise SystemExit(f"--combine: {exc}") from None
+    runs, first = combined["runs"], parts[0][1]
+    summary = report(runs, combined["budget_s"])
     json_path, png_path = common.out_paths(args, NAME)
-    common.write_json(
-        json_path,
-        dict(
-            first,
-            runs=runs,
-            summary=summary,
-            combined_from=args.combine,
-            complete=complete,
-            machine=first["machine"],
-            dates=dates,  # when each run was measured (its file's machine date)
-            cpus=cpus,  # and on which CPU (the runs of different days may differ)
-        ),
-    )
+    common.write_json(json_path, dict(combined, summary=summary, combined_from=args.combine))
     c = first["config"]
     _plot(
         runs,

@@ -196,7 +196,7 @@ def _score(tr, name, seed, minutes, monitor_args, final_loss, train_wall, train_
     mol = eval_cfg.molecule_object()
     test = make_test_set(mol, TEST["n_test"], sampler="md", **eval_cfg.sampler_kwargs())
     labels = reference.label_many(
-        test, eval_cfg.basis, eval_cfg.xc, eval_cfg.grid_level, eri_kind=eval_cfg.eri
+        test, eval_cfg.basis, xc=eval_cfg.xc, grid_level=eval_cfg.grid_level, eri=eval_cfg.eri
     )
     monitor = make_monitor(eval_cfg, test, labels, **monitor_args)
     m = monitor(params)

@@ -44,7 +44,7 @@ def pyscf_worker(atoms, basis, xc, grid_level, conv_tol, density_fit):
     from qpt_nb.dft.reference import make_rks
 
     pm = gto.M(atom=[(s, tuple(c)) for s, c in atoms], unit="Angstrom", basis=basis, cart=False, verbose=0)
-    mf = make_rks(pm, xc, grid_level, "df" if density_fit else "dense", conv_tol=conv_tol)
+    mf = make_rks(pm, xc=xc, grid_level=grid_level, eri="df" if density_fit else "dense", conv_tol=conv_tol)
     t0 = time.perf_counter()
     mf.kernel()
     seconds = time.perf_counter() - t0
@@ -62,7 +62,9 @@ def qpt_memory_worker(molecule, basis, xc, grid_level, conv_tol, eri):
     (added by `run_isolated`) is the memory per geometry, against PySCF's kernel()."""
     import qpt_nb
 
-    res = qpt_nb.scf(qpt_nb.Molecule.builtin(molecule), basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
+    res = qpt_nb.scf(
+        qpt_nb.Molecule.builtin(molecule), basis, xc=xc, grid_level=grid_level, conv_tol=conv_tol, eri=eri
+    )
     return dict(energy=float(res.energy), cycles=int(res.n_iter))
 
 
@@ -78,15 +80,15 @@ def qpt_worker(molecule, basis, xc, grid_level, conv_tol, eri):
 
     mol = qpt_nb.Molecule.builtin(molecule)
     t0 = time.perf_counter()
-    qpt_nb.scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
+    qpt_nb.scf(mol, basis, xc=xc, grid_level=grid_level, conv_tol=conv_tol, eri=eri)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = qpt_nb.scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
+    res = qpt_nb.scf(mol, basis, xc=xc, grid_level=grid_level, conv_tol=conv_tol, eri=eri)
     seconds = time.perf_counter() - t0
     # the teaching loop (one host round trip per iteration) beside the device loop
-    qpt_nb.scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri, loop="host")
+    qpt_nb.scf(mol, basis, xc=xc, grid_level=grid_level, conv_tol=conv_tol, eri=eri, loop="host")
     t0 = time.perf_counter()
-    res_host = qpt_nb.scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri, loop="host")
+    res_host = qpt_nb.scf(mol, basis, xc=xc, grid_level=grid_level, conv_tol=conv_tol, eri=eri, loop="host")
     seconds_host = time.perf_counter() - t0
     t = res.tensors
     n, g_pad = t.n_ao, t.n_grid

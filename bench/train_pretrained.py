@@ -74,18 +74,11 @@ def git_commit() -> str:
 
 def base_config(args):
     from qpt_nb.analysis.experiments import override_config
+    from qpt_nb.learn.conformers import md_or_fallback
     from qpt_nb.learn.recipe import RECIPE
     from qpt_nb.learn.train import TrainConfig
 
-    sampler = args.sampler
-    if sampler == "md":
-        from qpt_nb.learn.conformers import require_md
-
-        try:
-            require_md()
-        except ImportError:
-            sampler = "normal_modes"
-            print("tblite/ase missing: training and testing on normal-mode conformers", flush=True)
+    sampler = md_or_fallback(args.sampler)
     cfg = TrainConfig(
         molecule=args.molecule,
         basis=args.basis,
@@ -141,7 +134,7 @@ def score(cfg, params, n_test, *, dtype):
     kw = cfg.sampler_kwargs()
     test = make_test_set(cfg.molecule_object(), n_test, sampler=cfg.sampler, seed=TEST_SEED, **kw)
     labels = label_many(
-        test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=cfg.eri, progress=sys.stderr.isatty()
+        test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri, progress=sys.stderr.isatty()
     )
     first = evaluate((cfg, params), test, labels=labels)
     kind = first.metadata["eri_kind"]
@@ -188,7 +181,9 @@ def main(argv=None):
     print(f"trained {tr.step} steps in {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
     cfg, params = tr.config, tr.params
     meta, dtype, res = score(cfg, params, args.n_test, dtype=args.dtype)
-    res.save(run_dir)
+    from qpt_nb.viz.plots import save_run_plots
+
+    res.save(run_dir, plot=save_run_plots)
     print(res.table(), flush=True)
     meta.update(
         config=cfg.to_json(),

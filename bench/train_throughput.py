@@ -20,6 +20,14 @@ For every molecule x basis x model preset, in a fresh process (so peak RSS is pe
     runs 3 eigen-solves: step ~ 2 xc_kernel + xc + 3 (J + K + eigh) + network; the
     script prints which part dominates.
   A log-log plot of time per step vs number of AOs with the fitted exponent per preset.
+  With --batch-sizes (e.g. 1,4,8) each case is timed at every batch size: conformer-steps/s
+  (steps/s x batch) says what a batch buys on this machine; the data schedule's window
+  (`TrainConfig.data_schedule`) is the default one, so the feed is B conformers per `reuse`
+  steps.
+
+  # the recipe's training grid (level 0, float32) at batch 1, 4 and 8, single-threaded:
+  OMP_NUM_THREADS=1 python bench/train_throughput.py --molecules uracil --settings 0:float32 \
+      --batch-sizes 1,4,8 --steps 48
 
   python bench/train_throughput.py          # quick: water, uracil x sto-3g x nano, grid level 1
   python bench/train_throughput.py --full   # 5 molecules x {sto-3g, def2-svp} x {nano, tiny}, level 3
@@ -74,7 +82,18 @@ def _xc_kernel_autodiff(t, f):
 
 
 def train_worker(
-    molecule, basis, model, grid_level, steps, reuse, sampler, eri, profile, peak_tflops, precision="float64"
+    molecule,
+    basis,
+    model,
+    grid_level,
+    steps,
+    reuse,
+    sampler,
+    eri,
+    profile,
+    peak_tflops,
+    precision="float64",
+    batch_size=1,
 ):
     import jax
     import jax.numpy as jnp
@@ -95,6 +114,7 @@ def train_worker(
         reuse=reuse,
         eri=eri,
         precision=precision,
+        batch_size=batch_size,
         warmup_steps=10,
         checkpoint_every=10**9,
         log_every=10**9,
@@ -116,12 +136,14 @@ def train_worker(
         precision=precision,
         steps=steps,
         reuse=reuse,
+        batch_size=batch_size,
         sampler=sampler,
         n_params=tr.n_params,
         init_s=t_init.seconds,
         compile_s=first["compile_s"],
         first_wait_s=first["wait_s"],
         steps_per_s=steps / d_step,
+        conformer_steps_per_s=batch_size * steps / d_step,
         step_s=d_step / steps,
         wait_share=d_wait / d_step,
         compute_step_s=(d_step - d_wait) / steps,
@@ -134,12 +156,14 @@ def train_worker(
     # The prefetch queue (queue_size conformers) fills while the first step compiles, so a
     # short timed window under-reports waiting: in steady state one worker feeds at most
     # conformers_per_s x reuse steps/s.
-    feed = out["conformers_per_s"] * reuse * cfg.prefetch_workers
+    # make_batch builds B conformers per item: conformers_per_s counts items, so x B
+    out["conformers_per_s"] *= batch_size
+    feed = out["conformers_per_s"] * reuse * cfg.prefetch_workers / batch_size
     out["feedable_steps_per_s"] = feed
     out["steady_steps_per_s"] = min(1.0 / out["compute_step_s"], feed)
     out["data_bound"] = feed < 1.0 / out["compute_step_s"]
-    out["timed_conformers"] = steps / reuse
-    batch = tr.make_batch([tr.mol])  # one conformer, stacked like the Trainer's
+    out["timed_conformers"] = batch_size * steps / reuse
+    batch = tr.make_batch([tr.mol] * batch_size)  # one training batch, stacked like the Trainer's
     t = jax.tree_util.tree_map(lambda x: x[0], batch.tensors)
     out.update(n_ao=t.n_ao, n_grid=t.n_grid, eri=t.eri_kind)
     iso = common.time_jitted(tr._update, tr.state, batch, repeats=5, min_seconds=0.5)
@@ -208,6 +232,7 @@ def main(argv=None):
     )
     p.add_argument("--steps", type=int, help="timed steps per config after compile (quick 12, full 64)")
     p.add_argument("--reuse", type=int, default=16, help="optimiser steps per conformer")
+    p.add_argument("--batch-sizes", default="1", help="comma-separated conformers per step, e.g. 1,4,8")
     p.add_argument("--sampler", default="wiggle", help="conformer sampler (wiggle, normal_modes, md)")
     p.add_argument("--eri", default="auto", choices=["auto", "dense", "df"])
     p.add_argument("--no-profile", action="store_true", help="skip the per-part profile")
@@ -231,11 +256,18 @@ def main(argv=None):
     if args.settings:
         settings = [(int(x.split(":")[0]), x.split(":")[1]) for x in args.settings.split(",")]
     rows = []
-    for model, basis, name, (grid_level, precision) in (
-        (m, b, n, s) for m in sel["models"] for b in sel["bases"] for n in sel["molecules"] for s in settings
+    batch_sizes = [int(b) for b in str(args.batch_sizes).split(",")]
+    for model, basis, name, (grid_level, precision), bs in (
+        (m, b, n, s, k)
+        for m in sel["models"]
+        for b in sel["bases"]
+        for n in sel["molecules"]
+        for s in settings
+        for k in batch_sizes
     ):
         print(
-            f"-- {name}/{basis}/{model} (grid level {grid_level} {precision}, {steps} steps) ...", flush=True
+            f"-- {name}/{basis}/{model} (grid level {grid_level} {precision}, batch {bs}, {steps} steps) ...",
+            flush=True,
         )
         r = common.run_isolated(
             __file__,
@@ -252,6 +284,7 @@ def main(argv=None):
             profile=not args.no_profile,
             peak_tflops=args.peak_tflops,
             precision=precision,
+            batch_size=bs,
         )
         if "error" in r:
             print(f"   FAILED: {r['error']}", flush=True)
@@ -261,14 +294,16 @@ def main(argv=None):
     ok = [r for r in rows if "error" not in r]
     fits = {}
     for model in sel["models"]:
-        sub = [r for r in ok if r["model"] == model]
+        sub = [r for r in ok if r["model"] == model and r.get("batch_size", 1) == batch_sizes[0]]
         fits[model] = common.fit_power_law([r["n_ao"] for r in sub], [r["isolated_step_s"] for r in sub])
     flat = []
     for r in ok:
         row = dict(
-            case=f"{r['molecule']}/{r['basis']}/{r['model']}/L{r['grid_level']}/{r.get('precision', 'float64')}",
+            case=f"{r['molecule']}/{r['basis']}/{r['model']}/L{r['grid_level']}/{r.get('precision', 'float64')}"
+            f"/B{r.get('batch_size', 1)}",
             n_ao=r["n_ao"],
             sps=r["steps_per_s"],
+            csps=r.get("conformer_steps_per_s", r["steps_per_s"]),
             iso_ms=1e3 * r["isolated_step_s"],
             comp_s=r["compile_s"],
             wait=100 * r["wait_share"],
@@ -300,6 +335,7 @@ def main(argv=None):
                 ("case", "case", "{}"),
                 ("AOs", "n_ao", "{}"),
                 ("steps/s", "sps", "{:.2f}"),
+                ("conformer-steps/s", "csps", "{:.2f}"),
                 ("isolated ms/step", "iso_ms", "{:.1f}"),
                 ("compile s", "comp_s", "{:.1f}"),
                 ("wait %", "wait", "{:.1f}"),

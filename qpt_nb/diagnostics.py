@@ -14,7 +14,7 @@ import platform
 import sys
 from typing import Optional
 
-__all__ = ["doctor", "collect", "PACKAGES"]
+__all__ = ["doctor", "collect", "machine_info", "PACKAGES"]
 
 # distribution name -> import name (for packages without metadata)
 PACKAGES = (
@@ -45,6 +45,46 @@ def _version(dist: str, module: str) -> Optional[str]:
         return str(getattr(mod, "__version__", "installed (version unknown)"))
     except Exception:
         return None
+
+
+def machine_info() -> dict:
+    """Where and when a measurement ran, the one description of the machine (benchmarks
+    record it beside every figure): date, host, platform, python, cpu_count, cpu_model,
+    load_avg_1m, and jax (version), jax_backend, jax_devices, pyscf when importable."""
+    import datetime
+
+    info = dict(
+        date=datetime.datetime.now().isoformat(timespec="seconds"),
+        host=platform.node(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        cpu_count=os.cpu_count(),
+    )
+    try:
+        with open("/proc/cpuinfo") as fh:
+            models = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+        info["cpu_model"] = models[0] if models else platform.processor()
+    except OSError:
+        info["cpu_model"] = platform.processor()
+    try:
+        info["load_avg_1m"] = os.getloadavg()[0]
+    except OSError:
+        pass
+    try:
+        import jax
+
+        info["jax"] = jax.__version__
+        info["jax_backend"] = jax.default_backend()
+        info["jax_devices"] = [d.device_kind for d in jax.devices()]
+    except Exception as exc:  # noqa: BLE001
+        info["jax"] = f"unavailable: {exc}"
+    try:
+        import pyscf
+
+        info["pyscf"] = pyscf.__version__
+    except Exception:  # noqa: BLE001
+        pass
+    return info
 
 
 def collect() -> dict:
@@ -83,7 +123,8 @@ def collect() -> dict:
     from qpt_nb.settings import smoke_mode
 
     info["smoke_mode"] = smoke_mode()
-    info["cpu_count"] = os.cpu_count()
+    machine = machine_info()
+    info.update(cpu_count=machine["cpu_count"], cpu_model=machine["cpu_model"])
     return info
 
 

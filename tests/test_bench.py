@@ -119,7 +119,9 @@ def h2(tmp_path):
         molecule="h2", basis="sto-3g", xc="lda,vwn", grid_level=0, model="nano", sampler="wiggle"
     )
     test = make_test_set(cfg.molecule_object(), 3, sampler="wiggle")
-    labels = reference.label_many(test, cfg.basis, cfg.xc, cfg.grid_level, cache_dir=tmp_path / "l")
+    labels = reference.label_many(
+        test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, cache_dir=tmp_path / "l"
+    )
     return cfg, test, labels
 
 
@@ -136,7 +138,9 @@ def test_monitor_chunks_and_disk_cache_give_the_same_metrics(tmp_path, h2):
     assert not list((tmp_path / "t").glob("*.tmp"))  # atomically
     again = make_monitor(cfg, test, labels, chunk_size=2, keep_bytes=0, tensor_cache=tmp_path / "t")
     mol = cfg.molecule_object()
-    params = init_state(cfg, stack_batch([prepare_conformer(mol, cfg.basis, cfg.xc, cfg.grid_level)])).params
+    params = init_state(
+        cfg, stack_batch([prepare_conformer(mol, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level)])
+    ).params
 
     def values(mon):
         m = mon(params)

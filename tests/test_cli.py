@@ -109,7 +109,7 @@ def test_tiny_train_writes_a_run_and_resumes(tmp_path, capsys):
     for k in ("molecule", "basis", "xc", "grid_level", "model", "loss", "sampler", "seed"):
         assert k in cfg
     assert (cfg["molecule"], cfg["grid_level"], cfg["seed"]) == ("water", 1, 3)
-    assert (cfg["decay_steps"], cfg["warmup_steps"]) == (4, 0)  # short schedule
+    assert (cfg["decay_steps"], cfg["warmup_steps"]) == (4, 1)  # short schedule (warm-up at least 1)
     hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in hist] == [1, 2, 3, 4]
     assert "test_energy_mae_mev" in hist[1] and "test_hamiltonian_mae_uha" in hist[3]
@@ -148,8 +148,8 @@ def test_tiny_train_writes_a_run_and_resumes(tmp_path, capsys):
 
 
 def test_demo_parser_defaults():
+    from qpt_nb.cli.demo import DEMO, add_demo_args
     from qpt_nb.cli.main import add_molecule_args
-    from qpt_nb.cli.train import DEMO, add_demo_args
 
     p = argparse.ArgumentParser()
     add_molecule_args(p)  # the lead's demo parser options come first
@@ -161,8 +161,8 @@ def test_demo_parser_defaults():
 
 @pytest.mark.slow
 def test_demo_smoke_mode(tmp_path, monkeypatch, capsys):
+    from qpt_nb.cli.demo import add_demo_args, run_demo
     from qpt_nb.cli.main import add_molecule_args
-    from qpt_nb.cli.train import add_demo_args, run_demo
 
     monkeypatch.setenv("QPT_NB_SMOKE", "1")
     p = argparse.ArgumentParser()

@@ -9,7 +9,7 @@ import pytest
 import qpt_nb  # noqa: F401  (enables x64)
 from qpt_nb.dft.molecule import Molecule
 from qpt_nb.learn import conformers as C
-from qpt_nb.units import ANGSTROM_BOHR as BOHR_PER_ANGSTROM
+from qpt_nb.units import BOHR_PER_ANGSTROM
 
 HAVE_MD = all(importlib.util.find_spec(m) is not None for m in ("tblite", "ase"))
 
@@ -115,7 +115,7 @@ def test_normal_mode_equipartition(water, water_hessian):
     x = C.normal_mode_sample(water, 2000, temperature=t, seed=11, hessian=water_hessian)
     dx = ((x - water.coords_angstrom) * BOHR_PER_ANGSTROM).reshape(2000, -1)
     energy = 0.5 * np.einsum("ni,ij,nj->n", dx, water_hessian, dx)  # Hartree
-    expected = 3 / 2 * C.KB_HARTREE_PER_K * t  # 3 modes, kT/2 each
+    expected = 3 / 2 * C.HARTREE_PER_KELVIN * t  # 3 modes, kT/2 each
     assert energy.mean() == pytest.approx(expected, rel=0.10)
     hot = C.normal_mode_sample(water, 2000, temperature=4 * t, seed=11, hessian=water_hessian)
     np.testing.assert_allclose(hot - water.coords_angstrom, 2 * (x - water.coords_angstrom))

@@ -52,7 +52,9 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def untrained(water):
     cfg = TrainConfig(molecule="water", basis=BASIS, xc=XC, grid_level=LEVEL, sampler="wiggle")
-    params = network_fns("nano")[0](jax.random.PRNGKey(0), prepare_conformer(water, BASIS, XC, LEVEL))
+    params = network_fns("nano")[0](
+        jax.random.PRNGKey(0), prepare_conformer(water, BASIS, xc=XC, grid_level=LEVEL)
+    )
     return cfg, params
 
 
@@ -70,7 +72,7 @@ def _pyscf(mol, dm0=None, init_guess="minao", conv_tol=1e-13):
 def test_label_matches_pyscf_and_is_cached(water, cache):
     mol = rotated(water, 1)
     t0 = time.perf_counter()
-    lab = label(mol, BASIS, XC, LEVEL, cache_dir=cache)
+    lab = label(mol, BASIS, xc=XC, grid_level=LEVEL, cache_dir=cache)
     first = time.perf_counter() - t0
     assert not lab.cached and lab.converged and lab.n_occ == 5
     mf = _pyscf(mol.canonical())  # labels live in the canonical frame
@@ -80,7 +82,7 @@ def test_label_matches_pyscf_and_is_cached(water, cache):
     np.testing.assert_allclose(lab.density, mf.make_rdm1(), atol=1e-7)
     # the second read comes from the cache: same numbers, the original seconds, faster
     t0 = time.perf_counter()
-    again = label(mol, BASIS, XC, LEVEL, cache_dir=cache)
+    again = label(mol, BASIS, xc=XC, grid_level=LEVEL, cache_dir=cache)
     assert again.cached and again.seconds == lab.seconds and again.key == lab.key
     assert again.cpu_seconds == lab.cpu_seconds > 0  # what a CPU-time budget charges for it
     assert time.perf_counter() - t0 < first
@@ -88,25 +90,29 @@ def test_label_matches_pyscf_and_is_cached(water, cache):
         np.testing.assert_array_equal(getattr(again, k), getattr(lab, k))
     assert again.energy == lab.energy
     # another orientation of the same geometry has the same key; other settings do not
-    assert cache_key(rotated(water, 2), BASIS, XC, LEVEL) == cache_key(water, BASIS, XC, LEVEL)
-    assert cache_key(water, BASIS, XC, 2) != cache_key(water, BASIS, XC, LEVEL)
-    assert cache_key(water, BASIS, XC, LEVEL, "df") != cache_key(water, BASIS, XC, LEVEL)
+    assert cache_key(rotated(water, 2), BASIS, xc=XC, grid_level=LEVEL) == cache_key(
+        water, BASIS, xc=XC, grid_level=LEVEL
+    )
+    assert cache_key(water, BASIS, xc=XC, grid_level=2) != cache_key(water, BASIS, xc=XC, grid_level=LEVEL)
+    assert cache_key(water, BASIS, xc=XC, grid_level=LEVEL, eri="df") != cache_key(
+        water, BASIS, xc=XC, grid_level=LEVEL
+    )
     # a corrupt cache file is recomputed, not trusted
     path = cache / f"{lab.key}.npz"
     path.write_bytes(path.read_bytes()[:100])
-    fresh = label(mol, BASIS, XC, LEVEL, cache_dir=cache)
+    fresh = label(mol, BASIS, xc=XC, grid_level=LEVEL, cache_dir=cache)
     assert not fresh.cached and abs(fresh.energy - lab.energy) < 1e-10
-    assert label(mol, BASIS, XC, LEVEL, cache_dir=cache).cached
+    assert label(mol, BASIS, xc=XC, grid_level=LEVEL, cache_dir=cache).cached
     # 'auto' resolves as dft_tensors does (water/STO-3G: dense), so it hits the same label
-    assert label(mol, BASIS, XC, LEVEL, eri_kind="auto", cache_dir=cache).key == lab.key
+    assert label(mol, BASIS, xc=XC, grid_level=LEVEL, eri="auto", cache_dir=cache).key == lab.key
     with pytest.raises(ValueError, match="eri"):
-        label(mol, BASIS, XC, LEVEL, eri_kind="cholesky", cache_dir=cache)
+        label(mol, BASIS, xc=XC, grid_level=LEVEL, eri="cholesky", cache_dir=cache)
 
 
 def test_metrics_vanish_for_the_exact_correction(water, cache):
     mol = rotated(water, 3)
-    batch = prepare_conformer(mol, BASIS, XC, LEVEL, eri="dense")
-    lab = label(mol, BASIS, XC, LEVEL, cache_dir=cache)
+    batch = prepare_conformer(mol, BASIS, xc=XC, grid_level=LEVEL, eri="dense")
+    lab = label(mol, BASIS, xc=XC, grid_level=LEVEL, cache_dir=cache)
     w = lab.fock - np.asarray(batch.init.h_init)  # H_init + W = F_ref
     out = outputs_for_corrections(np.stack([w, np.zeros_like(w)]), batch)
     exact = conformer_errors(
@@ -127,14 +133,14 @@ def test_metrics_vanish_for_the_exact_correction(water, cache):
 
 
 def test_density_fitted_labels_match_the_df_tensors(water, cache):
-    batch = prepare_conformer(water, BASIS, XC, LEVEL, eri="df")
-    lab = label(water, BASIS, XC, LEVEL, eri_kind="df", cache_dir=cache)
+    batch = prepare_conformer(water, BASIS, xc=XC, grid_level=LEVEL, eri="df")
+    lab = label(water, BASIS, xc=XC, grid_level=LEVEL, eri="df", cache_dir=cache)
     assert batch.tensors.eri_kind == "df"
     w = lab.fock - np.asarray(batch.init.h_init)
     out = outputs_for_corrections(w[None], batch)
     err = conformer_errors(lab, *(np.asarray(out[k][0]) for k in ("energy", "fock", "mo_energy", "mo_coeff")))
     assert abs(err["energy_error_mev"]) < 1e-4 and err["hamiltonian_mae_uha"] < 0.05
-    assert abs(lab.energy - label(water, BASIS, XC, LEVEL, cache_dir=cache).energy) > 1e-7
+    assert abs(lab.energy - label(water, BASIS, xc=XC, grid_level=LEVEL, cache_dir=cache).energy) > 1e-7
 
 
 def test_psi_ignores_orbital_signs():
@@ -155,7 +161,9 @@ def test_evaluate_untrained_run_and_save(untrained, cache, tmp_path):
     assert res.baseline_w0["energy_mae_mev"] > 1.0
     for r in res.rows:
         assert r["baseline_energy_ha"] > r["reference_energy_ha"]  # variational
-    paths = res.save(tmp_path)
+    from qpt_nb.viz.plots import save_run_plots
+
+    paths = res.save(tmp_path, plot=save_run_plots)
     saved = json.loads(paths["metrics"].read_text())
     assert set(saved["trained"]) == set(METRIC_KEYS) == set(saved["baseline_w0"])
     assert saved["metadata"]["grid_level"] == LEVEL and saved["metadata"]["eri_kind"] == "dense"
@@ -167,7 +175,9 @@ def test_evaluate_untrained_run_and_save(untrained, cache, tmp_path):
     assert [p.name for p in paths["plots"]] == ["per_conformer.png"]
     assert all(p.stat().st_size > 1000 for p in paths["plots"])
     # the monitor agrees with the full evaluation
-    mon = make_monitor(cfg, test, [label(m, BASIS, XC, LEVEL, cache_dir=cache) for m in test])(params)
+    mon = make_monitor(cfg, test, [label(m, BASIS, xc=XC, grid_level=LEVEL, cache_dir=cache) for m in test])(
+        params
+    )
     assert mon["energy_mae_mev"] == pytest.approx(res.trained["energy_mae_mev"], rel=1e-6)
     assert mon["hamiltonian_mae_uha"] == pytest.approx(res.trained["hamiltonian_mae_uha"], rel=1e-6)
 
@@ -200,9 +210,9 @@ def test_initial_guess_in_the_input_frame(untrained, cache):
     cfg, params = untrained
     mol = rotated(Molecule.builtin("water"), 5)
     dm = initial_guess((cfg, params), mol)
-    d_can = predict_pair(network_fns(cfg.model)[1], params, prepare_conformer(mol, BASIS, XC, LEVEL))[
-        "density"
-    ][0]
+    d_can = predict_pair(
+        network_fns(cfg.model)[1], params, prepare_conformer(mol, BASIS, xc=XC, grid_level=LEVEL)
+    )["density"][0]
     # exact-integral energies agree to 1e-8 between frames (the DFT grid is lab-fixed)
     e_in = scf.RHF(mol.to_pyscf(BASIS)).energy_tot(dm)
     e_can = scf.RHF(mol.canonical().to_pyscf(BASIS)).energy_tot(d_can)
@@ -210,7 +220,7 @@ def test_initial_guess_in_the_input_frame(untrained, cache):
     pm = mol.to_pyscf(BASIS)
     assert np.trace(dm @ pm.intor("int1e_ovlp")) == pytest.approx(10.0, abs=1e-9)
     # the exact density (label, canonical frame) rotated back seeds PySCF better than minao
-    lab = label(mol, BASIS, XC, LEVEL, cache_dir=cache)
+    lab = label(mol, BASIS, xc=XC, grid_level=LEVEL, cache_dir=cache)
     u = rotation_to_input(mol, BASIS)
     exact = _pyscf(mol, dm0=u @ lab.density @ u.T, conv_tol=1e-10)
     minao = _pyscf(mol, conv_tol=1e-10)
@@ -229,13 +239,15 @@ def test_qpt_nb_labels_agree_with_pyscf_labels(tmp_path):
     from qpt_nb.dft.reference import cache_key, label
 
     mol = Molecule.builtin("water")
-    a = label(mol, "sto-3g", "b3lyp5", 1, cache_dir=tmp_path)
-    b = label(mol, "sto-3g", "b3lyp5", 1, cache_dir=tmp_path, engine="qpt_nb")
+    a = label(mol, "sto-3g", xc="b3lyp5", grid_level=1, cache_dir=tmp_path)
+    b = label(mol, "sto-3g", xc="b3lyp5", grid_level=1, cache_dir=tmp_path, engine="qpt_nb")
     assert a.converged and b.converged and not b.cached
     assert abs(a.energy - b.energy) < 1e-9
     np.testing.assert_allclose(b.fock, a.fock, atol=1e-6)
     np.testing.assert_allclose(b.mo_energy, a.mo_energy, atol=1e-6)
-    assert cache_key(mol, "sto-3g", "b3lyp5", 1) != cache_key(mol, "sto-3g", "b3lyp5", 1, engine="qpt_nb")
-    assert label(mol, "sto-3g", "b3lyp5", 1, cache_dir=tmp_path, engine="qpt_nb").cached
+    assert cache_key(mol, "sto-3g", xc="b3lyp5", grid_level=1) != cache_key(
+        mol, "sto-3g", xc="b3lyp5", grid_level=1, engine="qpt_nb"
+    )
+    assert label(mol, "sto-3g", xc="b3lyp5", grid_level=1, cache_dir=tmp_path, engine="qpt_nb").cached
     with pytest.raises(ValueError, match="label engine"):
-        label(mol, "sto-3g", "b3lyp5", 1, cache_dir=tmp_path, engine="orca")
+        label(mol, "sto-3g", xc="b3lyp5", grid_level=1, cache_dir=tmp_path, engine="orca")

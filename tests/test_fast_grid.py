@@ -18,12 +18,12 @@ from qpt_nb.dft.xc import get_xc
 
 @pytest.fixture(scope="module")
 def water():
-    return dft_tensors("water", "sto-3g", 1)
+    return dft_tensors("water", "sto-3g", grid_level=1)
 
 
 @pytest.fixture(scope="module")
 def water_svp():
-    return dft_tensors("water", "def2-svp", 0)
+    return dft_tensors("water", "def2-svp", grid_level=0)
 
 
 def _autodiff_xc(t, func, d):
@@ -83,8 +83,8 @@ def test_float32_grid_close_to_float64(water):
 
 def test_precision_argument_checked():
     with pytest.raises(ValueError, match="precision"):
-        dft_tensors("water", "sto-3g", 0, precision="float16")
-    t = dft_tensors("water", "sto-3g", 0, precision="float32")
+        dft_tensors("water", "sto-3g", grid_level=0, precision="float16")
+    t = dft_tensors("water", "sto-3g", grid_level=0, precision="float32")
     assert t.ao.dtype == jnp.float32
 
 
@@ -112,9 +112,9 @@ def test_device_loop_agrees_with_teaching_loop(water, diis_space):
 
 def test_scf_loop_option(water):
     seen = []
-    r = scf("water", "sto-3g", "b3lyp5", 1, callback=seen.append)  # a callback: the host loop
+    r = scf("water", "sto-3g", xc="b3lyp5", grid_level=1, callback=seen.append)  # a callback: the host loop
     assert len(seen) == r.n_iter
-    r2 = scf("water", "sto-3g", "b3lyp5", 1, loop="device")
+    r2 = scf("water", "sto-3g", xc="b3lyp5", grid_level=1, loop="device")
     assert abs(r.energy - r2.energy) < 1e-10
     with pytest.raises(ValueError, match="loop"):
         scf("water", "sto-3g", loop="gpu")
@@ -143,7 +143,7 @@ def test_train_config_training_grid():
     assert TrainConfig.from_json(cfg.to_json()) == cfg
     tr = Trainer(cfg)
     b = tr.make_batch([tr.mol])
-    level0 = dft_tensors("water", "sto-3g", 0)
+    level0 = dft_tensors("water", "sto-3g", grid_level=0)
     assert b.tensors.ao.dtype == jnp.float32
     assert b.tensors.weights.shape[-1] == level0.n_grid
     rec = tr.run(2)
@@ -178,7 +178,7 @@ def test_eval_ao_is_pyscfs_screened_values_in_chunks(monkeypatch):
 
 
 def test_occupied_orbital_df_exchange_matches():
-    tdf = dft_tensors("water", "def2-svp", 0, eri="df")
+    tdf = dft_tensors("water", "def2-svp", grid_level=0, eri="df")
     assert tdf.eri_kind == "df" and 2 * tdf.n_occ < tdf.n_ao
     res = scf_loop(tdf, "b3lyp5", conv_tol=1e-9)
     c_occ = jnp.asarray(res.mo_coeff[:, : tdf.n_occ])
@@ -207,7 +207,9 @@ def test_occupied_orbital_df_exchange_matches():
 )
 def test_on_shapes_announces_the_tensors_shapes(xc, eri, precision):
     seen = []
-    t = dft_tensors("water", "sto-3g", 0, eri=eri, xc=xc, precision=precision, on_shapes=seen.append)
+    t = dft_tensors(
+        "water", "sto-3g", grid_level=0, eri=eri, xc=xc, precision=precision, on_shapes=seen.append
+    )
     assert len(seen) == 1
     got, tree_s = jax.tree_util.tree_flatten(seen[0])
     want, tree_t = jax.tree_util.tree_flatten(t)
@@ -219,10 +221,17 @@ def test_scf_compiles_its_loop_during_the_precompute():
     from qpt_nb.dft import scf_device as sd
 
     sd._AHEAD.clear()
-    res = scf("water", "sto-3g", "b3lyp5", 1)
+    res = scf("water", "sto-3g", xc="b3lyp5", grid_level=1)
     assert len(sd._AHEAD) == 1 and "compile_wait" in res.timings
     ref = scf_loop(res.tensors, "b3lyp5")
     assert abs(res.energy - ref.energy) < 1e-10 and res.n_iter == ref.n_iter
     # a cached loop for other shapes is not used: another molecule takes the jit path
-    other = scf("water", "6-31g", "b3lyp5", 1, loop="device", tensors=dft_tensors("water", "6-31g", 1))
+    other = scf(
+        "water",
+        "6-31g",
+        xc="b3lyp5",
+        grid_level=1,
+        loop="device",
+        tensors=dft_tensors("water", "6-31g", grid_level=1),
+    )
     assert other.converged and len(sd._AHEAD) == 1

@@ -79,3 +79,24 @@ def test_machines_names_each_cpu_and_its_runs(tmp_path):
     assert f"Intel Xeon ({keys[0]})" in h.machines()
     assert f"AMD EPYC ({', '.join(keys[1:])})" in h.machines()
     assert {r["key"]: r["cpu"] for r in h.rows} == cpus
+
+
+def test_combined_results_read_back_as_the_headline(tmp_path):
+    """The benchmark's --combine writes what load_headline reads: one schema, in the package."""
+    from qpt_nb.analysis.headline import combine_results
+
+    data = json.loads(default_path().read_text())
+    key = next(iter(data["runs"]))
+    one = dict(data, runs={key: data["runs"][key]}, machine=dict(data["machine"], date="2026-01-02"))
+    two = dict(data, runs={key: data["runs"][key]}, machine=dict(data["machine"], cpu_model="Other CPU"))
+    combined = combine_results([("Q-a", one), ("Q-b", two)])
+    assert sorted(combined["runs"]) == ["Q-a", "Q-b"] and combined["dates"]["Q-a"] == "2026-01-02"
+    assert combined["cpus"]["Q-b"] == "Other CPU" and combined["complete"]
+    path = tmp_path / "combined.json"
+    path.write_text(json.dumps(dict(combined, summary={})))
+    h = load_headline(path)
+    assert [r["key"] for r in h.rows] == ["Q-a", "Q-b"] and h.rows[1]["cpu"] == "Other CPU"
+    with pytest.raises(ValueError, match="appears twice"):
+        combine_results([("", one), ("", one)])
+    with pytest.raises(ValueError, match="one run"):
+        combine_results([("Q-x", data)])

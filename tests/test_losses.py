@@ -17,8 +17,8 @@ def _const_apply(params, inputs):
 
 
 def _water():
-    batch = prepare_conformer(Molecule.builtin("water"), "sto-3g", "lda,vwn", 0)
-    res = scf("water", "sto-3g", "lda,vwn", 0, tensors=batch.tensors, conv_tol=1e-12)
+    batch = prepare_conformer(Molecule.builtin("water"), "sto-3g", xc="lda,vwn", grid_level=0)
+    res = scf("water", "sto-3g", xc="lda,vwn", grid_level=0, tensors=batch.tensors, conv_tol=1e-12)
     return batch, np.asarray(res.fock)
 
 
@@ -31,10 +31,13 @@ def test_refined_target_vanishes_at_the_scf_fock_matrix():
         )
         assert float(value) < 1e-14, (loss, float(value))  # F* to the SCF tolerance
         assert float(jnp.abs(grad).max()) < 1e-7, loss
-    # away from it the loss is positive, and it falls as the target moves nearer the solution
+    # away from it the loss is positive, and it falls as H moves toward the solution
     w0 = jnp.zeros_like(w_star)
     one = float(loss_fn(_const_apply, w0, batch, loss="refined_target", n_refine=1))
     assert one > 1e-6
+    for loss in ("refined_target", "self_consistency"):
+        path = [float(loss_fn(_const_apply, a * w_star, batch, loss=loss)) for a in (0.0, 0.5, 0.9)]
+        assert path[0] > path[1] > path[2] > 0.0, (loss, path)
 
 
 def test_refined_target_gradient_matches_finite_differences():

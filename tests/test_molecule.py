@@ -80,6 +80,30 @@ def test_from_arrays_and_properties():
     assert hash(m) == hash(Molecule.from_xyz(m.to_xyz(), name="w"))
 
 
+def test_unit_constants_one_convention():
+    """X_PER_Y: one Y is X_PER_Y X. The old names stay as aliases of the same numbers."""
+    from qpt_nb import units as u
+
+    assert u.ANGSTROM_PER_BOHR == param.BOHR  # 1 Bohr = 0.529 Angstrom
+    assert u.BOHR_PER_ANGSTROM == 1.0 / param.BOHR
+    assert abs(u.EV_PER_HARTREE - 27.211386245988) < 1e-12 and u.MEV_PER_HARTREE == 1000 * u.EV_PER_HARTREE
+    assert abs(u.CM1_PER_HARTREE / u.EV_PER_HARTREE - 8065.54) < 0.01  # cm^-1 per eV
+    assert abs(u.HARTREE_PER_KELVIN * 298.15 * u.KCAL_MOL_PER_HARTREE - 0.5925) < 1e-4  # RT at 25 C
+    assert 1822 < u.ME_PER_AMU < 1823
+    old = dict(
+        BOHR_ANGSTROM="ANGSTROM_PER_BOHR",
+        ANGSTROM_BOHR="BOHR_PER_ANGSTROM",
+        HARTREE_EV="EV_PER_HARTREE",
+        KB_HARTREE_PER_K="HARTREE_PER_KELVIN",
+        AMU_IN_ME="ME_PER_AMU",
+        HARTREE_IN_CM1="CM1_PER_HARTREE",
+    )
+    for alias, name in old.items():
+        assert getattr(u, alias) == getattr(u, name)
+    current = [k for k in vars(u) if k.isupper() and k not in old]
+    assert current and all("_PER_" in k for k in current), current
+
+
 def test_coords_bohr_matches_pyscf_exactly():
     u = Molecule.builtin("uracil")
     assert param.BOHR == 0.52917721092
@@ -169,6 +193,30 @@ def test_bad_arrays():
         Molecule.from_arrays(["H", "H"], np.zeros((2, 3)))
     with pytest.raises(ValueError, match="at least one atom"):
         Molecule.from_arrays([], np.zeros((0, 3)))
+
+
+def test_atoms_absurdly_far_apart_are_refused():
+    from qpt_nb.dft.molecule import MAX_DISTANCE_ANGSTROM
+
+    water = Molecule.builtin("water").coords_angstrom
+    far = np.vstack([water, [[1e6, 0.0, 0.0]]])
+    with pytest.raises(ValueError, match=r"atoms 1 \(H\) and 3 \(H\) are 1e\+06 Angstrom apart"):
+        Molecule.from_arrays(["O", "H", "H", "H"], far, charge=1)
+    with pytest.raises(ValueError, match="Angstrom apart"):  # every path: with_coords, xyz text
+        Molecule.builtin("water").with_coords(water + np.array([[0.0, 0.0, 0.0]] * 2 + [[0.0, 0.0, 2e3]]))
+    with pytest.raises(ValueError, match=r"atoms 0 \(H\) and 1 \(H\)"):
+        Molecule.from_xyz("H 0 0 0\nH 0 0 5000")
+    # a long (2600-atom) chain: the pair is found blockwise, and the pair named is the farthest
+    n = 2600
+    chain = np.c_[np.arange(n) * 1.2, np.zeros(n), np.zeros(n)]
+    with pytest.raises(ValueError, match=rf"atoms 0 \(C\) and {n - 1} \(C\)"):
+        Molecule.from_arrays(["C"] * n, chain)
+    # just inside the limit is accepted; every built-in molecule is far inside it
+    edge = Molecule.from_arrays(["H", "H"], [[0, 0, 0], [0, 0, MAX_DISTANCE_ANGSTROM - 1e-6]])
+    assert edge.n_atoms == 2
+    for name in Molecule.builtins():
+        x = Molecule.builtin(name).coords_angstrom
+        assert np.max(np.linalg.norm(x[:, None] - x[None], axis=-1)) < 0.02 * MAX_DISTANCE_ANGSTROM
 
 
 def test_charge_spin_consistency():

@@ -14,15 +14,12 @@ from qpt_nb.cli.main import main
 from qpt_nb.dft.molecule import Molecule, write_xyz_frames
 from qpt_nb.dft.reference import label_many
 from qpt_nb.learn import checkpoint as ckpt
-from qpt_nb.units import HARTREE_EV
+from qpt_nb.units import EV_PER_HARTREE
 
 XTB_COMMENT = " energy: -5.070544440612 gnorm: 0.000544398097 xtb: 6.6.1 (8d0f1dd)"
 
 
-@pytest.fixture(autouse=True)
-def caches(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.setenv("QPT_NB_JAX_CACHE", "off")
+pytestmark = pytest.mark.usefixtures("isolated_caches")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +95,7 @@ def test_shipped_model_matches_pyscf_within_its_recorded_error(name):
         except ImportError:
             sampler = "normal_modes"
     test = make_test_set(cfg.molecule_object(), 3, sampler=sampler, seed=777, **cfg.sampler_kwargs())
-    labels = label_many(test, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=meta["labels"]["eri_kind"])
+    labels = label_many(test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=meta["labels"]["eri_kind"])
     preds = qpt_nb.predict(m, test, progress=False, batch_size=4)
     errs = [conformer_errors(lab, p.energy, p.fock, p.mo_energy, p.mo_coeff) for p, lab in zip(preds, labels)]
     rec = meta["test_errors"]
@@ -145,7 +142,7 @@ def test_predict_from_trainer_and_options(model, water, monkeypatch, capsys):
 
     tr = Trainer(model.config)
     try:
-        tr.state = tr.state._replace(params=model.params)
+        tr.state = tr.state._replace(params=model.params, ema_params=model.params)
         a = qpt_nb.predict(tr, water, progress=False)[0]
     finally:
         tr.close()
@@ -190,7 +187,7 @@ def test_model_seeded_scf_converges_to_the_minao_energy(model, water):
     mol = _moved(water, 11)
     (seeded,) = qpt_nb.model_scf(model, mol, conv_tol=1e-12)
     t = seeded.tensors
-    minao = qpt_nb.scf(mol, "sto-3g", "b3lyp5", 1, guess="minao", tensors=t, conv_tol=1e-12)
+    minao = qpt_nb.scf(mol, "sto-3g", xc="b3lyp5", grid_level=1, guess="minao", tensors=t, conv_tol=1e-12)
     assert seeded.converged and minao.converged
     assert abs(seeded.energy - minao.energy) <= 1e-8
     assert seeded.n_iter <= minao.n_iter and seeded.timings["model_guess"] > 0
@@ -202,11 +199,11 @@ def test_model_seeded_scf_converges_to_the_minao_energy(model, water):
     with pytest.raises(ValueError, match="square"):
         qpt_nb.scf(mol, "sto-3g", guess=np.zeros((7, 6)))
     with pytest.raises(ValueError, match=r"\(7, 7\) matrix"):
-        qpt_nb.scf(mol, "sto-3g", "b3lyp5", 1, guess=np.eye(6), tensors=t)
+        qpt_nb.scf(mol, "sto-3g", xc="b3lyp5", grid_level=1, guess=np.eye(6), tensors=t)
     with pytest.raises(ValueError, match="another geometry"):
-        qpt_nb.scf(water, "sto-3g", "b3lyp5", 1, tensors=t)
+        qpt_nb.scf(water, "sto-3g", xc="b3lyp5", grid_level=1, tensors=t)
     with pytest.raises(ValueError, match="pass the basis"):
-        qpt_nb.scf(mol, "6-31g", "b3lyp5", 1, tensors=t)
+        qpt_nb.scf(mol, "6-31g", xc="b3lyp5", grid_level=1, tensors=t)
 
 
 def test_qpt_nb_guess_speedup_rows(model, water):
@@ -248,8 +245,8 @@ def test_cli_predict_writes_csv_and_hamiltonians(model, water, tmp_path, capsys)
     preds = qpt_nb.predict(model, mols, progress=False)
     for r, p in zip(rows, preds):
         assert abs(float(r["energy_hartree"]) - p.energy) < 1e-9
-        assert float(r["energy_ev"]) == pytest.approx(p.energy * HARTREE_EV)
-        assert float(r["gap_ev"]) == pytest.approx(p.gap * HARTREE_EV, abs=1e-7)
+        assert float(r["energy_ev"]) == pytest.approx(p.energy * EV_PER_HARTREE)
+        assert float(r["gap_ev"]) == pytest.approx(p.gap * EV_PER_HARTREE, abs=1e-7)
     with np.load(npz) as z:
         assert z["fock"].shape == (2, 7, 7) and str(z["frame"]) == "input"
         np.testing.assert_allclose(z["fock"][1], preds[1].in_input_frame()["fock"], atol=1e-9)

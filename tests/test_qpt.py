@@ -18,7 +18,7 @@ def _rotation(seed):
 def test_predicted_energy_is_invariant_to_rotation_and_translation():
     mol = Molecule.builtin("uracil")  # asymmetric top: the principal axes are unique
     moved = mol.with_coords(mol.coords_angstrom @ _rotation(7).T + np.array([2.0, -1.0, 0.5]))
-    batch = stack_batch([prepare_conformer(m, "sto-3g", "lda,vwn", 0) for m in (mol, moved)])
+    batch = stack_batch([prepare_conformer(m, "sto-3g", xc="lda,vwn", grid_level=0) for m in (mol, moved)])
     init_fn, apply_fn = network_fns("nano")
     params = init_fn(jax.random.PRNGKey(0), batch)
     e, d, w = sandwich_outputs(apply_fn, params, batch, n_refine=3)

@@ -1,19 +1,20 @@
 """The measured recipe and the schedule fitted to a time budget (qpt_nb.learn.recipe)."""
 
+import itertools
 import json
-import re
-import time
 
 import pytest
 
 import qpt_nb  # noqa: F401
-from qpt_nb.learn.recipe import RECIPE, fit_schedule, fitted_steps
+from qpt_nb.learn.recipe import RECIPE, fit_schedule, fitted_steps, warmup_steps_for
 from qpt_nb.learn.train import TrainConfig, Trainer
 
+pytestmark = pytest.mark.usefixtures("isolated_caches")
 
-@pytest.fixture(autouse=True)
-def caches(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+def test_warmup_rule():
+    assert [warmup_steps_for(n) for n in (0, 5, 100, 25_000)] == [1, 1, 10, 1000]
+    assert warmup_steps_for(25_000, cap=200) == 200
 
 
 def test_fitted_steps_arithmetic():
@@ -40,18 +41,18 @@ def test_fit_schedule_stretches_the_cosine_to_the_budget(tmp_path, capsys):
         checkpoint_every=1000,
         **RECIPE,
     )
-    t0 = time.perf_counter()
+    ticks = itertools.count()
+    clock = lambda: 0.1 * next(ticks)  # noqa: E731 - 0.1 s per call: 10 steps/s, no real time
     fresh = Trainer(cfg, tmp_path / "run")
-    tr, steps = fit_schedule(fresh, minutes=1.0, calibration_steps=12)
+    tr, steps = fit_schedule(fresh, minutes=1.0, calibration_steps=12, clock=clock)
     try:
         assert tr is fresh and tr.step == 12  # refitted in place, the calibration steps kept
-        assert tr.config.decay_steps == steps > 12
-        assert tr.config.warmup_steps == min(50, steps // 10)
-        # the fitted length is what the measured steady rate does in the rest of the minute
-        rate = float(re.search(r"calibration: (\S+) steps/s", capsys.readouterr().out).group(1))
-        left = 60.0 - (time.perf_counter() - t0)
-        # (the fit also subtracts the compilation the resume repeats: up to ~20 s on a loaded CPU)
-        assert 0.97 * rate * max(left - 25.0, 0.0) * 0.8 <= steps - 12 < 0.97 * rate * (60.0 - 1.0)
+        # the window opens at step 3 (0.3 s) and closes at step 12 (1.2 s): 9 steps in 0.9 s;
+        # what is left of the minute, less the compilation the refit repeats
+        want = fitted_steps(10.0, 60.0 - 1.2 - tr.timing["compile_s"], 12)
+        assert steps == want and tr.config.decay_steps == steps
+        assert tr.config.warmup_steps == warmup_steps_for(steps, cap=50)
+        assert "calibration: 10.00 steps/s" in capsys.readouterr().out
         assert TrainConfig.from_json(tr.config.to_json()).decay_steps == steps
     finally:
         tr.close()

@@ -8,11 +8,12 @@ import sys
 import textwrap
 
 import pytest
+from conftest import water_config
 
 import qpt_nb  # noqa: F401
 from qpt_nb.cli.main import main
 from qpt_nb.learn import checkpoint as ckpt
-from qpt_nb.learn.train import TrainConfig, Trainer, TrainingDiverged
+from qpt_nb.learn.train import Trainer, TrainingDiverged
 
 TINY = [
     "--molecule",
@@ -29,25 +30,8 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def caches(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.setenv("QPT_NB_JAX_CACHE", "off")
-
-
-def _config(**kw):
-    base = dict(
-        molecule="water",
-        basis="sto-3g",
-        grid_level=0,
-        sampler="wiggle",
-        reuse=2,
-        warmup_steps=1,
-        decay_steps=50,
-        checkpoint_every=2,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+pytestmark = pytest.mark.usefixtures("isolated_caches")
+_config = water_config
 
 
 def _fails(argv, capsys, *needles):
@@ -150,7 +134,7 @@ def test_numeric_settings_are_validated():
     ]:
         with pytest.raises(ValueError, match=msg):
             _config(**kw)
-    with pytest.raises(TypeError, match="batch_size must be an integer, got '2'"):
+    with pytest.raises(TypeError, match="batch_size must be an integer >= 1, got '2'"):
         _config(batch_size="2")
 
 

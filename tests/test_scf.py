@@ -7,6 +7,7 @@ import pytest
 from pyscf import dft
 
 import qpt_nb  # noqa: F401  (enables x64)
+from qpt_nb.analysis.compare import compare_with_pyscf
 from qpt_nb.dft.kohn_sham import energy, energy_and_fock, energy_components
 from qpt_nb.dft.molecule import Molecule
 from qpt_nb.dft.reference import pyscf_scf
@@ -17,13 +18,15 @@ FUNCTIONALS = ["hf", "lda,vwn", "pbe", "b3lyp5", "b3lyp"]
 
 
 def pyscf_rks(mol, basis, xc, grid_level, conv_tol=1e-11, density_fit=False):
-    mf, _ = pyscf_scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri="df" if density_fit else "dense")
+    mf, _ = pyscf_scf(
+        mol, basis, xc=xc, grid_level=grid_level, conv_tol=conv_tol, eri="df" if density_fit else "dense"
+    )
     assert mf.converged
     return mf
 
 
 def check_against_pyscf(mol, basis, xc, grid_level, eri="auto"):
-    res = scf(mol, basis, xc, grid_level, conv_tol=1e-10, eri=eri)
+    res = scf(mol, basis, xc=xc, grid_level=grid_level, conv_tol=1e-10, eri=eri)
     assert res.converged
     df = res.tensors.eri_kind == "df"
     mf = pyscf_rks(mol, basis, xc, grid_level, density_fit=df)
@@ -56,7 +59,7 @@ def test_density_fitting_matches_pyscf_density_fit():
     mol = Molecule.builtin("water")
     res, mf = check_against_pyscf(mol, "def2-svp", "b3lyp5", 2, eri="df")
     assert res.tensors.eri_kind == "df"
-    exact = scf(mol, "def2-svp", "b3lyp5", 2, eri="dense")
+    exact = scf(mol, "def2-svp", xc="b3lyp5", grid_level=2, eri="dense")
     assert 1e-7 < abs(exact.energy - res.energy) < 1e-3  # fitting error is real but small
 
 
@@ -116,13 +119,13 @@ def test_fixed_driver_gradient_matches_finite_differences():
 def test_convergence_is_reported(recwarn):
     mol = Molecule.builtin("water")
     with pytest.warns(RuntimeWarning, match="did not converge"):
-        res = scf(mol, "sto-3g", "pbe", 1, max_cycle=2)
+        res = scf(mol, "sto-3g", xc="pbe", grid_level=1, max_cycle=2)
     assert not res.converged and res.n_iter == 2
 
 
 def test_callback_sees_every_iteration():
     seen = []
-    res = scf(Molecule.builtin("water"), "sto-3g", "lda,vwn", 1, callback=seen.append)
+    res = scf(Molecule.builtin("water"), "sto-3g", xc="lda,vwn", grid_level=1, callback=seen.append)
     assert [s["iteration"] for s in seen] == list(range(1, res.n_iter + 1))
     assert abs(seen[-1]["energy"] - res.energy) < 1e-12
 
@@ -130,15 +133,20 @@ def test_callback_sees_every_iteration():
 def test_odd_electron_count_rejected():
     mol = Molecule.builtin("water")
     with pytest.raises(ValueError, match="(?i)electron|spin"):
-        scf(Molecule.from_arrays(mol.symbols, mol.coords_angstrom, charge=1, spin=1), "sto-3g", "pbe", 1)
+        scf(
+            Molecule.from_arrays(mol.symbols, mol.coords_angstrom, charge=1, spin=1),
+            "sto-3g",
+            xc="pbe",
+            grid_level=1,
+        )
 
 
 def test_unknown_functional_and_basis():
     mol = Molecule.builtin("water")
     with pytest.raises(ValueError, match="m06"):
-        scf(mol, "sto-3g", "m06", 1)
+        scf(mol, "sto-3g", xc="m06", grid_level=1)
     with pytest.raises(ValueError, match="(?i)basis"):
-        scf(mol, "no-such-basis", "pbe", 1)
+        scf(mol, "no-such-basis", xc="pbe", grid_level=1)
 
 
 def _random_rotation(seed):
@@ -183,3 +191,127 @@ def test_explicit_fock_equals_autodiff_gradient(xc, eri):
     e, f = energy_and_fock(d, t, xc)
     np.testing.assert_allclose(f, fock_autodiff(d, t, xc), atol=1e-11)
     assert abs(float(e) - float(energy(d, t, xc))) < 1e-11
+
+
+# ----------------------------------------------------------------------------- one DIIS step
+@pytest.mark.parametrize("diis_space", [8, 3, 0])
+def test_three_loops_follow_the_same_iterates(diis_space):
+    """The teaching loop, the lax.scan driver and the device while-loop share the DIIS step
+    of qpt_nb.dft.diis: the same energies iteration by iteration, on water / STO-3G (a DIIS
+    space smaller than the iteration count exercises the ring buffer's wrap-around)."""
+    from qpt_nb.dft.scf_device import scf_device
+
+    t = dft_tensors(Molecule.builtin("water"), "sto-3g", grid_level=1)
+    host = scf_loop(t, "b3lyp5", diis_space=diis_space, conv_tol=1e-11)
+    device = scf_device(t, "b3lyp5", diis_space=diis_space, conv_tol=1e-11)
+    fixed = scf_fixed(t, "b3lyp5", n_iter=host.n_iter - 1, diis_space=diis_space)
+    assert host.converged and device.converged and host.n_iter == device.n_iter > 3
+    np.testing.assert_allclose(device.energies, host.energies, rtol=0, atol=1e-10)
+    # scf_fixed's energies[k] is E[D_k] entering iteration k; its .energy is E[D_{n_iter}],
+    # the density the teaching loop's last (converged) iteration evaluated
+    np.testing.assert_allclose(np.asarray(fixed.energies), host.energies[:-1], rtol=0, atol=1e-10)
+    assert abs(float(fixed.energy) - host.energy) < 1e-10
+    assert abs(device.energy - host.energy) < 1e-10
+    np.testing.assert_allclose(np.asarray(fixed.density), host.density, atol=1e-8)
+
+
+def test_diis_step_is_written_once():
+    """Only qpt_nb/dft/diis.py computes DIIS weights; the loops call its diis_step."""
+    import ast
+    from pathlib import Path
+
+    import qpt_nb.dft
+
+    folder = Path(qpt_nb.dft.__file__).parent
+    callers = {}
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                callers.setdefault(node.func.id, set()).add(path.name)
+    assert callers["diis_coefficients"] == {"diis.py"}
+    assert callers["diis_step"] >= {"scf.py", "scf_device.py"}
+    assert callers["warn_not_converged"] == {"scf.py", "scf_device.py"}
+    assert callers["check_loop_args"] >= {"scf.py", "scf_device.py"}
+
+
+def test_diis_step_shapes_and_ring_buffer():
+    from qpt_nb.dft.diis import diis_coefficients, diis_init, diis_step
+
+    rng = np.random.default_rng(0)
+    n, space = 4, 3
+    hist = diis_init(n, space)
+    assert hist.focks.shape == hist.errors.shape == (space, n, n)
+    focks = [jnp.asarray(rng.normal(size=(n, n))) for _ in range(5)]
+    errs = [jnp.asarray(rng.normal(size=(n, n))) for _ in range(5)]
+    for k in range(5):
+        f_ext, hist = diis_step(hist, focks[k], errs[k], k, space=space)
+    # after 5 steps the ring holds steps 2, 3, 4 (in slots 2, 0, 1): the extrapolation of
+    # a chronological history of the last three
+    c = diis_coefficients(jnp.stack(errs[2:]), jnp.ones(3, bool))
+    np.testing.assert_allclose(f_ext, jnp.einsum("m,mij->ij", c, jnp.stack(focks[2:])), atol=1e-12)
+    assert abs(float(c.sum()) - 1.0) < 1e-12
+    f0, _ = diis_step(diis_init(n, 0), focks[0], errs[0], 0, space=0)  # DIIS off: F itself
+    np.testing.assert_array_equal(f0, focks[0])
+
+
+# ----------------------------------------------------------------------------- keyword-only
+def test_settings_after_the_basis_are_keyword_only():
+    from qpt_nb.dft import reference
+    from qpt_nb.dft.memory import estimate_memory
+
+    water = Molecule.builtin("water")
+    calls = [
+        lambda: scf(water, "sto-3g", "pbe", 1),
+        lambda: dft_tensors(water, "sto-3g", 1),
+        lambda: estimate_memory(water, "sto-3g", 1),
+        lambda: reference.label(water, "sto-3g", "pbe", 1),
+        lambda: reference.label_many([water], "sto-3g", "pbe", 1),
+        lambda: reference.compute_label(water, "sto-3g", "pbe", 1),
+        lambda: reference.cache_key(water, "sto-3g", "pbe", 1),
+        lambda: reference.make_rks(water.to_pyscf("sto-3g"), "pbe", 1),
+        lambda: reference.pyscf_scf(water, "sto-3g", "pbe", 1),
+        lambda: compare_with_pyscf(water, "sto-3g", "pbe", 1),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="positional argument"):
+            call()
+
+
+def test_eri_kind_is_a_deprecated_name_of_eri(tmp_path):
+    from qpt_nb.dft import reference
+
+    water = Molecule.builtin("water")
+    key = reference.cache_key(water, "sto-3g", xc="pbe", grid_level=0, eri="df")
+    with pytest.warns(DeprecationWarning, match="eri_kind"):
+        assert reference.cache_key(water, "sto-3g", xc="pbe", grid_level=0, eri_kind="df") == key
+    with pytest.warns(DeprecationWarning, match="eri_kind"), pytest.raises(TypeError, match="eri="):
+        reference.cache_key(water, "sto-3g", xc="pbe", grid_level=0, eri="dense", eri_kind="df")
+    h2 = Molecule.builtin("h2")
+    new = reference.label(h2, "sto-3g", xc="lda,vwn", grid_level=0, eri="dense", cache_dir=tmp_path)
+    with pytest.warns(DeprecationWarning, match="label_many"):
+        (old,) = reference.label_many(
+            [h2], "sto-3g", xc="lda,vwn", grid_level=0, eri_kind="dense", cache_dir=tmp_path
+        )
+    assert old.cached and old.key == new.key and old.energy == new.energy
+    assert old.n_iter == old.n_cycles >= 1  # n_cycles: the deprecated name of n_iter
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_non_finite_density_is_refused():
+    import qpt_nb as q
+
+    t = dft_tensors(Molecule.builtin("water"), "sto-3g", grid_level=0)
+    for bad in (np.nan, np.inf):
+        d = np.array(t.dm0)
+        d[2, 3] = d[3, 2] = bad
+        for fn in (q.energy, q.fock, q.energy_and_fock, q.energy_components):
+            with pytest.raises(ValueError, match=r"non-finite entries \(first: \[2, 3\]"):
+                fn(d, t, "pbe")
+        with pytest.raises(ValueError, match="non-finite"):
+            scf_loop(t, "pbe", dm0=d)
+    # traced densities are not checked (jit, grad): the same function still compiles
+    d = np.array(t.dm0)
+    d[0, 0] = np.nan
+    assert np.isnan(float(jax.jit(energy, static_argnums=2)(jnp.asarray(d), t, "pbe")))
+    g = jax.grad(energy)(t.dm0, t, "pbe")
+    assert np.all(np.isfinite(np.asarray(g)))

@@ -21,8 +21,7 @@ from qpt_nb.learn.conformers import ConformerStream
 from qpt_nb.learn.losses import sandwich_outputs
 from qpt_nb.learn.network import network_fns
 from qpt_nb.learn.train import TrainConfig, Trainer
-
-HA_TO_MEV = 27211.386
+from qpt_nb.units import MEV_PER_HARTREE as HA_TO_MEV
 
 
 def small_config(**kw):
@@ -56,13 +55,19 @@ def test_update_is_pure_and_run_continues(tmp_path):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     for key in ("molecule", "basis", "xc", "grid_level", "model", "loss", "sampler", "seed"):
         assert key in cfg
-    # update() is pure: the same state and batch give the same new state.
+    # update() is pure: the same state and batch give the same new state, the input state
+    # is left as it was, and the new state differs from it (a step was taken)
     batch = tr.make_batch([tr.mol])
+    before = [a.copy() for a in _leaves(tr.state)]
     s1, m1 = tr._update(tr.state, batch)
     s2, m2 = tr._update(tr.state, batch)
     assert m1["loss"] == m2["loss"]
-    for a, b in zip(_leaves(s1.params), _leaves(s2.params)):
+    for a, b in zip(_leaves(s1), _leaves(s2)):
         np.testing.assert_array_equal(a, b)
+    for a, b in zip(before, _leaves(tr.state)):
+        np.testing.assert_array_equal(a, b)
+    assert int(s1.step) == int(tr.state.step) + 1
+    assert any(not np.array_equal(a, b) for a, b in zip(_leaves(s1.params), _leaves(tr.state.params)))
     tr.close()
 
 
@@ -165,7 +170,7 @@ def test_label_free_training_beats_the_w0_baseline():
     """CI smoke run: water/STO-3G, nano, DFT energy as the only loss."""
     tr = Trainer(small_config(decay_steps=150))
     test = [m for _, m in zip(range(4), ConformerStream(tr.mol, "wiggle", seed=999))]
-    batch = stack_batch(prepare_conformer(m, "sto-3g", "b3lyp5", 1) for m in test)
+    batch = stack_batch(prepare_conformer(m, "sto-3g", xc="b3lyp5", grid_level=1) for m in test)
     ref = np.array(
         [
             scf_loop(jax.tree_util.tree_map(lambda x: x[i], batch.tensors), "b3lyp5", conv_tol=1e-12).energy
@@ -214,7 +219,7 @@ def test_supervised_conformers_are_built_once_without_grid(tmp_path, monkeypatch
     assert first[0].tensors.ao.size == 0 and first[0].tensors.eri.size == 0
     assert first[0].tensors.nbytes() < 20_000
     # the supervised loss does not read the grid: same value on the full batch
-    full = prepare_conformer(pool[0], "sto-3g", "b3lyp5", 1)
+    full = prepare_conformer(pool[0], "sto-3g", xc="b3lyp5", grid_level=1)
     full = type(full)(full.tensors, full.init, full.inputs, first[0].ref_fock, full.xc)
     apply_fn = network_fns("nano")[1]
     a = loss_fn(apply_fn, tr.params, full, loss="supervised")

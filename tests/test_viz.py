@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from qpt_nb import viz
 from qpt_nb.dft.molecule import Molecule
+from qpt_nb.units import EV_PER_HARTREE
 from qpt_nb.viz import threedmol
 
 
@@ -17,7 +18,7 @@ def water_orbitals():
     from qpt_nb.dft.reference import pyscf_scf
 
     mol = Molecule.builtin("water")
-    mf, _ = pyscf_scf(mol, "sto-3g", "b3lyp5", 1)
+    mf, _ = pyscf_scf(mol, "sto-3g", xc="b3lyp5", grid_level=1)
     return mol, mf
 
 
@@ -75,7 +76,7 @@ def test_energy_levels_and_convergence_figures(water_orbitals):
     ax = fig.axes[0]
     texts = " ".join(t.get_text() for t in ax.texts)
     assert "HOMO" in texts and "LUMO" in texts and "gap" in texts
-    gap_ev = (mf.mo_energy[5] - mf.mo_energy[4]) * viz.HARTREE_EV
+    gap_ev = (mf.mo_energy[5] - mf.mo_energy[4]) * EV_PER_HARTREE
     assert f"{gap_ev:.2f} eV" in texts
     assert "1 deeper level(s) not shown" in texts  # the O 1s core level
     fig = viz.scf_convergence([-75.0, -75.2, -75.27, -75.2799, -75.28], errors=[1, 0.1, 0.01, 1e-3, 1e-5])

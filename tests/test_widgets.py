@@ -27,7 +27,7 @@ def water_mf():
     from qpt_nb.dft.reference import pyscf_scf
 
     mol = Molecule.builtin("water")
-    mf, _ = pyscf_scf(mol, "sto-3g", "b3lyp5", 1)
+    mf, _ = pyscf_scf(mol, "sto-3g", xc="b3lyp5", grid_level=1)
     return mol, mf
 
 
@@ -331,7 +331,7 @@ def test_find_saved_runs(tmp_path):
     assert runs["label-free"].path.name == "demo-uracil-1"
     ltt = runs["label-then-train"]
     assert ltt.path == sup and ltt.label_seconds == 120.0 and ltt.total_seconds == 122.0
-    assert ltt.metrics == dict(energy_mae_mev=1.0) and ltt.name == "label-then-train (supervised)"
+    assert ltt.metrics == dict(energy_mae_mev=1.0) and ltt.name == "label-then-train (L)"
     assert find_runs("uracil", "def2-svp", roots=[tmp_path / "runs"]) == {}
 
 

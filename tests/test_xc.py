@@ -220,3 +220,12 @@ def test_jit_matches_eager(name):
     e_jit = np.asarray(jax.jit(f.energy_density)(r, s))
     assert e_jit.dtype == np.float64
     np.testing.assert_allclose(e_jit, e_eager, rtol=1e-14, atol=0)
+
+
+def test_functional_family_is_what_a_precompute_holds():
+    assert xc.functional_family("hf") == "hf"
+    assert xc.functional_family("lda,vwn") == "lda"
+    assert xc.functional_family(xc.get_xc("b3lyp5")) == "gga"
+    assert xc.functional_family(None) == "gga"  # not known yet: hold everything
+    with pytest.raises(ValueError, match="Unsupported"):
+        xc.functional_family("m06")

@@ -41,6 +41,7 @@ from qpt_nb.learn.batch import prepare_conformer
 from qpt_nb.learn.losses import predict_correction, sandwich_outputs, sandwich_settings
 from qpt_nb.learn.network import network_fns
 from qpt_nb.units import MEV_PER_HARTREE, UHA_PER_HARTREE
+from qpt_nb.validate import check_int
 
 TEST_SEED = 12345
 CSV_COLUMNS = (
@@ -69,8 +70,7 @@ def make_test_set(mol, n: int, *, sampler: str = "md", seed: int = TEST_SEED, **
     """
     from qpt_nb.learn.conformers import ConformerStream
 
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"A test set needs n >= 1 conformers, got {n!r}.")
+    n = check_int(n, "a test set's conformer count n", low=1)
     if sampler == "md":
         kw.setdefault("stride", 50)
     stream = ConformerStream(mol, sampler, seed=seed, chunk=int(n), **kw)
@@ -140,16 +140,16 @@ class EvalResult:
     def to_json(self) -> dict:
         return dict(trained=self.trained, baseline_w0=self.baseline_w0, metadata=self.metadata)
 
-    def save(self, run_dir) -> dict:
-        """Writes metrics.json, per_conformer.csv, test_set.xyz and PNG plots into `run_dir`.
-
-        History plots are added when `run_dir` holds a history.jsonl. Returns
-        {'metrics': Path, 'per_conformer': Path, 'test_set': Path, 'plots': [Path, ...]}.
+    def save(self, run_dir, *, plot=None) -> dict:
+        """Writes metrics.json, per_conformer.csv and test_set.xyz into `run_dir`, and the
+        figures `plot(run_dir, history, rows)` draws (e.g. `qpt_nb.viz.plots.save_run_plots`:
+        the analysis layer draws nothing itself; the history is the run's history.jsonl,
+        empty without one). Returns {'metrics': Path, 'per_conformer': Path, 'test_set':
+        Path, 'plots': [Path, ...]}.
         """
         from qpt_nb.analysis.runs import read_history
         from qpt_nb.dft.molecule import write_xyz_frames
         from qpt_nb.fileio import atomic_write_text, save_json
-        from qpt_nb.viz.plots import save_run_plots
 
         run = Path(run_dir)
         run.mkdir(parents=True, exist_ok=True)
@@ -166,7 +166,7 @@ class EvalResult:
                 for i in range(len(self.test_set))
             ],
         )
-        plots = save_run_plots(run, read_history(run), self.rows)
+        plots = list(plot(run, read_history(run), self.rows)) if plot is not None else []
         return dict(
             metrics=run / "metrics.json",
             per_conformer=run / "per_conformer.csv",
@@ -219,11 +219,11 @@ def evaluate(
         raise ValueError(f"{len(labels)} labels for {len(test_set)} test conformers.")
 
     t0 = time.perf_counter()
-    first = prepare_conformer(test_set[0], basis, xc, grid_level, eri=cfg.eri)
+    first = prepare_conformer(test_set[0], basis, xc=xc, grid_level=grid_level, eri=cfg.eri)
     kind, n_ao = first.tensors.eri_kind, int(first.tensors.n_ao)
     if labels is None:
         labels = label_many(
-            test_set, basis, xc, grid_level, eri_kind=kind, cache_dir=cache_dir, progress=progress
+            test_set, basis, xc=xc, grid_level=grid_level, eri=kind, cache_dir=cache_dir, progress=progress
         )
     it = range(len(test_set))
     if progress:
@@ -233,7 +233,11 @@ def evaluate(
     rows, trained, base, times = [], [], [], []
     for i in it:
         t1 = time.perf_counter()
-        batch = first if i == 0 else prepare_conformer(test_set[i], basis, xc, grid_level, eri=cfg.eri)
+        batch = (
+            first
+            if i == 0
+            else prepare_conformer(test_set[i], basis, xc=xc, grid_level=grid_level, eri=cfg.eri)
+        )
         pre_s = time.perf_counter() - t1
         scored = score_conformer(apply_fn, params, batch, labels[i], **sandwich_settings(cfg))
         times.append((pre_s, scored["predict_seconds"]))
@@ -363,7 +367,7 @@ def _prepare_chunk(config, mols, folder=None, items=()):
         except Exception:  # unreadable, or written by an older layout: precompute again
             pass
     items = list(items) + [
-        prepare_conformer(m, config.basis, config.xc, config.grid_level, eri=config.eri)
+        prepare_conformer(m, config.basis, xc=config.xc, grid_level=config.grid_level, eri=config.eri)
         for m in mols[len(items) :]
     ]
     batch = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *items)
@@ -409,7 +413,11 @@ def make_monitor(
     slices = [slice(i, i + size) for i in range(0, len(test_set), size)]
     first = ()
     if chunk_size is None and tensor_cache is None:  # one chunk: check it fits first
-        first = (prepare_conformer(test_set[0], config.basis, config.xc, config.grid_level, eri=config.eri),)
+        first = (
+            prepare_conformer(
+                test_set[0], config.basis, xc=config.xc, grid_level=config.grid_level, eri=config.eri
+            ),
+        )
         nbytes = len(test_set) * first[0].tensors.nbytes()
         if nbytes > keep_bytes:
             raise ValueError(
@@ -428,7 +436,7 @@ def make_monitor(
             kept[i] = b
     if labels is None:
         labels = label_many(
-            test_set, config.basis, config.xc, config.grid_level, eri_kind=kind, cache_dir=cache_dir
+            test_set, config.basis, xc=config.xc, grid_level=config.grid_level, eri=kind, cache_dir=cache_dir
         )
     labels = list(labels)[: len(test_set)]
     e_ref = np.asarray([lab.energy for lab in labels])

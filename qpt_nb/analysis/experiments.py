@@ -33,8 +33,22 @@ import typing
 from pathlib import Path
 from typing import Callable, Optional
 
-from qpt_nb.analysis.runs import PER_CONFORMER, project_root, read_history, read_metrics, read_rows
-from qpt_nb.analysis.timing import CLOCKS, ChargedTime, Schedule, crossing, crossing_summary  # noqa: F401
+from qpt_nb.analysis.runs import (
+    PER_CONFORMER,
+    project_root,
+    read_config,
+    read_history,
+    read_metrics,
+    read_rows,
+)
+from qpt_nb.analysis.timing import (  # noqa: F401
+    CLOCKS,
+    ChargedTime,
+    Schedule,
+    crossing,
+    crossing_summary,
+    loss_display_name,
+)
 from qpt_nb.fileio import save_json
 
 __all__ = [
@@ -90,31 +104,21 @@ class PaperRun:
         return int(self.history[-1]["step"]) if self.history else 0
 
 
-RUN_NAMES = {
-    "energy": "label-free (QPT energy loss)",
-    "self_consistency": "label-free (self-consistency)",
-    "refined_target": "label-free (refined self-consistency target)",
-    "supervised": "label-then-train (supervised)",
-}
-
-
 def _kind(loss: str) -> str:
     return "label-then-train" if loss == "supervised" else "label-free"
 
 
 # ----------------------------------------------------------------------------- saved runs
 def _read_run(path: Path) -> Optional[PaperRun]:
-    from qpt_nb.learn.train import TrainConfig
-
     try:
-        cfg = TrainConfig.from_json(json.loads((path / "config.json").read_text()))
+        cfg = read_config(path)
     except (OSError, ValueError, TypeError):
         return None
     hist = read_history(path)
     if not hist:
         return None
     run = PaperRun(
-        name=RUN_NAMES.get(cfg.loss, path.name), kind=_kind(cfg.loss), config=cfg, history=hist, path=path
+        name=loss_display_name(cfg.loss, path.name), kind=_kind(cfg.loss), config=cfg, history=hist, path=path
     )
     m = read_metrics(path)
     if m is not None:
@@ -172,9 +176,7 @@ def find_runs(
     return best
 
 
-# ----------------------------------------------------------------------------- charged time
-
-
+# ----------------------------------------------------------------------------- config overrides
 FIXED_FIELDS = ("loss", "molecule", "xyz", "basis", "xc")  # what makes runs comparable
 
 
@@ -249,11 +251,13 @@ def _label_training_set(
     while (run.n_labels < n) if n is not None else (run.label_seconds < budget_s):
         t0 = meter.clock()
         conformer = next(stream)
-        kw = dict(eri_kind=config.eri, threads=threads, engine=config.label_engine)
-        lab = label(conformer, config.basis, config.xc, config.grid_level, **kw)
+        kw = dict(eri=config.eri, threads=threads, engine=config.label_engine)
+        lab = label(conformer, config.basis, xc=config.xc, grid_level=config.grid_level, **kw)
         if lab.cached and on_cpu and not math.isfinite(lab.cpu_seconds):
             # made before labels kept their CPU seconds: its cost on this clock is unknown
-            lab = label(conformer, config.basis, config.xc, config.grid_level, refresh=True, **kw)
+            lab = label(
+                conformer, config.basis, xc=config.xc, grid_level=config.grid_level, refresh=True, **kw
+            )
         spent = meter.clock() - t0
         if lab.cached:  # it costs what it cost when it was made, on the meter's clock
             cost = lab.cpu_seconds if on_cpu else lab.seconds
@@ -261,7 +265,7 @@ def _label_training_set(
             spent = cost
         run.label_seconds += spent
         run.n_labels += 1
-        run.label_cycles.append(int(lab.n_cycles))
+        run.label_cycles.append(int(lab.n_iter))
         run.labels_converged += bool(lab.converged)
         if bar is not None:
             bar.update(1)
@@ -425,7 +429,7 @@ def label_free_run(
     test_set=(),
     labels=None,
     *,
-    name: str = "label-free (QPT energy loss)",
+    name: Optional[str] = None,
     budget_s: Optional[float] = None,
     clock: Callable[[], float] = time.perf_counter,
     **train,
@@ -442,6 +446,7 @@ def label_free_run(
     (`qpt_nb.learn.recipe.BudgetFit`; the fitted ``decay_steps`` ends in ``run.config``).
     """
     _check_length(n_steps, budget_s)
+    name = name or loss_display_name(config.loss)
     run = PaperRun(name=name, kind="label-free", config=config, path=_path(train.get("run_dir")))
     return _train_or_error(
         run, n_steps, test_set, labels, meter=ChargedTime(clock), budget_s=budget_s, **train
@@ -458,7 +463,7 @@ def label_then_train_run(
     test_set=(),
     labels=None,
     *,
-    name: str = "label-then-train (supervised)",
+    name: Optional[str] = None,
     n_labels: Optional[int] = None,
     label_fraction: float = 0.5,
     label_threads: Optional[int] = None,
@@ -485,6 +490,7 @@ def label_then_train_run(
     if n_labels is not None:
         config = dataclasses.replace(config, dataset_size=int(n_labels))
     run_dir, progress = train.get("run_dir"), train.get("progress", False)
+    name = name or loss_display_name(config.loss)
     run = PaperRun(name=name, kind="label-then-train", config=config, path=_path(run_dir))
     meter = ChargedTime(clock)
     if n_labels is None and budget_s is not None and not config.dataset_size:

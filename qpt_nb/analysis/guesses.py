@@ -31,7 +31,7 @@ def initial_guess(run_or_params, mol, *, config=None) -> np.ndarray:
     frame and rotated back with `rotation_to_input`.
     """
     cfg, params, _ = resolve_model(run_or_params, config)
-    batch = prepare_conformer(mol, cfg.basis, cfg.xc, cfg.grid_level, eri=cfg.eri)
+    batch = prepare_conformer(mol, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri)
     apply_fn = network_fns(cfg.model)[1]
     d = predict_pair(apply_fn, params, batch, **sandwich_settings(cfg))["density"][0]
     u = rotation_to_input(mol, cfg.basis)
@@ -60,7 +60,7 @@ def guess_speedup(
         dm0 = initial_guess((cfg, params), mol)
         make_s.append(time.perf_counter() - t0)
         for g in ("model",) + tuple(guesses):
-            mf = make_rks(pmol, cfg.xc, cfg.grid_level, cfg.eri, conv_tol=conv_tol)
+            mf = make_rks(pmol, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri, conv_tol=conv_tol)
             if g != "model":
                 mf.init_guess = g
             t0 = time.perf_counter()
@@ -110,8 +110,8 @@ def qpt_nb_guess_speedup(run, test_set, *, config=None, conv_tol: float = 1e-10)
     kw = dict(conv_tol=conv_tol, diis_space=8)
 
     def minao(mol):
-        t = dft_tensors(mol, cfg.basis, cfg.grid_level, eri=cfg.eri, xc=cfg.xc, frame="canonical")
-        return scf(mol, cfg.basis, cfg.xc, tensors=t, **kw)
+        t = dft_tensors(mol, cfg.basis, grid_level=cfg.grid_level, eri=cfg.eri, xc=cfg.xc, frame="canonical")
+        return scf(mol, cfg.basis, xc=cfg.xc, tensors=t, **kw)
 
     t0 = time.perf_counter()
     minao(test_set[0])

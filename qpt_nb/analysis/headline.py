@@ -8,8 +8,8 @@ each pipeline's test-error curve against CPU time in the record format of a run'
 curve starts when its labels are done, ``offset_s``), a summary row per pipeline, and the
 time ratios the benchmark computed (how much sooner one pipeline reaches another's best).
 
-  >>> h = load_headline()                                   # doctest: +SKIP
-  >>> h.rows[0]['name'], round(h.rows[0]['best_energy_mae_mev'], 1)   # doctest: +SKIP
+  >>> h = load_headline()
+  >>> h.rows[0]['name'], round(h.rows[0]['best_energy_mae_mev'], 1)
   ('label-then-train (L)', 8.1)
 """
 
@@ -19,17 +19,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-NAMES = {"L": "label-then-train (L)", "Q": "DFT-energy loss (Q)", "SC": "self-consistency loss (SC)"}
-
-
-def display_name(key: str) -> str:
-    """A run's name as a reader sees it: 'Q' -> 'DFT-energy loss (Q)', 'Q-s1' -> 'DFT-energy
-    loss (Q) s1' (the benchmark names runs by pipeline, then '-' and tags)."""
-    from qpt_nb.analysis.timing import pipeline_of
-
-    base = pipeline_of(key)
-    tag = key[len(base) + 1 :]
-    return NAMES.get(base, base) + (f" {tag}" if tag else "")
+from qpt_nb.analysis.timing import display_name  # noqa: F401 - the pipelines' names, one table
 
 
 @dataclasses.dataclass
@@ -87,6 +77,55 @@ class Headline:
         return min(rows, key=lambda r: r[f"best_{metric}"])["key"]
 
 
+BENCHMARK = "labels_vs_dft_loss"
+
+
+def combine_results(parts) -> dict:
+    """One headline result from several result files of the benchmark: the one writer of
+    the schema `load_headline` reads.
+
+    Args:
+      parts: (name, data) pairs: ``data`` a result file's dict (``runs``: {key: run},
+        ``machine``, ``settings``, ``complete``); ``name`` non-empty renames the file's one
+        run (e.g. 'Q-s1', for seeds side by side).
+
+    Returns the first file's dict with ``runs`` (all runs), ``complete`` (all complete),
+    ``budget_s`` (the largest), ``dates`` and ``cpus`` ({key: the date and CPU model of the
+    file it came from}). ValueError for a rename of a file with several runs or a key that
+    appears twice.
+    """
+    runs, dates, cpus, first, budget, complete = {}, {}, {}, None, 0.0, True
+    for name, d in parts:
+        first = first or d
+        d_runs = d["runs"]
+        if name:
+            if len(d_runs) != 1:
+                raise ValueError(f"a rename ({name}=) needs a file with one run, not {sorted(d_runs)}")
+            d_runs = {name: next(iter(d_runs.values()))}
+        clash = set(runs) & set(d_runs)
+        if clash:
+            raise ValueError(f"run {sorted(clash)} appears twice; rename them NAME=PATH")
+        runs.update(d_runs)
+        dates.update({n: (d.get("machine") or {}).get("date") for n in d_runs})
+        cpus.update({n: (d.get("machine") or {}).get("cpu_model") for n in d_runs})
+        complete = complete and d.get("complete", True)
+        budget = max(budget, d["settings"]["budget_s"])
+    if first is None:
+        raise ValueError("nothing to combine")
+    return dict(
+        first, runs=runs, complete=complete, budget_s=budget, machine=first["machine"], dates=dates, cpus=cpus
+    )
+
+
+def check_result(data: dict, path) -> dict:
+    """`data` when it is a complete full result of the benchmark; ValueError naming `path`."""
+    if data.get("benchmark") != BENCHMARK or "runs" not in data:
+        raise ValueError(f"{path} is not a {BENCHMARK} result")
+    if not data.get("complete", False):
+        raise ValueError(f"{path} is an incomplete run of the benchmark (complete=false)")
+    return data
+
+
 def default_path() -> Path:
     """bench/results/labels_vs_dft_loss_headline.json of this checkout (the newest
     measured combination: see BENCHMARKS.md section 3)."""
@@ -108,10 +147,7 @@ def load_headline(path=None) -> Headline:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON (truncated?): {exc}") from None
-    if data.get("benchmark") != "labels_vs_dft_loss" or "runs" not in data:
-        raise ValueError(f"{path} is not a labels_vs_dft_loss result")
-    if not data.get("complete", False):
-        raise ValueError(f"{path} is an incomplete run of the benchmark (complete=false)")
+    check_result(data, path)
     curves, offsets, rows = {}, {}, []
     for key, run in data["runs"].items():
         name = display_name(key)

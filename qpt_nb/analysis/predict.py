@@ -36,12 +36,15 @@ import numpy as np
 
 from qpt_nb.analysis.evaluation import _pair_outputs
 from qpt_nb.analysis.runs import resolve_model
+from qpt_nb.aot import AheadOfTime
+from qpt_nb.dft.linalg import FrontierOrbitals
 from qpt_nb.dft.molecule import Molecule, as_molecule, read_xyz_frames
 from qpt_nb.dft.scf import scf
 from qpt_nb.dft.tensors import DFTTensors
 from qpt_nb.learn.batch import prepare_conformer, stack_batch
 from qpt_nb.learn.losses import predict_correction, sandwich_settings
 from qpt_nb.learn.network import network_fns
+from qpt_nb.validate import check_int
 
 DEFAULT_BATCH = 8  # geometries per compiled call, unless their tensors exceed BATCH_BYTES
 BATCH_BYTES = 2**30
@@ -50,7 +53,7 @@ PHASES = ("precompute", "network", "sandwich")
 
 
 @dataclasses.dataclass(eq=False)
-class Prediction:
+class Prediction(FrontierOrbitals):
     """The model's outputs for one geometry (canonical frame; see the module docstring).
 
     index: position in the input.  molecule: the geometry as given (Angstrom).
@@ -73,21 +76,6 @@ class Prediction:
     n_occ: int
     seconds: dict
     tensors: Optional[DFTTensors] = None
-
-    @property
-    def homo(self) -> float:
-        """HOMO energy, Hartree."""
-        return float(self.mo_energy[self.n_occ - 1])
-
-    @property
-    def lumo(self) -> float:
-        """LUMO energy, Hartree (nan without virtual orbitals)."""
-        return float(self.mo_energy[self.n_occ]) if self.n_occ < len(self.mo_energy) else float("nan")
-
-    @property
-    def gap(self) -> float:
-        """HOMO-LUMO gap, Hartree."""
-        return self.lumo - self.homo
 
     def in_input_frame(self) -> dict:
         """fock, density, mo_coeff rotated to the orientation of `molecule` (U F U^T, U D U^T,
@@ -198,21 +186,8 @@ def _sandwich(ws, batch, n_refine, mix, mix_at):
     return {k: v[:, 0] for k, v in out.items()}
 
 
-_COMPILED: dict = {}
-
-
-def _compiled(fn, *args, **static):
-    """(ahead-of-time compiled `fn` for these argument shapes, seconds spent compiling now)."""
-    leaves, tree = jax.tree_util.tree_flatten(args)
-    key = (fn, tuple(sorted(static.items())), tree, tuple((x.shape, str(x.dtype)) for x in leaves))
-    if key in _COMPILED:
-        return _COMPILED[key], 0.0
-    t0 = time.perf_counter()
-    exe = fn.lower(*args, **static).compile()
-    if len(_COMPILED) >= 16:
-        _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[key] = exe
-    return exe, time.perf_counter() - t0
+_COMPILED = AheadOfTime(size=16)
+_compiled = _COMPILED.compile  # (executable, seconds spent compiling now)
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -251,9 +226,7 @@ def _bar(total: int, progress: bool, desc: str):
 def _check_batch_size(batch_size, nbytes: int) -> int:
     if batch_size is None:
         return int(max(1, min(DEFAULT_BATCH, BATCH_BYTES // max(nbytes, 1))))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1 (or None), got {batch_size!r}")
-    return int(batch_size)
+    return check_int(batch_size, "batch_size", low=1, hint=" (or None)")
 
 
 def _iter_predictions(cfg, params, mols, batch_size, keep_tensors, stats):
@@ -394,7 +367,7 @@ def model_scf(
 ) -> list:
     """qpt_nb's own SCF (`qpt_nb.scf`) started from the model's density, on its tensors.
 
-    For each geometry `predict` runs, then ``scf(mol, basis, xc, guess=D_n, tensors=...)``
+    For each geometry `predict` runs, then ``scf(mol, basis, xc=xc, guess=D_n, tensors=...)``
     with the model's basis and functional, reusing the tensors the prediction built (no
     second precompute). Converges to the same energy as the SCF from minao on those tensors.
 
@@ -417,7 +390,7 @@ def model_scf(
     try:
         for preds in _iter_predictions(cfg, _host_params(params), mols, batch_size, True, stats):
             for p in preds:
-                res = scf(p.molecule, cfg.basis, cfg.xc, guess=p.density, tensors=p.tensors, **scf_kw)
+                res = scf(p.molecule, cfg.basis, xc=cfg.xc, guess=p.density, tensors=p.tensors, **scf_kw)
                 res.timings["model_guess"] = float(sum(p.seconds.values()))
                 results.append(res)
             bar.update(len(preds))

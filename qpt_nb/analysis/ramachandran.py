@@ -38,6 +38,7 @@ import numpy as np
 from qpt_nb.dft.dihedral import in_range
 from qpt_nb.dft.molecule import MIN_DISTANCE_ANGSTROM
 from qpt_nb.units import MEV_PER_HARTREE
+from qpt_nb.validate import check_int
 
 __all__ = [
     "MAP_KEYS",
@@ -62,8 +63,7 @@ def angle_grid(n: int, offset: Optional[float] = None) -> np.ndarray:
 
     The default offset is half a step (cell centres: 12 points are 15, 45, ..., 345), so
     the n cells tile [0, 360) exactly and a region like [0, 180) is whole cells."""
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"a grid needs n >= 1 angles, got {n!r}")
+    n = check_int(n, "the angle count n of a grid", low=1)
     step = 360.0 / int(n)
     return (0.5 * step if offset is None else float(offset)) + np.arange(int(n)) * step
 

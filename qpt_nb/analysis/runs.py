@@ -1,4 +1,4 @@
-"""Run directories: the one reader of what `Trainer` and `evaluate` write.
+"""Run directories: the one reader of what `Trainer` and `evaluate` write, and their rules.
 
 A run directory holds ``config.json`` (`TrainConfig`), ``history.jsonl`` (one
 `Trainer` record per logged step), ``checkpoint.ckpt`` and, after evaluation,
@@ -6,12 +6,17 @@ A run directory holds ``config.json`` (`TrainConfig`), ``history.jsonl`` (one
 
     cfg, params, step = load_run('runs/uracil')
     history = read_history('runs/uracil')
+
+The rules of a run directory live here too: where a new run goes (`new_run_dir`), whether a
+path can hold one (`check_out_dir`), and how far the run in it got (`trained_steps`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -42,6 +47,51 @@ def load_run(run_dir, *, raw: bool = False):
     params = state["params"] if raw else state.get("ema_params", state["params"])
     params = jax.tree_util.tree_map(jnp.asarray, params)
     return TrainConfig.from_json(data["config"]), params, data.get("step")
+
+
+def read_config(run_dir) -> TrainConfig:
+    """The `TrainConfig` of a run directory (its config.json). FileNotFoundError without
+    one; ValueError (or TypeError) when it is not a TrainConfig."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No config.json in {run_dir}.")
+    return TrainConfig.from_json(json.loads(path.read_text()))
+
+
+def new_run_dir(config, prefix: str = "") -> Path:
+    """Where a new run of `config` goes when the user names no directory:
+    ``runs/[PREFIX-]MOLECULE-BASIS-MODEL-YYYYmmdd-HHMMSS``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    head = f"{prefix}-" if prefix else ""
+    return Path("runs") / f"{head}{config.molecule}-{config.basis}-{config.model}-{stamp}"
+
+
+def check_out_dir(out: Path) -> None:
+    """A usable run directory, checked before anything compiles: ValueError for a path that
+    is a file, lies under a file, or cannot be written."""
+    out = Path(out)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            where = "is" if parent == out else f"lies under {parent}, which is"
+            raise ValueError(f"--out {out} {where} a file, not a directory.")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot write to {existing} (permission denied).")
+
+
+def trained_steps(out) -> int:
+    """Optimiser steps the checkpoint in `out` holds (0 without one: a run killed before
+    its first step, or a fresh folder, may be started again). ValueError for an unreadable
+    checkpoint."""
+    path = Path(out) / CHECKPOINT
+    if not (path.exists() or ckpt.previous_path(path).exists()):
+        return 0
+    try:
+        return int(ckpt.load_latest(path).get("step", 0))
+    except ckpt.CheckpointError:
+        raise ValueError(
+            f"{out} holds an unreadable checkpoint: move it away, or use another --out."
+        ) from None
 
 
 def read_metrics(run_dir) -> Optional[dict]:

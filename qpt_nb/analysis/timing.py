@@ -103,6 +103,34 @@ def crossing(ref_curve, other_curve, key):
     )
 
 
+# The pipelines a benchmark compares, by key: (the training loss, the name a reader sees).
+# The one table of pipeline names: `display_name` (by key) and `loss_display_name` (by loss).
+PIPELINES = {
+    "Q": ("energy", "DFT-energy loss (Q)"),
+    "SC": ("self_consistency", "self-consistency loss (SC)"),
+    "RT": ("refined_target", "refined self-consistency target (RT)"),
+    "L": ("supervised", "label-then-train (L)"),
+}
+
+
+def display_name(key: str) -> str:
+    """A run's name as a reader sees it: 'Q' -> 'DFT-energy loss (Q)', 'Q-s1' -> 'DFT-energy
+    loss (Q) s1' (the benchmark names runs by pipeline, then '-' and tags)."""
+    base = pipeline_of(key)
+    tag = str(key)[len(base) + 1 :] if str(key) != base else ""
+    name = PIPELINES[base][1] if base in PIPELINES else base
+    return name + (f" {tag}" if tag else "")
+
+
+def loss_display_name(loss: str, default: str = "") -> str:
+    """The name of the pipeline that trains with `loss` ('supervised' -> 'label-then-train
+    (L)'), or `default` for a loss no pipeline uses."""
+    for _, (lo, name) in PIPELINES.items():
+        if lo == loss:
+            return name
+    return default or loss
+
+
 def pipeline_of(name: str) -> str:
     """The pipeline a run's name belongs to: 'Q-s1' -> 'Q', 'L-qpt-s0' -> 'L' (a run's tags,
     such as its seed or label engine, follow the first '-')."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from qpt_nb.cli.demo import add_demo_args, run_demo
 from qpt_nb.cli.predict import add_predict_command
-from qpt_nb.cli.train import add_demo_args, add_train_commands, run_demo
+from qpt_nb.cli.train import add_train_commands
 
 
 def _molecule(args):
@@ -38,15 +39,17 @@ def add_molecule_args(p, default="uracil"):
 
 def cmd_scf(args) -> int:
     """JAX SCF next to PySCF: energies, difference and timings."""
+    from qpt_nb.analysis.compare import compare_with_pyscf, format_comparison
     from qpt_nb.dft.memory import check_memory, estimate_memory, format_memory
-    from qpt_nb.dft.reference import compare_with_pyscf, format_comparison
 
     mol = _molecule(args)
     print(
         "memory: "
-        + format_memory(check_memory(estimate_memory(mol, args.basis, args.grid_level, xc=args.xc)))
+        + format_memory(
+            check_memory(estimate_memory(mol, args.basis, grid_level=args.grid_level, xc=args.xc))
+        )
     )
-    row = compare_with_pyscf(mol, args.basis, args.xc, args.grid_level, pyscf=not args.no_pyscf)
+    row = compare_with_pyscf(mol, args.basis, xc=args.xc, grid_level=args.grid_level, pyscf=not args.no_pyscf)
     print(format_comparison(row))
     return 0
 

@@ -17,7 +17,7 @@ import io
 from pathlib import Path
 
 from qpt_nb import settings
-from qpt_nb.units import HARTREE_EV
+from qpt_nb.units import EV_PER_HARTREE
 
 COLUMNS = ("index", "energy_hartree", "energy_ev", "homo_ev", "lumo_ev", "gap_ev", "seconds")
 
@@ -73,10 +73,10 @@ def csv_rows(preds) -> list:
         dict(
             index=p.index,
             energy_hartree=p.energy,
-            energy_ev=p.energy * HARTREE_EV,
-            homo_ev=p.homo * HARTREE_EV,
-            lumo_ev=p.lumo * HARTREE_EV,
-            gap_ev=p.gap * HARTREE_EV,
+            energy_ev=p.energy * EV_PER_HARTREE,
+            homo_ev=p.homo * EV_PER_HARTREE,
+            lumo_ev=p.lumo * EV_PER_HARTREE,
+            gap_ev=p.gap * EV_PER_HARTREE,
             seconds=sum(p.seconds.values()),
         )
         for p in preds

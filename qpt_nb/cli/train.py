@@ -1,4 +1,4 @@
-"""`qpt-nb train`, `qpt-nb evaluate` and the demo (`run_demo`), registered by `qpt_nb.cli`.
+"""`qpt-nb train` and `qpt-nb evaluate`, registered by `qpt_nb.cli` (the demo: `qpt_nb.cli.demo`).
 
     qpt-nb train --molecule uracil --basis sto-3g --xc b3lyp5 --model nano --steps 2000 --out runs/u
     qpt-nb train --out runs/u --resume --steps 4000      # continue to step 4000 in total
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
 
 from qpt_nb import settings
-from qpt_nb.learn.recipe import RECIPE
+from qpt_nb.analysis.runs import check_out_dir, new_run_dir, trained_steps
+from qpt_nb.learn.recipe import new_run_settings, stretched_decay
+from qpt_nb.validate import check_int
 
 # option name -> TrainConfig field, for options that map one to one
 _FIELDS = dict(
@@ -53,20 +54,6 @@ _FIELDS = dict(
     weight_decay="weight_decay",
     clip_norm="clip_norm",
 )
-DEMO = dict(
-    molecule="uracil",
-    basis="sto-3g",
-    xc="b3lyp5",
-    grid_level=1,
-    model="nano",
-    steps=1000,
-    minutes=3.0,
-    n_test=10,
-    monitor_n=3,
-    reuse=8,
-    **RECIPE,
-)
-DEMO_SMOKE = dict(DEMO, molecule="water", steps=8, minutes=0.4, n_test=2, monitor_n=0, reuse=4)
 
 
 def _add_train_args(p):
@@ -193,28 +180,16 @@ def add_train_commands(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-def add_demo_args(p) -> None:
-    """Adds the demo's own options to a parser that already has the molecule options
-    (`qpt_nb.cli.main.add_molecule_args`); --molecule, --basis, --xc and --grid-level then
-    default to None, meaning the demo's choice (`DEMO`)."""
-    p.add_argument("--model", help="QPT preset (default: the demo's)")
-    p.add_argument("--steps", type=int, help="optimiser steps (default: the demo's)")
-    p.add_argument("--minutes", type=float, help="training time cap in minutes")
-    p.add_argument("--n-test", type=int, help="test conformers evaluated against PySCF")
-    p.add_argument("--out", help="run directory (default runs/demo-MOLECULE-TIME)")
-    p.add_argument("--cache-dir", help="PySCF label cache (default $QPT_NB_CACHE/labels)")
-    p.set_defaults(molecule=None, basis=None, xc=None, grid_level=None)
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_int(name, value, low=0):
-    if value is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}.")
+def check_option(name, value, low=0):
+    """An integer command-line option (None: not given) of at least `low`."""
+    if value is not None:
+        check_int(value, name, low=low)
 
 
-def _xyz_text(path) -> str:
+def xyz_text(path) -> str:
     from qpt_nb.dft.molecule import Molecule
 
     p = Path(path)
@@ -230,7 +205,7 @@ def _overrides(args) -> dict:
         field: getattr(args, opt) for opt, field in _FIELDS.items() if getattr(args, opt, None) is not None
     }
     if getattr(args, "xyz", None):
-        out["xyz"] = _xyz_text(args.xyz)
+        out["xyz"] = xyz_text(args.xyz)
         out.setdefault("molecule", Path(args.xyz).stem)
     return out
 
@@ -245,7 +220,7 @@ def _check_sampler(name):
             raise ValueError(str(exc)) from None
 
 
-def _test_data(config, n, *, seed, cache_dir, progress):
+def test_data(config, n, *, seed, cache_dir, progress):
     """(test_set, labels): n conformers of the run's molecule (its sampler, test seed)
     and their PySCF labels (canonical frame, cached)."""
     from qpt_nb.analysis.evaluation import TEST_SEED, make_test_set
@@ -258,16 +233,16 @@ def _test_data(config, n, *, seed, cache_dir, progress):
     labels = label_many(
         test,
         config.basis,
-        config.xc,
-        config.grid_level,
-        eri_kind=config.eri,
+        xc=config.xc,
+        grid_level=config.grid_level,
+        eri=config.eri,
         cache_dir=cache_dir,
         progress=progress,
     )
     return test, labels
 
 
-def _train_loop(trainer, target, *, progress, minutes=None):
+def train_loop(trainer, target, *, progress, minutes=None):
     """Runs `trainer` up to step `target` (or until `minutes` are spent) with a tqdm bar.
 
     One `Trainer.run` call (it checkpoints every `checkpoint_every` steps and at the
@@ -316,16 +291,14 @@ def _train_loop(trainer, target, *, progress, minutes=None):
     return time.perf_counter() - t0
 
 
-def _finish(trainer, out, test_set, labels, *, cache_dir, progress, seed):
+def finish(trainer, out, test_set, labels, *, cache_dir, progress, seed):
     """Writes plots, evaluates (if a test set is given) and prints the summary."""
     from qpt_nb.analysis.evaluation import TEST_SEED, evaluate
     from qpt_nb.viz.plots import save_run_plots
 
-    tm = trainer.timing
-    steady = (tm["steps"] - 1) / max(tm["step_s"] - tm["compile_s"], 1e-9) if tm["steps"] > 1 else 0.0
     print(
         f"run dir: {out}  (step {trainer.step}, {trainer.n_params:,} parameters, "
-        f"{steady:.2f} steps/s after a {tm['compile_s']:.1f} s first step)"
+        f"{trainer.steady_steps_per_s:.2f} steps/s after a {trainer.timing['compile_s']:.1f} s first step)"
     )
     if test_set:
         res = evaluate(
@@ -336,7 +309,7 @@ def _finish(trainer, out, test_set, labels, *, cache_dir, progress, seed):
             progress=progress,
             seed=TEST_SEED if seed is None else seed,
         )
-        paths = res.save(out)
+        paths = res.save(out, plot=save_run_plots)
         m = res.metadata
         print(
             f"\nTest set: {len(test_set)} conformers ({trainer.config.sampler}, seed {m['test_seed']}), "
@@ -357,33 +330,14 @@ def _finish(trainer, out, test_set, labels, *, cache_dir, progress, seed):
 
 
 # ----------------------------------------------------------------------------- commands
-def check_out_dir(out: Path) -> None:
-    """A usable run directory, checked before anything compiles: ValueError for a path that
-    is a file, lies under a file, or cannot be written."""
-    for parent in (out, *out.parents):
-        if parent.exists() and not parent.is_dir():
-            where = "is" if parent == out else f"lies under {parent}, which is"
-            raise ValueError(f"--out {out} {where} a file, not a directory.")
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: cannot write to {existing} (permission denied).")
+def attach_monitor(trainer, test_set, labels, *, n: int, every: int) -> None:
+    """Evaluates the first `n` test conformers every `every` steps while `trainer` trains
+    (`qpt_nb.analysis.evaluation.make_monitor`); their errors go into the history records."""
+    from qpt_nb.analysis.evaluation import make_monitor
 
-
-def trained_steps(out: Path) -> int:
-    """Optimiser steps the checkpoint in `out` holds (0 without one: a run killed before
-    its first step, or a fresh folder, may be started again)."""
-    from qpt_nb.learn import checkpoint as ckpt
-    from qpt_nb.learn.train import CHECKPOINT
-
-    path = out / CHECKPOINT
-    if not (path.exists() or ckpt.previous_path(path).exists()):
-        return 0
-    try:
-        return int(ckpt.load_latest(path).get("step", 0))
-    except ckpt.CheckpointError:
-        raise ValueError(
-            f"{out} holds an unreadable checkpoint: move it away, or use another --out."
-        ) from None
+    k = min(int(n), len(test_set))
+    trainer.monitor = make_monitor(trainer.config, test_set[:k], labels[:k])
+    trainer.monitor_every = max(int(every), 1)
 
 
 def _monitored(args) -> int:
@@ -406,7 +360,7 @@ def memory_line(config, monitor_n: int = 0) -> str:
     est = estimate_memory(
         mol,
         config.basis,
-        config.loss_grid_level,
+        grid_level=config.loss_grid_level,
         eri=config.eri,
         xc=config.xc,
         batch=config.batch_size * held,
@@ -414,7 +368,7 @@ def memory_line(config, monitor_n: int = 0) -> str:
     )
     if monitor_n:
         mon = estimate_memory(
-            mol, config.basis, config.grid_level, eri=config.eri, xc=config.xc, batch=monitor_n
+            mol, config.basis, grid_level=config.grid_level, eri=config.eri, xc=config.xc, batch=monitor_n
         )
         est["held_bytes"] = min(mon["per_batch_bytes"], MONITOR_MAX_BYTES)
         est["held_what"] = f"monitor of {monitor_n} test conformers"
@@ -438,8 +392,8 @@ def init_distributed(args) -> int:
         return 0
     if not all(given):
         raise ValueError("multi-host training needs all of --coordinator, --num-processes and --process-id.")
-    _check_int("--num-processes", args.num_processes, 1)
-    _check_int("--process-id", args.process_id)
+    check_option("--num-processes", args.num_processes, 1)
+    check_option("--process-id", args.process_id)
     if args.process_id >= args.num_processes:
         raise ValueError(f"--process-id {args.process_id} must be < --num-processes {args.num_processes}.")
     import jax
@@ -461,7 +415,7 @@ def _train_command(args, held) -> int:
             raise ValueError("multi-host training needs --out (process 0's run directory).")
         args.out, args.n_test = str(Path(args.out) / f"worker-{rank}"), 0
     settings.enable_compile_cache()
-    _check_int("--steps", args.steps, 0 if args.resume else 1)
+    check_option("--steps", args.steps, 0 if args.resume else 1)
     if args.minutes is not None and not args.minutes > 0:
         raise ValueError(f"--minutes must be > 0, got {args.minutes}")
     fit = not args.resume and args.steps is None and args.minutes is not None
@@ -469,9 +423,9 @@ def _train_command(args, held) -> int:
         raise ValueError(
             "multi-host training needs --steps (each process would fit its own schedule to --minutes)"
         )
-    _check_int("--n-test", args.n_test)
-    _check_int("--monitor-every", args.monitor_every)
-    _check_int("--monitor-n", args.monitor_n, 1)
+    check_option("--n-test", args.n_test)
+    check_option("--monitor-every", args.monitor_every)
+    check_option("--monitor-n", args.monitor_n, 1)
     over = _overrides(args)
     progress = not args.no_progress
     if args.resume:
@@ -487,14 +441,14 @@ def _train_command(args, held) -> int:
         check_out_dir(out)
         held.enter_context(RunLock(out))  # RunLocked: one line, exit 2
         saved, _, step = load_run(out)  # CheckpointError if missing
-        if args.steps is not None and args.steps > saved.decay_steps and "decay_steps" not in over:
-            # the cosine ended at the first run's length: stretch it to the new total
+        stretched = stretched_decay(saved.decay_steps, args.steps, over)
+        if stretched is not None:
             print(
-                f"extending the learning-rate schedule from {saved.decay_steps} to {args.steps} "
+                f"extending the learning-rate schedule from {saved.decay_steps} to {stretched} "
                 "steps (--decay-steps sets it explicitly)",
                 file=sys.stderr,
             )
-            over["decay_steps"] = args.steps
+            over["decay_steps"] = stretched
         config = dataclasses.replace(saved, **over)
         config.molecule_object()
         _check_sampler(config.sampler)
@@ -506,18 +460,10 @@ def _train_command(args, held) -> int:
     else:
         if args.steps is None and args.minutes is None:
             raise ValueError("a new run needs --steps, or --minutes to fit the schedule to a time budget.")
-        over.setdefault("decay_steps", max(args.steps or 10**6, 1))  # fitted below with --minutes alone
-        over.setdefault("warmup_steps", min(1000, (args.steps or 10**4) // 10))
-        for k, v in RECIPE.items():  # the measured recipe, unless the command sets it
-            over.setdefault(k, v)
-        config = TrainConfig(**over)
+        config = TrainConfig(**new_run_settings(over, args.steps))  # fitted below with --minutes alone
         config.molecule_object()
         _check_sampler(config.sampler)
-        if args.out is None:
-            args.out = (
-                f"runs/{config.molecule}-{config.basis}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-            )
-        out = Path(args.out)
+        out = Path(args.out) if args.out is not None else new_run_dir(config)
         check_out_dir(out)
         held.enter_context(RunLock(out))  # RunLocked: one line, exit 2
         done = trained_steps(out)
@@ -533,15 +479,11 @@ def _train_command(args, held) -> int:
     print(mem)
     test_set, labels = [], None
     if args.n_test:
-        test_set, labels = _test_data(
+        test_set, labels = test_data(
             config, args.n_test, seed=args.test_seed, cache_dir=args.cache_dir, progress=progress
         )
         if args.monitor_every:
-            from qpt_nb.analysis.evaluation import make_monitor
-
-            k = min(args.monitor_n, len(test_set))
-            trainer.monitor = make_monitor(config, test_set[:k], labels[:k])
-            trainer.monitor_every = args.monitor_every
+            attach_monitor(trainer, test_set, labels, n=args.monitor_n, every=args.monitor_every)
     minutes = args.minutes
     try:
         if fit:
@@ -550,10 +492,10 @@ def _train_command(args, held) -> int:
             t0 = time.perf_counter()
             trainer, target = fit_schedule(trainer, minutes, start=t0)
             minutes -= (time.perf_counter() - t0) / 60.0
-        _train_loop(trainer, target, progress=progress, minutes=minutes)
+        train_loop(trainer, target, progress=progress, minutes=minutes)
     finally:
         trainer.close()
-    return _finish(
+    return finish(
         trainer, out, test_set, labels, cache_dir=args.cache_dir, progress=progress, seed=args.test_seed
     )
 
@@ -564,9 +506,10 @@ def cmd_evaluate(args) -> int:
     from qpt_nb.analysis.guesses import guess_speedup
     from qpt_nb.analysis.runs import resolve_model
     from qpt_nb.fileio import save_json
+    from qpt_nb.viz.plots import save_run_plots
 
-    _check_int("--n-test", args.n_test, 1)
-    _check_int("--guess", args.guess)
+    check_option("--n-test", args.n_test, 1)
+    check_option("--guess", args.guess)
     settings.enable_compile_cache()
     run = Path(args.run)
     if not run.is_dir():
@@ -579,7 +522,7 @@ def cmd_evaluate(args) -> int:
         (cfg, params), args.n_test, seed=seed, cache_dir=args.cache_dir, progress=not args.no_progress
     )
     res.metadata["step"] = step
-    paths = res.save(run)
+    paths = res.save(run, plot=save_run_plots)
     print(f"{run} (step {step}): {cfg.molecule} / {cfg.basis} / {cfg.xc} / grid level {cfg.grid_level}")
     print(res.table())
     print("files: " + ", ".join(str(paths[k]) for k in ("metrics", "per_conformer", "test_set")))
@@ -591,70 +534,3 @@ def cmd_evaluate(args) -> int:
         for name, s in g["summary"].items():
             print(f"PySCF from {name:6s} guess: {s['mean_cycles']:.1f} iterations, {s['mean_seconds']:.2f} s")
     return 0
-
-
-def run_demo(args) -> int:
-    """The main job: label-free training of `nano` on uracil/STO-3G/B3LYP5, then PySCF metrics.
-
-    Reads (all optional) args.molecule, xyz, basis, xc, grid_level, model, steps,
-    minutes (training time cap), n_test, out, cache_dir, no_pyscf. Defaults: `DEMO`
-    (about 3-5 min on 2 CPU cores, mostly PySCF labels the first time; they are
-    cached). ``QPT_NB_SMOKE=1`` uses `DEMO_SMOKE` (water, 8 steps, under a minute).
-    """
-    from qpt_nb.learn.train import TrainConfig, Trainer
-
-    settings.enable_compile_cache()
-    smoke = settings.smoke_mode()
-    d = dict(DEMO_SMOKE if smoke else DEMO)
-    for k in ("molecule", "basis", "xc", "grid_level", "model", "steps", "minutes", "n_test"):
-        if getattr(args, k, None) is not None and not (smoke and k == "molecule"):
-            d[k] = getattr(args, k)
-    _check_int("--steps", d["steps"], 1)
-    _check_int("--n-test", d["n_test"])
-    if getattr(args, "no_pyscf", False):
-        d["n_test"] = 0
-    sampler = "md"
-    try:
-        _check_sampler("md")
-    except ValueError:
-        sampler = "normal_modes"
-    over = dict(
-        molecule=d["molecule"],
-        basis=d["basis"],
-        xc=d["xc"],
-        grid_level=d["grid_level"],
-        model=d["model"],
-        sampler=sampler,
-        reuse=d["reuse"],
-        **{k: d[k] for k in RECIPE},
-        decay_steps=d["steps"],
-        warmup_steps=min(1000, d["steps"] // 10),
-        checkpoint_every=50,
-    )
-    if getattr(args, "xyz", None):
-        over.update(xyz=_xyz_text(args.xyz), molecule=Path(args.xyz).stem)
-    config = TrainConfig(**over)
-    config.molecule_object()
-    out = Path(getattr(args, "out", None) or f"runs/demo-{config.molecule}-{time.strftime('%Y%m%d-%H%M%S')}")
-    cache_dir = getattr(args, "cache_dir", None)
-    print(
-        f"QPT demo{' (smoke)' if smoke else ''}: label-free training of '{config.model}' on "
-        f"{config.molecule} / {config.basis} / {config.xc} / grid level {config.grid_level}, "
-        f"{sampler} conformers, up to {d['steps']} steps or {d['minutes']} min -> {out}"
-    )
-    test_set, labels = [], None
-    if d["n_test"]:
-        print(f"PySCF labels for {d['n_test']} test conformers (seed 12345, cached after the first run)")
-        test_set, labels = _test_data(config, d["n_test"], seed=None, cache_dir=cache_dir, progress=True)
-    trainer = Trainer(config, out)
-    if labels and d["monitor_n"]:
-        from qpt_nb.analysis.evaluation import make_monitor
-
-        k = min(d["monitor_n"], len(test_set))
-        trainer.monitor = make_monitor(config, test_set[:k], labels[:k])
-        trainer.monitor_every = max(d["steps"] // 6, 1)
-    try:
-        _train_loop(trainer, d["steps"], progress=True, minutes=d["minutes"])
-    finally:
-        trainer.close()
-    return _finish(trainer, out, test_set, labels, cache_dir=cache_dir, progress=True, seed=None)

@@ -73,13 +73,13 @@ def bond_graph(symbols, coords, scale: float = BOND_SCALE) -> np.ndarray:
     (PySCF's ``pyscf.data.radii.COVALENT``), coordinates in Angstrom."""
     from pyscf.data import elements, radii
 
-    from qpt_nb.units import BOHR_ANGSTROM
+    from qpt_nb.units import ANGSTROM_PER_BOHR
 
     x = _xyz(coords)
     z = np.array([elements.charge(s) for s in symbols])
     if len(z) != len(x):
         raise ValueError(f"{len(z)} symbols for {len(x)} atoms")
-    r = np.asarray(radii.COVALENT)[z] * BOHR_ANGSTROM
+    r = np.asarray(radii.COVALENT)[z] * ANGSTROM_PER_BOHR
     d = np.linalg.norm(x[:, None] - x[None], axis=-1)
     bonds = d < scale * (r[:, None] + r[None])
     np.fill_diagonal(bonds, False)

@@ -20,9 +20,10 @@ per-geometry tensors as `qpt_nb.dft.tensors.DFTTensors`; they are pure and jitta
 Checks (`check_density`): `energy`, `energy_components`, `energy_and_fock`, `fock`
 and `xc_potential` raise TypeError when `t` is not a `DFTTensors` and ValueError when
 the density is not (N, N) for the tensors' N AOs (always, also under jit: shapes are
-static), or, for a concrete array (not a tracer: the check is skipped under
-jit/grad/vmap), when it is not symmetric: E[D] is defined for symmetric D, and an
-asymmetric one gives a different energy without any error.
+static), or, for a concrete array (not a tracer: the checks are skipped under
+jit/grad/vmap), when it holds NaN or infinite entries (E[D] would be NaN without a
+word) or is not symmetric: E[D] is defined for symmetric D, and an asymmetric one
+gives a different energy without any error.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ SYMMETRY_TOL = 1e-6
 def check_density(density, t: DFTTensors, what: str = "density"):
     """`density` as an array, after checking it against `t` (see the module docstring).
 
-    Raises TypeError (`t` not a `DFTTensors`, density not numeric) or ValueError (shape,
-    or asymmetry of a concrete density beyond `SYMMETRY_TOL`)."""
+    Raises TypeError (`t` not a `DFTTensors`, density not numeric) or ValueError (shape;
+    for a concrete density: NaN or infinite entries, or asymmetry beyond `SYMMETRY_TOL`)."""
     if not isinstance(t, DFTTensors):
         raise TypeError(
             f"t must be the DFTTensors of the molecule (qpt_nb.dft_tensors(mol, ...)), got {type(t).__name__}"
@@ -71,6 +72,14 @@ def check_density(density, t: DFTTensors, what: str = "density"):
     if not isinstance(density, jax.core.Tracer):
         d = np.asarray(density)
         if np.issubdtype(d.dtype, np.number):
+            bad = ~np.isfinite(d)
+            if bad.any():
+                i, j = (int(v) for v in np.argwhere(bad)[0])
+                raise ValueError(
+                    f"{what} holds {int(bad.sum())} non-finite entries (first: [{i}, {j}] = "
+                    f"{d[i, j]}): E[D] of a NaN or infinite density is NaN; check where the "
+                    "density came from (a diverged SCF or a model output)"
+                )
             asym = float(np.max(np.abs(d - d.T))) if d.size else 0.0
             scale = max(1.0, float(np.max(np.abs(d)))) if d.size else 1.0
             if asym > SYMMETRY_TOL * scale:
@@ -402,9 +411,15 @@ def energy_components(density, t: DFTTensors, xc: XCLike) -> dict:
 def energy(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
     """Total Kohn-Sham energy E[D] (Hartree), differentiable in `density` (N, N).
 
-    Example (water, STO-3G, PySCF's converged density gives PySCF's energy):
-      >>> energy(res.density, t, 'b3lyp5')   # doctest: +SKIP
-      Array(-75.3125..., dtype=float64)
+    Example (water, STO-3G, grid level 1: PySCF's converged density gives PySCF's energy):
+      >>> from qpt_nb.dft.molecule import Molecule
+      >>> from qpt_nb.dft.reference import pyscf_scf
+      >>> from qpt_nb.dft.tensors import dft_tensors
+      >>> water = Molecule.builtin('water')
+      >>> mf, _ = pyscf_scf(water, 'sto-3g', xc='b3lyp5', grid_level=1)
+      >>> t = dft_tensors(water, 'sto-3g', grid_level=1)
+      >>> round(float(energy(mf.make_rdm1(), t, 'b3lyp5')), 6), round(mf.e_tot, 6)
+      (-75.312..., -75.312...)
     """
     return energy_components(density, t, xc)["total"]
 

@@ -87,3 +87,24 @@ def solve_fock(fock, orthogonalizer, n_occ: int):
 def density_from_fock(fock, orthogonalizer, n_occ: int):
     """Closed-shell aufbau density D (N, N) of a Fock matrix (see `solve_fock`)."""
     return solve_fock(fock, orthogonalizer, n_occ)[2]
+
+
+class FrontierOrbitals:
+    """Mixin of every result that holds orbital energies: ``mo_energy`` (N,) in Hartree,
+    ascending, and ``n_occ`` doubly occupied orbitals. The one definition of the frontier
+    orbitals that labels, predictions and SCF results share."""
+
+    @property
+    def homo(self) -> float:
+        """HOMO energy, Hartree."""
+        return float(self.mo_energy[self.n_occ - 1])
+
+    @property
+    def lumo(self) -> float:
+        """LUMO energy, Hartree (nan without virtual orbitals)."""
+        return float(self.mo_energy[self.n_occ]) if self.n_occ < len(self.mo_energy) else float("nan")
+
+    @property
+    def gap(self) -> float:
+        """HOMO-LUMO gap, Hartree (nan without virtual orbitals)."""
+        return self.lumo - self.homo

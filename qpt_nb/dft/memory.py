@@ -7,6 +7,9 @@ water); `check_memory` compares them with the memory the machine has available a
 raises `InsufficientMemoryError` (a `MemoryError` and a `ValueError`) naming what to
 change; `format_memory` is a one-line summary for logs and the command line. The
 estimate is a lower bound of the peak: JAX's own working memory is not counted.
+
+The size rules (which ERI kind, how many grid points per block) are `qpt_nb.dft.sizes`,
+the same that `dft_tensors` applies; `dft_tensors` calls `check_precompute` from here.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-import numpy as np
-
-from qpt_nb.dft.tensors import check_grid_level, choose_eri_kind, grid_block_size
+from qpt_nb.dft.sizes import check_grid_level, choose_eri_kind, grid_block_size
+from qpt_nb.dft.xc import functional_family
+from qpt_nb.validate import check_int
 
 
 class InsufficientMemoryError(MemoryError, ValueError):
@@ -130,30 +133,21 @@ def _estimate(
     return out
 
 
-def functional_family(xc) -> str:
-    from qpt_nb.dft.xc import get_xc
-
-    return get_xc(xc).family if xc is not None else "gga"
-
-
-def _check_batch(batch) -> int:
-    if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise ValueError(f"batch must be an integer >= 1 (geometries held at once), got {batch!r}.")
-    return int(batch)
-
-
 def estimate_memory(
     mol,
     basis: str = "def2-svp",
-    grid_level: int = 3,
     *,
+    grid_level: int = 3,
     eri: str = "auto",
     xc: Optional[str] = None,
     batch: int = 1,
     auxbasis: Optional[str] = None,
     precision: str = "float64",
 ) -> dict:
-    """Bytes `dft_tensors(mol, basis, grid_level, eri=, xc=, precision=)` needs, in milliseconds.
+    """Bytes `dft_tensors(mol, basis, grid_level=, eri=, xc=, precision=)` needs, in milliseconds.
+
+    Arguments as `dft_tensors` (every one after `basis` keyword-only); `batch` geometries
+    held at once.
 
     Builds only the PySCF Mole, counts the grid points per element (no Becke partition,
     no AO values) and the auxiliary functions (``pyscf.df.make_auxbasis``).
@@ -173,7 +167,7 @@ def estimate_memory(
     A lower bound on the peak: JAX's working memory (jit temporaries) is not included.
 
     Example:
-      >>> est = estimate_memory(Molecule.builtin('water'), 'sto-3g', 1)
+      >>> est = estimate_memory(Molecule.builtin('water'), 'sto-3g', grid_level=1)
       >>> est['n_ao'], est['eri_kind']
       (7, 'dense')
     """
@@ -181,7 +175,7 @@ def estimate_memory(
 
     mol = as_molecule(mol)
     check_grid_level(grid_level)
-    batch = _check_batch(batch)
+    batch = check_int(batch, "batch", low=1, hint=" (geometries held at once)")
     family = functional_family(xc)
     return _estimate(
         mol.to_pyscf(basis),

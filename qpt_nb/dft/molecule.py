@@ -4,7 +4,7 @@ A :class:`Molecule` is an immutable set of atoms (element symbols and Cartesian
 coordinates in Angstrom) plus total charge and spin (``2S = n_alpha - n_beta``,
 PySCF's convention).  Every constructor validates its input and raises a
 ``ValueError`` that names the problem (unknown element, malformed xyz, NaN
-coordinates, overlapping atoms, charge/spin that do not fit).
+coordinates, overlapping atoms, atoms absurdly far apart, charge/spin that do not fit).
 
 Units: Angstrom at the boundary; :attr:`Molecule.coords_bohr` converts with
 PySCF's own factor ``pyscf.lib.param.BOHR`` exactly as PySCF does (multiplying
@@ -20,18 +20,32 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from pyscf.data import elements as _elements
 
 from qpt_nb.dft.frames import principal_axes
-from qpt_nb.units import BOHR_ANGSTROM
+from qpt_nb.units import ANGSTROM_PER_BOHR
+from qpt_nb.validate import check_int
 
-__all__ = ["Molecule", "as_molecule", "read_xyz_frames", "write_xyz_frames", "MIN_DISTANCE_ANGSTROM"]
+__all__ = [
+    "Molecule",
+    "as_molecule",
+    "read_xyz_frames",
+    "write_xyz_frames",
+    "MIN_DISTANCE_ANGSTROM",
+    "MAX_DISTANCE_ANGSTROM",
+]
 
 # Any two atoms closer than this are rejected, in every geometry the toolkit accepts or
 # makes (xyz input, MD frames, samplers): shorter than any bond (H2: 0.74 Angstrom).
 MIN_DISTANCE_ANGSTROM = 0.5
+# Any two atoms farther apart than this are rejected: 0.1 micrometre, more than any
+# molecule a Gaussian-basis DFT treats (alanine dipeptide: 9 Angstrom across; a C200
+# chain: 260). Such a geometry is a mistake (a misplaced atom, a unit error), and PySCF
+# would build it without a word.
+MAX_DISTANCE_ANGSTROM = 1000.0
 _SYMBOLS = tuple(_elements.ELEMENTS[1:])  # index i -> Z = i + 1
 _Z_OF = {s.lower(): z for z, s in enumerate(_SYMBOLS, start=1)}
 _MASSES = np.asarray(_elements.MASSES, dtype=np.float64)  # standard atomic weights
@@ -56,19 +70,6 @@ def _canonical_symbol(token, where=""):
     return _SYMBOLS[z - 1]
 
 
-def _as_int(value, what):
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{what} must be an integer, got {value!r}")
-    try:
-        iv = int(value)
-        ok = iv == value
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{what} must be an integer, got {value!r}")
-    return iv
-
-
 def _hill_formula(symbols):
     counts = {}
     for s in symbols:
@@ -79,7 +80,7 @@ def _hill_formula(symbols):
     return "".join(s + (str(counts[s]) if counts[s] > 1 else "") for s in order)
 
 
-def _check_coords(coords, n_atoms):
+def _check_coords(coords, n_atoms, symbols=None):
     try:
         xyz = np.array(coords, dtype=np.float64)  # always a private copy
     except (TypeError, ValueError) as exc:
@@ -95,6 +96,7 @@ def _check_coords(coords, n_atoms):
             f"{int(bad.any(axis=1).sum())} atom(s) affected"
         )
     if n_atoms > 1:
+        _check_extent(xyz, symbols)
         # pairwise distances in blocks of rows, to bound memory for large systems
         for start in range(0, n_atoms, 512):
             blk = xyz[start : start + 512]
@@ -111,6 +113,30 @@ def _check_coords(coords, n_atoms):
                 )
     xyz.setflags(write=False)
     return xyz
+
+
+def _check_extent(xyz, symbols=None):
+    """ValueError naming the two atoms (index and symbol) farthest apart when they are more than
+    `MAX_DISTANCE_ANGSTROM` apart. The bounding box bounds every distance, so the pairs
+    are searched only when its diagonal exceeds the limit."""
+    span = xyz.max(axis=0) - xyz.min(axis=0)
+    if float(np.sqrt((span**2).sum())) <= MAX_DISTANCE_ANGSTROM:
+        return
+    best, pair = -1.0, (0, 0)
+    for start in range(0, xyz.shape[0], 512):
+        blk = xyz[start : start + 512]
+        d = np.sqrt(((blk[:, None, :] - xyz[None, :, :]) ** 2).sum(-1))
+        a, b = np.unravel_index(np.argmax(d), d.shape)
+        if d[a, b] > best:
+            best, pair = float(d[a, b]), (start + int(a), int(b))
+    if best > MAX_DISTANCE_ANGSTROM:
+        i, j = sorted(pair)
+        name = (lambda k: f"{k} ({symbols[k]})") if symbols is not None else str
+        raise ValueError(
+            f"atoms {name(i)} and {name(j)} are {best:.6g} Angstrom apart (> {MAX_DISTANCE_ANGSTROM:g} "
+            f"Angstrom): not one molecule; is an atom misplaced, or are the coordinates in "
+            f"the wrong unit?"
+        )
 
 
 def _even_charge_hint(n_electrons, charge):
@@ -255,9 +281,9 @@ class Molecule:
             raise ValueError("a molecule needs at least one atom (empty symbol list)")
         set_ = functools.partial(object.__setattr__, self)
         set_("symbols", syms)
-        set_("coords_angstrom", _check_coords(self.coords_angstrom, len(syms)))
-        charge = _as_int(self.charge, "charge")
-        spin = _as_int(self.spin, "spin")
+        set_("coords_angstrom", _check_coords(self.coords_angstrom, len(syms), syms))
+        charge = check_int(self.charge, "charge")
+        spin = check_int(self.spin, "spin")
         set_("charge", charge)
         set_("spin", spin)
         set_("name", str(self.name))
@@ -304,9 +330,8 @@ class Molecule:
     @classmethod
     def builtin(cls, name):
         """A geometry shipped in ``qpt_nb/data/<name>.xyz`` (case-insensitive)."""
-        key = str(name).strip().lower()
-        key = _ALIASES.get(key, key)
-        if key not in _builtin_names():
+        key = builtin_key(name)
+        if key is None:
             raise ValueError(f"unknown builtin molecule {name!r}; available: {', '.join(_builtin_names())}")
         return _load_builtin(key)
 
@@ -326,9 +351,9 @@ class Molecule:
 
     @property
     def coords_bohr(self):
-        """(n, 3) in Bohr, computed as PySCF does (times 1/BOHR_ANGSTROM): bitwise equal to
+        """(n, 3) in Bohr, computed as PySCF does (times 1/ANGSTROM_PER_BOHR): bitwise equal to
         ``self.to_pyscf(basis).atom_coords()``."""
-        return self.coords_angstrom * (1.0 / BOHR_ANGSTROM)
+        return self.coords_angstrom * (1.0 / ANGSTROM_PER_BOHR)
 
     @property
     def n_electrons(self):
@@ -430,6 +455,16 @@ class Molecule:
         return hash((self.symbols, self.charge, self.spin, self.name, self.coords_angstrom.tobytes()))
 
 
+def check_basis(basis: str, symbols) -> str:
+    """`basis` when PySCF knows it for every element of `symbols` (e.g. a Molecule's
+    ``symbols``); ValueError naming an unknown basis or the element it lacks."""
+    if not isinstance(basis, str) or not basis.strip():
+        raise ValueError(f"basis must be a PySCF basis name such as 'sto-3g', got {basis!r}")
+    for sym in dict.fromkeys(symbols):
+        _check_basis(basis, sym)
+    return basis
+
+
 @functools.lru_cache(maxsize=None)
 def _check_basis(basis, symbol):
     from pyscf.gto import basis as _basis
@@ -454,6 +489,17 @@ def _data_dir():
     return importlib.resources.files("qpt_nb").joinpath("data")
 
 
+def builtin_key(name) -> Optional[str]:
+    """The file name (without .xyz) of the built-in molecule `name` (case-insensitive, with
+    aliases such as 'h2o' for 'water'), or None when there is none: the one lookup that
+    `Molecule.builtin`, `as_molecule`, the CLI and the explorer share."""
+    if not isinstance(name, str):
+        return None
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    return key if key in _builtin_names() else None
+
+
 @functools.lru_cache(maxsize=None)
 def _builtin_names():
     return tuple(sorted(p.name[:-4] for p in _data_dir().iterdir() if p.name.endswith(".xyz")))
@@ -475,9 +521,8 @@ def as_molecule(mol, what="mol"):
     if isinstance(mol, Molecule):
         return mol
     if isinstance(mol, str):
-        key = mol.strip().lower()
-        key = _ALIASES.get(key, key)
-        if key in _builtin_names():
+        key = builtin_key(mol)
+        if key is not None:
             return _load_builtin(key)
         raise ValueError(
             f"{what}={mol!r} is not a built-in molecule (available: "

@@ -1,15 +1,21 @@
-"""The PySCF side of qpt_nb: one RKS factory, reference labels cached on disk, comparisons.
+"""The PySCF side of qpt_nb: one RKS factory and reference labels cached on disk.
 
-    mf = make_rks(mol.to_pyscf('sto-3g'), 'b3lyp5', grid_level=3)      # not run
-    mf, seconds = pyscf_scf(mol, 'sto-3g', 'b3lyp5', 3)                # converged
-    row = compare_with_pyscf(mol, 'sto-3g', 'b3lyp5', 3)                # qpt_nb beside PySCF
+    mf = make_rks(mol.to_pyscf('sto-3g'), xc='b3lyp5', grid_level=3)            # not run
+    mf, seconds = pyscf_scf(mol, 'sto-3g', xc='b3lyp5', grid_level=3)          # converged
+    (qpt_nb beside PySCF: `qpt_nb.analysis.compare.compare_with_pyscf`)
 
-    lab = label(mol, 'sto-3g', 'b3lyp5', grid_level=3)
+    lab = label(mol, 'sto-3g', xc='b3lyp5', grid_level=3)
     lab.energy, lab.fock, lab.mo_energy, lab.seconds
+
+Arguments. As in `qpt_nb.scf` and `dft_tensors`, the molecule and the basis are the only
+positional arguments (`make_rks` takes a built PySCF Mole, which holds its basis): `xc`,
+`grid_level`, `eri` and the rest are keyword-only. The ERI choice is ``eri=`` ('auto',
+'dense' or 'df') everywhere; ``eri_kind=`` (its old name in `label`, `label_many`,
+`compute_label` and `cache_key`) still works for one release, with a DeprecationWarning.
 
 Settings (the QH9 benchmark's): restricted Kohn-Sham, ``conv_tol = 1e-13``,
 ``diis_space = 8``, the same basis, functional and grid level as the JAX tensors,
-and, with ``eri_kind='df'``, ``mf.density_fit(auxbasis=pyscf.df.make_auxbasis(pmol))``,
+and, with ``eri='df'``, ``mf.density_fit(auxbasis=pyscf.df.make_auxbasis(pmol))``,
 which is exactly what `qpt_nb.dft.tensors.dft_tensors(eri='df')` fits with.
 
 Frame. Every label is computed for ``mol.canonical()`` (centre of mass at the
@@ -44,14 +50,16 @@ import hashlib
 import io
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
 
 from qpt_nb import settings
+from qpt_nb.dft.linalg import FrontierOrbitals
 from qpt_nb.dft.scf import scf
-from qpt_nb.dft.tensors import choose_eri_kind
+from qpt_nb.dft.sizes import choose_eri_kind
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.fileio import atomic_write_bytes
 
@@ -63,7 +71,7 @@ _ARRAYS = ("fock", "mo_energy", "mo_coeff", "density", "overlap")
 
 
 @dataclasses.dataclass(frozen=True)
-class Label:
+class Label(FrontierOrbitals):
     """A converged PySCF RKS calculation of one geometry, in its canonical frame.
 
     energy:    total energy, Hartree.
@@ -73,7 +81,7 @@ class Label:
     density:   (N, N) converged density matrix, D = 2 C_occ C_occ^T.
     overlap:   (N, N) AO overlap S.
     n_occ:     number of doubly occupied orbitals.
-    converged: PySCF's flag;  n_cycles: SCF iterations.
+    converged: PySCF's flag;  n_iter: SCF iterations (Fock builds, as `SCFResult.n_iter`).
     seconds:   wall time of the original PySCF run (also when read from the cache).
     cpu_seconds: this process's CPU time (all threads) of the original run; nan for a
                cache entry written before it was kept.
@@ -89,21 +97,16 @@ class Label:
     overlap: np.ndarray
     n_occ: int
     converged: bool
-    n_cycles: int
+    n_iter: int
     seconds: float
     cpu_seconds: float = float("nan")
     cached: bool = False
     key: str = ""
 
     @property
-    def homo(self) -> float:
-        """HOMO energy, Hartree."""
-        return float(self.mo_energy[self.n_occ - 1])
-
-    @property
-    def lumo(self) -> float:
-        """LUMO energy, Hartree (nan without virtual orbitals)."""
-        return float(self.mo_energy[self.n_occ]) if self.n_occ < len(self.mo_energy) else float("nan")
+    def n_cycles(self) -> int:
+        """Deprecated name of `n_iter` (kept for one release; use ``n_iter``)."""
+        return self.n_iter
 
 
 def _rks_settings(auxbasis=None, conv_tol=CONV_TOL, diis_space=DIIS_SPACE) -> dict:
@@ -118,20 +121,45 @@ def check_engine(engine: str) -> str:
     return engine
 
 
+def _eri_argument(eri: str, eri_kind: Optional[str], who: str) -> str:
+    """`eri`, or the deprecated ``eri_kind=`` spelling of it (DeprecationWarning)."""
+    if eri_kind is None:
+        return eri
+    warnings.warn(
+        f"{who}(eri_kind=...) is deprecated: pass eri=... (the name qpt_nb.scf and dft_tensors "
+        "use); eri_kind= will be removed in the next release",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if eri != "auto" and eri != eri_kind:
+        raise TypeError(f"{who}: pass eri= only (eri_kind={eri_kind!r} is its deprecated name)")
+    return eri_kind
+
+
 def cache_key(
-    mol, basis: str, xc: str, grid_level: int, eri_kind: str = "auto", *, engine: str = "pyscf", **rks
+    mol,
+    basis: str,
+    *,
+    xc: str,
+    grid_level: int,
+    eri: str = "auto",
+    eri_kind: Optional[str] = None,
+    engine: str = "pyscf",
+    **rks,
 ) -> str:
     """SHA-256 (hex) identifying the label of `mol` (any orientation) with these settings
-    (``rks``: auxbasis, conv_tol, diis_space; defaults as `label`; `engine` as `label`)."""
+    (``rks``: auxbasis, conv_tol, diis_space; defaults as `label`; `eri`, `engine` as
+    `label`; ``eri_kind=``: deprecated name of `eri`)."""
     import pyscf
 
+    eri = _eri_argument(eri, eri_kind, "cache_key")
     rks = _rks_settings(**rks)
     if check_engine(engine) != "pyscf":  # PySCF labels keep the keys they always had
         rks["engine"] = engine
 
     can = mol.canonical()
     coords = np.round(np.asarray(can.coords_angstrom, dtype=np.float64), 10) + 0.0  # -0.0 -> 0.0
-    eri_kind = _eri_for(mol, basis, eri_kind)
+    eri_kind = _eri_for(mol, basis, eri)
     payload = dict(
         symbols=list(can.symbols),
         coords=[f"{v:.10f}" for v in coords.ravel()],
@@ -155,7 +183,7 @@ def _save(path: Path, lab: Label) -> None:
         energy=lab.energy,
         n_occ=lab.n_occ,
         converged=lab.converged,
-        n_cycles=lab.n_cycles,
+        n_iter=lab.n_iter,
         seconds=lab.seconds,
         cpu_seconds=lab.cpu_seconds,
         **{k: getattr(lab, k) for k in _ARRAYS},
@@ -170,7 +198,7 @@ def _load(path: Path, key: str) -> Optional[Label]:
                 energy=float(z["energy"]),
                 n_occ=int(z["n_occ"]),
                 converged=bool(z["converged"]),
-                n_cycles=int(z["n_cycles"]),
+                n_iter=int(z["n_iter"] if "n_iter" in z.files else z["n_cycles"]),
                 seconds=float(z["seconds"]),
                 cpu_seconds=float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan"),
                 cached=True,
@@ -194,17 +222,18 @@ def _eri_for(mol, basis: str, eri: str) -> str:
 
 def make_rks(
     pmol,
+    *,
     xc: str,
     grid_level: int,
     eri: str = "auto",
-    *,
     auxbasis: Optional[str] = None,
     conv_tol: float = CONV_TOL,
     diis_space: int = DIIS_SPACE,
 ):
     """The one PySCF RKS factory of qpt_nb (not run): labels, comparisons, benchmarks.
 
-    `pmol` is a built ``pyscf.gto.Mole``; `eri` is 'auto', 'dense' or 'df', resolved as
+    `pmol` is a built ``pyscf.gto.Mole`` (it holds the basis; every other argument is
+    keyword-only); `eri` is 'auto', 'dense' or 'df', resolved as
     `dft_tensors` resolves it (`resolve_eri`). With 'df' the auxiliary basis is
     `auxbasis` or ``pyscf.df.make_auxbasis(pmol)``, exactly what `dft_tensors(eri='df')`
     fits with. `xc` by PySCF's meaning ('b3lyp5' = VWN5, 'b3lyp' = VWN-RPA).
@@ -225,10 +254,11 @@ def make_rks(
 def compute_label(
     mol,
     basis: str,
+    *,
     xc: str,
     grid_level: int,
-    *,
-    eri_kind: str = "auto",
+    eri: str = "auto",
+    eri_kind: Optional[str] = None,
     threads: Optional[int] = None,
     engine: str = "pyscf",
     **rks,
@@ -238,17 +268,20 @@ def compute_label(
     ``rks`` as `cache_key`. See `label`."""
     from pyscf import lib
 
+    eri = _eri_argument(eri, eri_kind, "compute_label")
     can = mol.canonical()
     with lib.with_omp_threads(settings.label_threads() if threads is None else int(threads)):
         if check_engine(engine) == "qpt_nb":
-            return _compute_label_qpt(can, basis, xc, grid_level, eri_kind, **_rks_settings(**rks))
+            return _compute_label_qpt(
+                can, basis, xc=xc, grid_level=grid_level, eri=eri, **_rks_settings(**rks)
+            )
         t0, c0 = time.perf_counter(), time.process_time()
         pmol = can.to_pyscf(basis)
         if pmol.nelectron % 2 or mol.spin:
             raise ValueError(
                 f"Labels are closed-shell RKS only: {pmol.nelectron} electrons, spin={mol.spin}."
             )
-        mf = make_rks(pmol, xc, grid_level, eri_kind, **_rks_settings(**rks))
+        mf = make_rks(pmol, xc=xc, grid_level=grid_level, eri=eri, **_rks_settings(**rks))
         mf.kernel()
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         dm = mf.make_rdm1()
@@ -266,14 +299,14 @@ def compute_label(
         overlap=np.asarray(s),
         n_occ=pmol.nelectron // 2,
         converged=bool(mf.converged),
-        n_cycles=int(mf.cycles),
+        n_iter=int(mf.cycles),
         seconds=seconds,
         cpu_seconds=cpu_seconds,
         cached=False,
     )
 
 
-def _compute_label_qpt(can, basis, xc, grid_level, eri_kind, *, auxbasis, conv_tol, diis_space) -> Label:
+def _compute_label_qpt(can, basis, *, xc, grid_level, eri, auxbasis, conv_tol, diis_space) -> Label:
     """The label of the canonical-frame `can` from `qpt_nb.dft.scf.scf` (the device loop),
     with PySCF's settings: the same grid, integrals, conv_tol, DIIS space and cycle limit."""
     import scipy.linalg
@@ -282,12 +315,12 @@ def _compute_label_qpt(can, basis, xc, grid_level, eri_kind, *, auxbasis, conv_t
     res = scf(
         can,
         basis,
-        xc,
-        grid_level,
+        xc=xc,
+        grid_level=grid_level,
         conv_tol=conv_tol,
         diis_space=diis_space,
         max_cycle=MAX_CYCLE,
-        eri=eri_kind,
+        eri=eri,
         auxbasis=auxbasis,
     )
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
@@ -304,7 +337,7 @@ def _compute_label_qpt(can, basis, xc, grid_level, eri_kind, *, auxbasis, conv_t
         overlap=s,
         n_occ=res.tensors.n_occ,
         converged=bool(res.converged),
-        n_cycles=int(res.n_iter),
+        n_iter=int(res.n_iter),
         seconds=seconds,
         cpu_seconds=cpu_seconds,
         cached=False,
@@ -314,10 +347,11 @@ def _compute_label_qpt(can, basis, xc, grid_level, eri_kind, *, auxbasis, conv_t
 def label(
     mol,
     basis: str = "sto-3g",
+    *,
     xc: str = "b3lyp5",
     grid_level: int = 3,
-    *,
-    eri_kind: str = "auto",
+    eri: str = "auto",
+    eri_kind: Optional[str] = None,
     cache_dir=None,
     use_cache: bool = True,
     auxbasis: Optional[str] = None,
@@ -332,9 +366,11 @@ def label(
     Args:
       mol: `qpt_nb.Molecule` (Angstrom, any orientation; the label is for
         ``mol.canonical()``, the frame of `prepare_conformer`'s tensors).
-      basis, xc, grid_level: as for the JAX tensors (xc by PySCF's meaning).
-      eri_kind: 'auto' (as `dft_tensors` chooses), 'dense' (exact integrals) or 'df'
+      basis, xc, grid_level: as for the JAX tensors (xc by PySCF's meaning). Every
+        argument after `basis` is keyword-only.
+      eri: 'auto' (as `dft_tensors` chooses), 'dense' (exact integrals) or 'df'
         (density fitting, auxiliary basis `auxbasis` or PySCF's `make_auxbasis`).
+      eri_kind: deprecated name of `eri` (DeprecationWarning; removed in the next release).
       cache_dir: folder of the cache (default: ``qpt_nb.settings.cache_dir('labels')``).
       use_cache: False computes and does not touch the cache.
       refresh: True computes and overwrites the cache entry.
@@ -345,20 +381,19 @@ def label(
     Returns:
       `Label` (Hartree; matrices (N, N) in the canonical frame's AO basis).
     """
-    eri_kind = _eri_for(mol, basis, eri_kind)
+    eri = _eri_for(mol, basis, _eri_argument(eri, eri_kind, "label"))
     rks = _rks_settings(auxbasis, conv_tol, diis_space)
+    how = dict(xc=xc, grid_level=grid_level, eri=eri, engine=engine)
     if not use_cache:
-        return compute_label(
-            mol, basis, xc, grid_level, eri_kind=eri_kind, threads=threads, engine=engine, **rks
-        )
-    key = cache_key(mol, basis, xc, grid_level, eri_kind, engine=engine, **rks)
+        return compute_label(mol, basis, threads=threads, **how, **rks)
+    key = cache_key(mol, basis, **how, **rks)
     path = Path(cache_dir).expanduser() if cache_dir is not None else settings.cache_dir("labels")
     path = path / f"{key}.npz"
     if path.is_file() and not refresh:
         lab = _load(path, key)
         if lab is not None:
             return lab
-    lab = compute_label(mol, basis, xc, grid_level, eri_kind=eri_kind, threads=threads, engine=engine, **rks)
+    lab = compute_label(mol, basis, threads=threads, **how, **rks)
     lab = dataclasses.replace(lab, key=key)
     try:
         _save(path, lab)
@@ -370,16 +405,19 @@ def label(
 def label_many(
     mols: Iterable,
     basis: str = "sto-3g",
+    *,
     xc: str = "b3lyp5",
     grid_level: int = 3,
-    *,
-    eri_kind: str = "auto",
+    eri: str = "auto",
+    eri_kind: Optional[str] = None,
     cache_dir=None,
     progress: bool = False,
     desc: str = "PySCF labels",
     **kw,
 ) -> list:
-    """`label` for each molecule (in order), with an optional tqdm progress bar."""
+    """`label` for each molecule (in order), with an optional tqdm progress bar. Arguments
+    after `basis` are keyword-only, as `label`'s (``eri_kind=``: deprecated name of `eri`)."""
+    eri = _eri_argument(eri, eri_kind, "label_many")
     mols = list(mols)
     it = mols
     if progress:
@@ -388,7 +426,7 @@ def label_many(
         it = tqdm(mols, desc=desc, unit="conf")
     out = []
     for m in it:
-        out.append(label(m, basis, xc, grid_level, eri_kind=eri_kind, cache_dir=cache_dir, **kw))
+        out.append(label(m, basis, xc=xc, grid_level=grid_level, eri=eri, cache_dir=cache_dir, **kw))
         if progress:
             it.set_postfix(s_per_label=f"{out[-1].seconds:.1f}", cached=out[-1].cached)
     return out
@@ -398,9 +436,9 @@ def label_many(
 def pyscf_scf(
     mol,
     basis: str,
+    *,
     xc: str,
     grid_level: int,
-    *,
     conv_tol: float = 1e-10,
     eri: str = "dense",
     auxbasis: Optional[str] = None,
@@ -411,78 +449,14 @@ def pyscf_scf(
     `eri` defaults to 'dense' (PySCF's exact integrals; 'auto' and 'df' as in `make_rks`).
     """
     mf = make_rks(
-        mol.to_pyscf(basis), xc, grid_level, eri, auxbasis=auxbasis, conv_tol=conv_tol, diis_space=diis_space
+        mol.to_pyscf(basis),
+        xc=xc,
+        grid_level=grid_level,
+        eri=eri,
+        auxbasis=auxbasis,
+        conv_tol=conv_tol,
+        diis_space=diis_space,
     )
     t0 = time.perf_counter()
     mf.kernel()
     return mf, time.perf_counter() - t0
-
-
-def compare_with_pyscf(
-    mol,
-    basis: str = "sto-3g",
-    xc: str = "b3lyp5",
-    grid_level: int = 3,
-    *,
-    conv_tol: float = 1e-10,
-    eri: str = "auto",
-    pyscf: bool = True,
-    warmup: bool = True,
-) -> dict:
-    """Runs qpt_nb's SCF (after one warm-up run that compiles) and PySCF's.
-
-    Returns a dict with energies (Hartree), their difference, iteration counts and
-    seconds: 'qpt_compile_s' (first run minus second), 'qpt_s' (second run,
-    precompute included), 'pyscf_s' (`kernel()`), and their ratio 'speedup'.
-    """
-    row = dict(molecule=mol.name or "xyz", basis=basis, xc=xc, grid_level=grid_level)
-    t0 = time.perf_counter()
-    res = scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
-    first = time.perf_counter() - t0
-    if warmup:
-        t0 = time.perf_counter()
-        res = scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=eri)
-        second = time.perf_counter() - t0
-    else:
-        second = first
-    row.update(
-        qpt_energy=res.energy,
-        qpt_converged=res.converged,
-        qpt_iter=res.n_iter,
-        qpt_s=second,
-        qpt_compile_s=max(first - second, 0.0),
-        qpt_precompute_s=res.timings.get("precompute", np.nan),
-        eri=res.tensors.eri_kind,
-        n_ao=res.tensors.n_ao,
-        n_grid=res.tensors.n_grid,
-        result=res,
-    )
-    if pyscf:
-        mf, t_py = pyscf_scf(mol, basis, xc, grid_level, conv_tol=conv_tol, eri=res.tensors.eri_kind)
-        row.update(
-            pyscf_energy=float(mf.e_tot),
-            pyscf_converged=bool(mf.converged),
-            pyscf_iter=int(mf.cycles),
-            pyscf_s=t_py,
-            speedup=t_py / second,
-            difference=res.energy - float(mf.e_tot),
-        )
-    return row
-
-
-def format_comparison(row: dict) -> str:
-    """Human-readable summary of `compare_with_pyscf`'s dict."""
-    lines = [
-        f"{row['molecule']} / {row['basis']} / {row['xc']} / grid level {row['grid_level']}"
-        f"  ({row['n_ao']} AOs, {row['n_grid']} grid points, ERI: {row['eri']})",
-        f"  qpt_nb (JAX) : E = {row['qpt_energy']:.8f} Ha  converged={row['qpt_converged']} "
-        f"in {row['qpt_iter']} iterations, {row['qpt_s']:.2f} s "
-        f"(precompute {row['qpt_precompute_s']:.2f} s; compile {row['qpt_compile_s']:.2f} s extra on first call)",
-    ]
-    if "pyscf_energy" in row:
-        lines += [
-            f"  PySCF        : E = {row['pyscf_energy']:.8f} Ha  converged={row['pyscf_converged']} "
-            f"in {row['pyscf_iter']} iterations, {row['pyscf_s']:.2f} s",
-            f"  difference   : {row['difference']:+.2e} Ha;  speed-up {row['speedup']:.1f}x",
-        ]
-    return "\n".join(lines)

@@ -1,139 +1,48 @@
 """Self-consistent field drivers: a readable teaching loop and a jitted fixed-iteration one.
 
-Both iterate   D -> F[D] = dE/dD -> (DIIS) -> solve F C = S C eps -> D = 2 C_occ C_occ^T
-starting from PySCF's 'minao' guess (or a given density: `scf(..., guess=D)`), and agree
-once converged.
+All iterate   D -> F[D] = dE/dD -> (DIIS) -> solve F C = S C eps -> D = 2 C_occ C_occ^T
+starting from PySCF's 'minao' guess (or a given density: `scf(..., guess=D)`), with the
+one CDIIS step of `qpt_nb.dft.diis` (`diis_step`), so they follow the same iterates to
+round-off (tested).
 
-* `scf(mol, ...)` / `scf_loop(t, ...)`: a plain Python loop (one jitted Fock build
-  and one jitted eigensolve per iteration), CDIIS, a convergence test on the energy
-  change and the commutator norm, and a per-iteration `callback` (like PySCF).
-* `scf_fixed(t, xc, n_iter)`: exactly `n_iter` iterations under `lax.scan`, DIIS
-  with fixed-size buffers, jitted and differentiable end to end.
+* `scf_loop(t, ...)`: the teaching loop, a plain Python loop (one jitted Fock build,
+  DIIS step and eigensolve per iteration), a convergence test on the energy change and
+  the commutator norm, and a per-iteration `callback` (like PySCF).
+* `scf_fixed(t, xc, n_iter)`: exactly `n_iter` iterations under `lax.scan`, jitted and
+  differentiable end to end.
+* `scf(mol, basis, *, xc=..., grid_level=...)`: the precompute (`dft_tensors`) and then
+  the teaching loop or the device loop (`qpt_nb.dft.scf_device`, the same iteration as
+  one `lax.while_loop`).
+
+`SCFResult` and the argument checks live in `qpt_nb.dft.scf_common` (shared with the
+device loop); they are importable from here too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import math
-import operator
 import time
-import warnings
 from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qpt_nb.dft.diis import commutator_error, commutator_error_jit, diis_init, diis_step, diis_step_jit
 from qpt_nb.dft.kohn_sham import XCLike, check_density, energy_and_fock, energy_and_fock_jit
 from qpt_nb.dft.linalg import solve_fock
 from qpt_nb.dft.molecule import as_molecule
+from qpt_nb.dft.scf_common import (
+    SCFResult,
+    check_loop_args,
+    check_tensors_arg,
+    grad_tolerance,
+    warn_not_converged,
+)
+from qpt_nb.dft.scf_device import compile_in_background, scf_device
 from qpt_nb.dft.tensors import DFTTensors, dft_tensors
 from qpt_nb.dft.xc import get_xc
-
-
-# ----------------------------------------------------------------------------- argument checks
-def _check_int(value, what: str, low: int, hint: str = "") -> int:
-    """`value` as an int >= `low`: TypeError for a non-integer (bool, float, str, a traced
-    value), ValueError below `low`."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{what} must be an integer{hint}, got {value!r}")
-    try:
-        iv = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer{hint}, got {type(value).__name__} {value!r}") from None
-    if iv < low:
-        raise ValueError(f"{what} must be >= {low}{hint}, got {iv}")
-    return int(iv)
-
-
-def _check_tol(value, what: str) -> float:
-    """A positive, finite tolerance (Hartree) as float."""
-    if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
-        raise TypeError(f"{what} must be a positive number (Hartree), got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"{what} must be a positive number (Hartree), got {type(value).__name__} {value!r}"
-        ) from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(
-            f"{what} must be a positive, finite tolerance in Hartree (e.g. 1e-10), got {value!r}"
-        )
-    return v
-
-
-def _check_loop_args(conv_tol, conv_tol_grad, max_cycle, diis_space, callback):
-    conv_tol = _check_tol(conv_tol, "conv_tol")
-    if conv_tol_grad is not None:
-        conv_tol_grad = _check_tol(conv_tol_grad, "conv_tol_grad")
-    max_cycle = _check_int(max_cycle, "max_cycle", 1, " (the number of Fock builds allowed)")
-    diis_space = _check_int(diis_space, "diis_space", 0, " (0 turns DIIS off)")
-    if callback is not None and not callable(callback):
-        raise TypeError(
-            f"callback must be callable (called with a dict per iteration) or None, "
-            f"got {type(callback).__name__}"
-        )
-    return conv_tol, conv_tol_grad, max_cycle, diis_space
-
-
-@dataclasses.dataclass
-class SCFResult:
-    """Outcome of `scf`. Energies in Hartree, matrices in the AO basis.
-
-    energy: total energy of `density`.  mo_energy (N,), mo_coeff (N, N) columns,
-    density (N, N), fock (N, N) = F[density].  converged / n_iter: whether the
-    convergence test passed and after how many Fock builds.  energies: energy per
-    iteration.  tensors: the `DFTTensors` used.  timings: seconds per phase.
-    """
-
-    energy: float
-    mo_energy: np.ndarray
-    mo_coeff: np.ndarray
-    density: np.ndarray
-    fock: np.ndarray
-    converged: bool
-    n_iter: int
-    energies: list
-    tensors: Optional[DFTTensors] = None
-    timings: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def homo_lumo_gap(self) -> float:
-        """HOMO-LUMO gap in Hartree."""
-        n = self.tensors.n_occ
-        return float(self.mo_energy[n] - self.mo_energy[n - 1])
-
-    def __repr__(self):
-        return f"SCFResult(energy={self.energy:.10f} Ha, converged={self.converged}, n_iter={self.n_iter})"
-
-
-def commutator_error(fock, density, t: DFTTensors):
-    """DIIS error X^T (F D S - S D F) X (N, N): zero at self-consistency."""
-    fds = fock @ density @ t.overlap
-    return t.orthogonalizer.T @ (fds - fds.T) @ t.orthogonalizer
-
-
-def diis_coefficients(errors, valid):
-    """CDIIS weights c (m,) minimising |sum_i c_i e_i| subject to sum_i c_i = 1.
-
-    Args:
-      errors: (m, N, N) error vectors; valid: (m,) bool mask of filled slots.
-    Returns (m,) weights, zero on invalid slots. The Gram matrix is scaled to unit
-    diagonal maximum and regularised (1e-12) so it stays solvable at convergence.
-    """
-    m = errors.shape[0]
-    flat = errors.reshape(m, -1)
-    b = flat @ flat.T
-    vv = valid[:, None] & valid[None, :]
-    scale = jnp.max(jnp.where(valid, jnp.diagonal(b), 0.0))
-    scale = jnp.where(scale > 0, scale, 1.0)
-    b = jnp.where(vv, b / scale, 0.0) + jnp.eye(m) * jnp.where(valid, 1e-12, 1.0)
-    ones = valid.astype(b.dtype)
-    a = jnp.block([[b, ones[:, None]], [ones[None, :], jnp.zeros((1, 1))]])
-    rhs = jnp.concatenate([jnp.zeros(m), jnp.ones(1)])
-    return jnp.linalg.solve(a, rhs)[:m] * ones
+from qpt_nb.validate import check_int
 
 
 class FixedSCFResult(NamedTuple):
@@ -152,24 +61,16 @@ class FixedSCFResult(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=("xc", "n_iter", "diis_space"))
 def _scf_fixed(t, dm0, xc, n_iter, diis_space):
-    n = dm0.shape[-1]
-    m = max(int(diis_space), 1)
-
     def step(carry, k):
-        d, fbuf, ebuf = carry
+        d, hist = carry
         e, f = energy_and_fock(d, t, xc)
         err = commutator_error(f, d, t)
-        slot = k % m
-        fbuf = fbuf.at[slot].set(f)
-        ebuf = ebuf.at[slot].set(err)
-        valid = jnp.arange(m) < jnp.minimum(k + 1, m)
-        c = diis_coefficients(ebuf, valid) if diis_space > 0 else jnp.eye(m)[slot]
-        f_ext = jnp.einsum("m,mij->ij", c, fbuf)
+        f_ext, hist = diis_step(hist, f, err, k, space=diis_space)
         d_new = solve_fock(f_ext, t.orthogonalizer, t.n_occ)[2]
-        return (d_new, fbuf, ebuf), (e, jnp.linalg.norm(err))
+        return (d_new, hist), (e, jnp.linalg.norm(err))
 
-    init = (dm0, jnp.zeros((m, n, n), dm0.dtype), jnp.zeros((m, n, n), dm0.dtype))
-    (d, _, _), (energies, errors) = jax.lax.scan(step, init, jnp.arange(n_iter))
+    init = (dm0, diis_init(dm0.shape[-1], diis_space, dm0.dtype))
+    (d, _), (energies, errors) = jax.lax.scan(step, init, jnp.arange(n_iter))
     e, f = energy_and_fock(d, t, xc)
     eps, c, _ = solve_fock(f, t.orthogonalizer, t.n_occ)
     return FixedSCFResult(e, d, f, eps, c, energies, errors)
@@ -184,8 +85,8 @@ def scf_fixed(
     gives plain Roothaan iterations. Compiled once per (functional, n_iter,
     diis_space, tensor shapes).
     """
-    n_iter = _check_int(n_iter, "n_iter", 1, " (a static iteration count, a Python int)")
-    diis_space = _check_int(diis_space, "diis_space", 0, " (a Python int; 0 turns DIIS off)")
+    n_iter = check_int(n_iter, "n_iter", low=1, hint=" (a static iteration count, a Python int)")
+    diis_space = check_int(diis_space, "diis_space", low=0, hint=" (a Python int; 0 turns DIIS off)")
     dm0 = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
     return _scf_fixed(t, dm0, get_xc(xc), n_iter, diis_space)
 
@@ -193,21 +94,6 @@ def scf_fixed(
 @functools.partial(jax.jit, static_argnums=(2,))
 def _solve_fock_jit(f, x, n_occ):
     return solve_fock(f, x, n_occ)
-
-
-class _DIIS:
-    """Host-side CDIIS history for the teaching loop (NumPy)."""
-
-    def __init__(self, space: int):
-        self.space, self.focks, self.errors = space, [], []
-
-    def extrapolate(self, f, err):
-        if self.space <= 0:
-            return f
-        self.focks = (self.focks + [f])[-self.space :]
-        self.errors = (self.errors + [err])[-self.space :]
-        c = diis_coefficients(jnp.stack(self.errors), jnp.ones(len(self.errors), bool))
-        return np.einsum("m,mij->ij", np.asarray(c), np.stack(self.focks))
 
 
 def scf_loop(
@@ -231,40 +117,31 @@ def scf_loop(
     be positive and finite, max_cycle >= 1, diis_space >= 0, dm0 (N, N) and symmetric).
     """
     f_xc = get_xc(xc)
-    if not isinstance(t, DFTTensors):
-        raise TypeError(
-            f"scf_loop needs the DFTTensors of a molecule (qpt_nb.dft_tensors(mol, ...)), "
-            f"got {type(t).__name__}; for a Molecule use qpt_nb.scf(mol, ...)"
-        )
-    conv_tol, conv_tol_grad, max_cycle, diis_space = _check_loop_args(
+    check_tensors_arg(t, "scf_loop")
+    conv_tol, conv_tol_grad, max_cycle, diis_space = check_loop_args(
         conv_tol, conv_tol_grad, max_cycle, diis_space, callback
     )
-    tol_grad = np.sqrt(conv_tol) if conv_tol_grad is None else conv_tol_grad
+    tol_grad = grad_tolerance(conv_tol, conv_tol_grad)
     d = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
-    diis, energies, e_prev, converged = _DIIS(diis_space), [], None, False
+    hist = diis_init(t.n_ao, diis_space, d.dtype)
+    energies, e_prev, converged = [], None, False
     for it in range(1, max_cycle + 1):
-        e, f = energy_and_fock_jit(d, t, f_xc)
-        err = np.asarray(commutator_error(f, d, t))
-        e = float(e)
+        e, f = energy_and_fock_jit(d, t, f_xc)  # E[D] and F[D] = dE/dD
+        err = commutator_error_jit(f, d, t)  # X^T (FDS - SDF) X
+        e, err_norm = float(e), float(np.linalg.norm(np.asarray(err)))
         delta = np.inf if e_prev is None else e - e_prev
         energies.append(e)
         if callback is not None:
-            callback(dict(iteration=it, energy=e, delta_e=delta, error=float(np.linalg.norm(err))))
-        if abs(delta) < conv_tol and np.linalg.norm(err) < tol_grad:
+            callback(dict(iteration=it, energy=e, delta_e=delta, error=err_norm))
+        if abs(delta) < conv_tol and err_norm < tol_grad:
             converged = True
             break
-        f_ext = diis.extrapolate(np.asarray(f), err)
-        d = _solve_fock_jit(jnp.asarray(f_ext), t.orthogonalizer, t.n_occ)[2]
+        f_ext, hist = diis_step_jit(hist, f, err, it - 1, space=diis_space)  # CDIIS
+        d = _solve_fock_jit(f_ext, t.orthogonalizer, t.n_occ)[2]  # aufbau: D = 2 C_occ C_occ^T
         e_prev = e
     eps, c, _ = _solve_fock_jit(f, t.orthogonalizer, t.n_occ)
     if not converged:
-        warnings.warn(
-            f"SCF did not converge in {max_cycle} iterations (last energy change "
-            f"{delta:.2e} Ha, commutator norm {np.linalg.norm(err):.2e}); "
-            "the result is marked converged=False.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        warn_not_converged(max_cycle, delta, err_norm)
     return SCFResult(
         energy=e,
         mo_energy=np.asarray(eps),
@@ -281,9 +158,9 @@ def scf_loop(
 def scf(
     mol,
     basis: str = "def2-svp",
+    *,
     xc: XCLike = "b3lyp5",
     grid_level: int = 3,
-    *,
     conv_tol: float = 1e-10,
     conv_tol_grad: Optional[float] = None,
     max_cycle: int = 100,
@@ -301,7 +178,8 @@ def scf(
 
     Args:
       mol: `qpt_nb.Molecule` (closed shell) or the name of a built-in one ('water').
-      basis: PySCF basis name.  xc: 'hf', 'lda,vwn', 'pbe', 'b3lyp5' or 'b3lyp'.
+      basis: PySCF basis name. Every argument after `basis` is keyword-only.
+      xc: 'hf', 'lda,vwn', 'pbe', 'b3lyp5' or 'b3lyp'.
       grid_level: PySCF grid level 0..9.  conv_tol: energy convergence (Hartree, > 0).
       max_cycle: most Fock builds (>= 1).  diis_space: DIIS history (0: off).
       eri: 'auto' | 'dense' | 'df' (see `qpt_nb.dft.tensors`).
@@ -328,13 +206,13 @@ def scf(
     ValueError for a wrong value (max_cycle=0, a negative or NaN conv_tol).
 
     Example:
-      >>> res = scf(Molecule.builtin('water'), 'sto-3g', 'b3lyp5', grid_level=3)  # doctest: +SKIP
-      >>> round(res.energy, 6)                                                     # doctest: +SKIP
-      -75.312527  # PySCF's dft.RKS(mol, xc='b3lyp5') gives the same to 1e-8
+      >>> res = scf('water', 'sto-3g', xc='b3lyp5', grid_level=3)
+      >>> round(res.energy, 6)    # PySCF's dft.RKS(mol, xc='b3lyp5') gives the same to 1e-8
+      -75.312527
     """
     mol = as_molecule(mol)
     f_xc = get_xc(xc)
-    _check_loop_args(conv_tol, conv_tol_grad, max_cycle, diis_space, callback)
+    check_loop_args(conv_tol, conv_tol_grad, max_cycle, diis_space, callback)
     dm0 = _check_guess(guess)
     if loop not in ("auto", "device", "host"):
         raise ValueError(f"loop must be 'auto', 'device' or 'host', got {loop!r}")
@@ -345,7 +223,6 @@ def scf(
     ahead = []
     on_shapes = None
     if tensors is None and device_loop:
-        from qpt_nb.dft.scf_device import compile_in_background  # builds on this module
 
         def on_shapes(shapes):  # compile the loop while PySCF evaluates the AO values
             ahead.append(compile_in_background(shapes, f_xc, max_cycle=max_cycle, diis_space=diis_space))
@@ -355,7 +232,7 @@ def scf(
         t = dft_tensors(
             mol,
             basis,
-            grid_level,
+            grid_level=grid_level,
             eri=eri,
             auxbasis=auxbasis,
             xc=f_xc.name,
@@ -376,8 +253,6 @@ def scf(
     if not device_loop:
         res = scf_loop(t, f_xc, dm0=dm0, callback=callback, **kw)
     else:
-        from qpt_nb.dft.scf_device import scf_device  # builds on this module
-
         res = scf_device(t, f_xc, dm0=dm0, **kw)
     timings["scf"] = time.perf_counter() - t0
     res.timings = timings

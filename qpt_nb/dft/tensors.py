@@ -19,7 +19,9 @@ Two-electron integrals come in two flavours (`eri=`):
 * ``"df"``: density fitting, (P, N, N) Cholesky-whitened 3-index integrals
   B[P, i, j] with (ij|kl) ~= sum_P B[P,i,j] B[P,k,l], exactly PySCF's
   ``mf.density_fit(auxbasis)`` (default auxiliary basis: `pyscf.df.make_auxbasis`).
-* ``"auto"`` (default): dense for N <= `DENSE_MAX_AO`, density fitting above.
+* ``"auto"`` (default): dense for N <= `DENSE_MAX_AO`, density fitting above (the
+  size rules, `choose_eri_kind`, `grid_block_size` and the argument checks, are
+  `qpt_nb.dft.sizes`).
 
 Memory. `dft_tensors` (and so `qpt_nb.scf`) first runs `qpt_nb.dft.memory`'s estimate
 and check, so a job too large for the machine is refused in milliseconds with what to
@@ -36,10 +38,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-DENSE_MAX_AO = 64
-ERI_KINDS = ("auto", "dense", "df")
-GRID_LEVELS = range(0, 10)
-PRECISIONS = ("float64", "float32")
+from qpt_nb.dft.memory import check_precompute
+from qpt_nb.dft.sizes import (  # noqa: F401  (the constants stay importable from here)
+    DENSE_MAX_AO,
+    ERI_KINDS,
+    GRID_LEVELS,
+    PRECISIONS,
+    check_eri,
+    check_grid_level,
+    check_precision,
+    choose_eri_kind,
+    grid_block_size,
+)
+from qpt_nb.dft.xc import functional_family
 
 
 @jax.tree_util.register_dataclass
@@ -96,13 +107,6 @@ class DFTTensors:
     def nbytes(self) -> int:
         """Total size of the array leaves in bytes."""
         return int(sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(self)))
-
-
-def grid_block_size(n_ao: int) -> int:
-    """Grid points per XC block: about 4 MB of AO values and gradients per block,
-    so a block stays in cache (2-3x faster than one pass over the whole grid)."""
-    target = 131072 // max(n_ao, 1)
-    return int(min(max(2 ** int(round(np.log2(max(target, 1)))), 256), 8192))
 
 
 AO_CHUNK_BYTES = 64 * 2**20  # float64 AO values (and gradients) evaluated per eval_gto call
@@ -171,36 +175,12 @@ def pad_grid(coords: np.ndarray, weights: np.ndarray, block: int):
     return coords, weights
 
 
-def choose_eri_kind(n_ao: int, eri: str = "auto") -> str:
-    """Resolves ``eri='auto'`` to 'dense' (N <= DENSE_MAX_AO) or 'df'."""
-    if eri not in ERI_KINDS:
-        raise ValueError(f"Unknown eri={eri!r}; choose one of {ERI_KINDS}.")
-    if eri == "auto":
-        return "dense" if n_ao <= DENSE_MAX_AO else "df"
-    return eri
-
-
-def check_precision(precision) -> str:
-    """`precision` if it is one of PRECISIONS, else a ValueError naming them."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    return precision
-
-
 def with_precision(t: DFTTensors, precision: str) -> DFTTensors:
     """`t` with its grid work in `precision` (AO values cast; nothing recomputed)."""
     check_precision(precision)
     if t.precision == precision:
         return t
     return dataclasses.replace(t, ao=t.ao.astype(precision), precision=precision)
-
-
-def check_grid_level(grid_level) -> int:
-    if isinstance(grid_level, (bool, np.bool_)) or not (
-        isinstance(grid_level, (int, np.integer)) and 0 <= grid_level <= 9
-    ):
-        raise ValueError(f"grid_level must be an integer 0..9, got {grid_level!r}.")
-    return int(grid_level)
 
 
 def build_grid(pmol, grid_level: int):
@@ -282,8 +262,8 @@ def ao_labels(pmol):
 def dft_tensors(
     mol,
     basis: str = "def2-svp",
-    grid_level: int = 3,
     *,
+    grid_level: int = 3,
     eri: str = "auto",
     auxbasis: Optional[str] = None,
     xc: Optional[str] = None,
@@ -297,7 +277,8 @@ def dft_tensors(
 
     Args:
       mol: the molecule (Angstrom coordinates inside; converted by PySCF).
-      basis: any PySCF basis name ('sto-3g', '6-31g*', 'def2-svp', ...).
+      basis: any PySCF basis name ('sto-3g', '6-31g*', 'def2-svp', ...). Every argument
+        after `basis` is keyword-only.
       grid_level: PySCF grid level 0..9 (3 is PySCF's default).
       eri: 'auto' | 'dense' | 'df' (see module docstring).
       auxbasis: auxiliary basis for 'df' (default: PySCF's `make_auxbasis`).
@@ -333,16 +314,13 @@ def dft_tensors(
     from qpt_nb.dft.molecule import as_molecule
 
     mol = as_molecule(mol)
-    from qpt_nb.dft.memory import functional_family
-
     family = functional_family(xc)
     clock = {} if timings is None else timings
     if frame not in ("input", "canonical"):
         raise ValueError(f"frame must be 'input' or 'canonical', got {frame!r}.")
     check_grid_level(grid_level)
     check_precision(precision)
-    if eri not in ERI_KINDS:
-        raise ValueError(f"Unknown eri={eri!r}; choose one of {ERI_KINDS}.")
+    check_eri(eri)
     if frame == "canonical":
         mol = mol.canonical()
     t0 = time.perf_counter()
@@ -350,8 +328,6 @@ def dft_tensors(
     if pmol.nelectron % 2 or mol.spin != 0:
         raise ValueError(_closed_shell_message(pmol.nelectron, mol.charge, mol.spin))
     if memory_check:
-        from qpt_nb.dft.memory import check_precompute  # memory.py builds on this module
-
         check_precompute(pmol, grid_level, eri, xc, auxbasis, mol.name or mol.formula)
     n = pmol.nao_nr()
     kind = choose_eri_kind(n, eri)

@@ -473,3 +473,10 @@ def get_xc(name) -> XCFunctional:
         )
     family, hyb, _ = _TABLE[key]
     return XCFunctional(name=key, family=family, hyb=hyb)
+
+
+def functional_family(xc) -> str:
+    """'hf' | 'lda' | 'gga': what a precompute must hold for functional `xc` (a name or an
+    `XCFunctional`): no grid for 'hf', AO values only for 'lda', AO values and gradients
+    for 'gga'. ``xc=None`` (functional not known yet) is 'gga', which holds everything."""
+    return get_xc(xc).family if xc is not None else "gga"

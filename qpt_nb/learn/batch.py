@@ -87,9 +87,9 @@ def prepare_tensors(t: DFTTensors, xc: str = "b3lyp5", ref_fock=None) -> QPTBatc
 def prepare_conformer(
     mol,
     basis: str = "sto-3g",
+    *,
     xc: str = "b3lyp5",
     grid_level: int = 3,
-    *,
     eri: str = "auto",
     ref_fock=None,
     precision: str = "float64",
@@ -101,7 +101,7 @@ def prepare_conformer(
     `ref_fock` (optional) must be in that same frame (see `qpt_nb.dft.reference`).
     `precision`: the grid work's dtype (`dft_tensors`; 'float32' for fast training).
     """
-    t = dft_tensors(mol, basis, grid_level, eri=eri, xc=xc, frame="canonical", precision=precision)
+    t = dft_tensors(mol, basis, grid_level=grid_level, eri=eri, xc=xc, frame="canonical", precision=precision)
     return prepare_tensors(t, xc, ref_fock)
 
 

@@ -13,15 +13,16 @@ from typing import Optional
 
 import numpy as np
 
-from qpt_nb.dft.molecule import Molecule
+from qpt_nb.dft.molecule import Molecule, check_basis
 from qpt_nb.dft.reference import check_engine
-from qpt_nb.dft.tensors import PRECISIONS
+from qpt_nb.dft.sizes import ERI_KINDS, PRECISIONS
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.conformers import SAMPLERS
 from qpt_nb.learn.dihedral_sampler import DihedralSampler, parse_range
 from qpt_nb.learn.losses import LOSSES
 from qpt_nb.learn.network import get_config
 from qpt_nb.learn.schedule import MODES, DataSchedule
+from qpt_nb.validate import check_int, check_number
 
 
 @dataclasses.dataclass
@@ -76,11 +77,12 @@ class TrainConfig:
         _check_numbers(self)
         self.phi_range = parse_range(self.phi_range, "TrainConfig.phi_range")  # also 'LOW,HIGH'
         self.psi_range = parse_range(self.psi_range, "TrainConfig.psi_range")
-        tgl = self.train_grid_level
-        if tgl is not None and (isinstance(tgl, (bool, np.bool_)) or not isinstance(tgl, (int, np.integer))):
-            raise TypeError(f"TrainConfig.train_grid_level must be an integer 0..9 or None, got {tgl!r}.")
-        if tgl is not None and not 0 <= tgl <= 9:
-            raise ValueError(f"TrainConfig.train_grid_level must be in 0..9 (or None), got {tgl}.")
+        if self.train_grid_level is not None:
+            check_int(self.train_grid_level, "TrainConfig.train_grid_level", low=0, high=9, hint=" (or None)")
+        mol = self.molecule_object()  # ValueError: unknown built-in molecule, bad xyz, charge/spin
+        check_basis(self.basis, mol.symbols)  # ValueError: unknown basis, or lacks an element
+        if self.eri not in ERI_KINDS:
+            raise ValueError(f"Unknown TrainConfig.eri={self.eri!r}; choose one of {ERI_KINDS}.")
         check_engine(self.label_engine)
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}.")
@@ -100,8 +102,6 @@ class TrainConfig:
             raise ValueError(f"Unknown sampler {self.sampler!r}; choose one of {SAMPLERS}.")
         if self.sampler == "dihedral":  # the torsions must be known: fail now, not mid-run
             DihedralSampler(self.molecule_object(), **self.sampler_kwargs())
-        if self.dataset_size < 0:
-            raise ValueError(f"dataset_size must be >= 0, got {self.dataset_size}.")
         if self.batch_size % self.devices:
             raise ValueError(f"batch_size={self.batch_size} must be a multiple of devices={self.devices}.")
 
@@ -177,27 +177,10 @@ _FLOAT_RANGES = dict(
 
 
 def _check_numbers(cfg) -> None:
-    """ValueError/TypeError naming the field for a numeric setting of the wrong type,
+    """`qpt_nb.validate` errors naming the field for a numeric setting of the wrong type,
     non-finite or out of range (lr=-1 would be gradient ascent, mix=5 no mixing at all)."""
     for name, (low, high) in _INT_RANGES.items():
-        v = getattr(cfg, name)
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"TrainConfig.{name} must be an integer, got {v!r}.")
-        if (low is not None and v < low) or (high is not None and v > high):
-            rng = f">= {low}" if high is None else (f"{low}" if low == high else f"in {low}..{high}")
-            raise ValueError(
-                f"TrainConfig.{name} must be {rng}, got {v}."
-                + (" (qpt_nb is closed-shell only)" if name == "spin" else "")
-            )
+        hint = " (qpt_nb is closed-shell only)" if name == "spin" else ""
+        check_int(getattr(cfg, name), f"TrainConfig.{name}", low=low, high=high, hint=hint)
     for name, (low, high, inclusive) in _FLOAT_RANGES.items():
-        v = getattr(cfg, name)
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise TypeError(f"TrainConfig.{name} must be a number, got {v!r}.")
-        ok = np.isfinite(v) and (v >= low if inclusive else v > low) and (high is None or v <= high)
-        if not ok:
-            side = f">= {low}" if inclusive else f"> {low}"
-            raise ValueError(
-                f"TrainConfig.{name} must be finite and {side}"
-                + (f" and <= {high}" if high is not None else "")
-                + f", got {v}."
-            )
+        check_number(getattr(cfg, name), f"TrainConfig.{name}", low=low, high=high, low_inclusive=inclusive)

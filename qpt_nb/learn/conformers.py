@@ -28,7 +28,8 @@ import numpy as np
 from qpt_nb import settings
 from qpt_nb.dft.molecule import MIN_DISTANCE_ANGSTROM
 from qpt_nb.fileio import ChecksumError, load_npy_checksummed, save_npy_checksummed
-from qpt_nb.units import AMU_IN_ME, ANGSTROM_BOHR, HARTREE_IN_CM1, KB_HARTREE_PER_K
+from qpt_nb.units import BOHR_PER_ANGSTROM, CM1_PER_HARTREE, HARTREE_PER_KELVIN, ME_PER_AMU
+from qpt_nb.validate import check_int, check_number
 
 __all__ = [
     "wiggle",
@@ -43,6 +44,7 @@ __all__ = [
     "ConformerStream",
     "make_sampler",
     "derive_seed",
+    "md_or_fallback",
 ]
 
 SAMPLERS = ("wiggle", "normal_modes", "md", "dihedral")
@@ -54,15 +56,11 @@ def _coords(mol) -> np.ndarray:
 
 
 def _check_int(v, what, low=0) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < low:
-        raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
-    return int(v)
+    return check_int(v, what, low=low)
 
 
 def _check_temperature(t) -> float:
-    if not np.isfinite(float(t)) or float(t) <= 0.0:
-        raise ValueError(f"temperature must be > 0 K, got {t!r}")
-    return float(t)
+    return check_number(t, "temperature", low=0.0, low_inclusive=False, hint=" (Kelvin)")
 
 
 def derive_seed(seed: int, index: int) -> int:
@@ -101,10 +99,12 @@ def rmsd(coords, ref, *, masses=None, align=True):
 
 
 def wiggle(mol, n, *, sigma=None, seed=0, variance=None, atoms=None) -> np.ndarray:
-    """``coords + N(0, sigma^2)`` on every Cartesian component. sigma: std in Angstrom
-    (default 0.05, what the research code did). variance: alternative, Angstrom^2 (the
-    The research code's "wiggle variance 0.05" (graphcore-research/pyscf-ipu, train.py ``-wiggle_var``) is ``variance=0.05``: std 0.224 Angstrom). atoms:
-    indices of the atoms to perturb (research code: 0, 1, 2 only); default all."""
+    """``coords + N(0, sigma^2)`` on every Cartesian component (Angstrom).
+
+    sigma: std in Angstrom (default 0.05). variance: the alternative, in Angstrom^2; the
+    research code's "wiggle variance 0.05" (graphcore-research/pyscf-ipu, branch train,
+    ``train.py -wiggle_var``) is ``variance=0.05``, a std of 0.224 Angstrom. atoms: indices of
+    the atoms to perturb (the research code: 0, 1, 2 only); default all."""
     n = _check_int(n, "n", 1)
     if sigma is not None and variance is not None:
         raise ValueError("give either sigma (std, Angstrom) or variance (Angstrom^2), not both")
@@ -144,7 +144,7 @@ def _import_tblite():
 
 
 def _hessian_tblite(mol, method: str, step_bohr: float = 5e-3) -> np.ndarray:
-    x0 = _coords(mol) * ANGSTROM_BOHR
+    x0 = _coords(mol) * BOHR_PER_ANGSTROM
     name = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}[method]
     calc = _import_tblite().Calculator(
         name, np.asarray(mol.atomic_numbers), x0, charge=float(mol.charge), uhf=int(mol.spin)
@@ -306,21 +306,21 @@ def vibrational_modes(mol, hessian=None, *, min_wavenumber=50.0, method="auto"):
     h = (h.transpose(0, 2, 1, 3) if h.ndim == 4 else h).reshape(n3, n3)
     inv_sm = 1.0 / np.sqrt(np.repeat(masses, 3))
     hmw = 0.5 * (h + h.T) * inv_sm[:, None] * inv_sm[None, :]
-    rigid = _rigid_basis(_coords(mol) * ANGSTROM_BOHR, masses)
+    rigid = _rigid_basis(_coords(mol) * BOHR_PER_ANGSTROM, masses)
     comp = np.linalg.qr(rigid, mode="complete")[0][:, rigid.shape[1] :]  # (3N, 3N-6)
     w, u = np.linalg.eigh(comp.T @ hmw @ comp)
-    wn = np.sign(w) * np.sqrt(np.abs(w) / AMU_IN_ME) * HARTREE_IN_CM1
+    wn = np.sign(w) * np.sqrt(np.abs(w) / ME_PER_AMU) * CM1_PER_HARTREE
     keep = wn >= float(min_wavenumber)
     return VibrationalModes(w[keep], comp @ u[:, keep], wn[keep], wn[~keep], masses)
 
 
 def _sample_modes(mol, vib: VibrationalModes, n, temperature, seed):
-    kt = KB_HARTREE_PER_K * _check_temperature(temperature)
+    kt = HARTREE_PER_KELVIN * _check_temperature(temperature)
     rng = np.random.default_rng(_check_int(seed, "seed"))
     q = rng.standard_normal((_check_int(n, "n", 1), vib.n_modes)) * np.sqrt(kt / vib.eigenvalues)
     dx = (q @ vib.modes.T) / np.sqrt(np.repeat(vib.masses, 3))[None]  # Bohr, (n, 3N)
     x0 = _coords(mol)
-    return x0[None] + dx.reshape(-1, *x0.shape) / ANGSTROM_BOHR
+    return x0[None] + dx.reshape(-1, *x0.shape) / BOHR_PER_ANGSTROM
 
 
 def normal_mode_sample(
@@ -342,6 +342,22 @@ def require_md():
         _import_tblite()
     except ImportError as exc:
         raise ImportError(f"md_trajectory needs tblite and ase: {MD_INSTALL_HINT}") from exc
+
+
+def md_or_fallback(sampler: str = "md", *, quiet: bool = False) -> str:
+    """`sampler`, except that 'md' becomes 'normal_modes' when tblite or ase is missing:
+    the one fallback every entry point uses (harmonic thermal conformers at the same
+    temperature are the nearest thing to GFN2-xTB MD that needs no extra package). Prints
+    one line saying so unless `quiet`."""
+    if sampler != "md":
+        return sampler
+    try:
+        require_md()
+    except ImportError:
+        if not quiet:
+            print(f"tblite/ase missing: normal-mode conformers instead of MD ({MD_INSTALL_HINT})", flush=True)
+        return "normal_modes"
+    return "md"
 
 
 class _MDRunner:

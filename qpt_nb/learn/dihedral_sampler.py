@@ -31,6 +31,7 @@ import numpy as np
 
 from qpt_nb.dft.dihedral import bond_graph, builtin_dihedrals, dihedrals_from_xyz, rotating_side, set_dihedral
 from qpt_nb.dft.molecule import MIN_DISTANCE_ANGSTROM
+from qpt_nb.validate import check_int
 
 __all__ = ["DihedralSampler", "parse_range", "resolve_dihedrals", "TORSIONS", "MAX_TRIES_PER_CONFORMER"]
 
@@ -122,9 +123,7 @@ class DihedralSampler:
         if not (np.isfinite(self.sigma) and self.sigma >= 0):
             raise ValueError(f"sigma must be >= 0 (std in Angstrom), got {sigma!r}")
         self.min_distance = float(min_distance)
-        if isinstance(max_tries, bool) or int(max_tries) != max_tries or max_tries < 1:
-            raise ValueError(f"max_tries must be an integer >= 1, got {max_tries!r}")
-        self.max_tries = int(max_tries)
+        self.max_tries = check_int(max_tries, "max_tries", low=1)
         self.dihedrals = resolve_dihedrals(mol, dihedrals, xyz_text)
         self.x0 = np.asarray(mol.coords_angstrom, dtype=np.float64).reshape(-1, 3)
         bonds = bond_graph(mol.symbols, self.x0)
@@ -150,12 +149,8 @@ class DihedralSampler:
         return bool(d.min() < self.min_distance)
 
     def __call__(self, n: int, seed: int = 0) -> np.ndarray:
-        if isinstance(n, bool) or int(n) != n or n < 1:
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
-        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        n = int(n)
-        rng = np.random.default_rng(int(seed))
+        n = check_int(n, "n", low=1)
+        rng = np.random.default_rng(check_int(seed, "seed", low=0))
         out, angles, rejected, tries = [], [], 0, 0
         (p0, p1), (q0, q1) = self.ranges["phi"], self.ranges["psi"]
         while len(out) < n and tries < self.max_tries * n:

@@ -1,4 +1,4 @@
-"""The three training losses of a Hamiltonian-correcting network, given its apply function.
+"""The four training losses of a Hamiltonian-correcting network, given its apply function.
 
 Every loss takes ``apply_fn(params, inputs) -> W`` (one conformer's `QPTInputs` to a
 symmetric (N, N) correction in Hartree) and knows nothing else about the network,
@@ -12,14 +12,18 @@ the way FermiNet's Hamiltonian takes any log-psi callable:
                            iterations further on: a label-free teacher built from the predicted H)
     supervised loss:       |H - F_ref|^2              (labels from PySCF)
 
-D_n is the sandwich: n_refine DFT iterations from H with one density mix
-(`qpt_nb.dft.sandwich.refine`). Batch-averaged; the matrix losses are means over the
+D_n is the sandwich: n_refine DFT iterations from H with one density mix, or a mix at every
+iteration (`qpt_nb.dft.sandwich.refine`, `sandwich_settings`). Batch-averaged; the matrix losses are means over the
 N^2 entries (Hartree^2).
 
+    >>> from qpt_nb.dft.molecule import Molecule
+    >>> from qpt_nb.learn.batch import prepare_conformer
     >>> from qpt_nb.learn.network import network_fns
+    >>> batch = prepare_conformer(Molecule.builtin("water"), "sto-3g", grid_level=0)
     >>> init_fn, apply_fn = network_fns("nano")
-    >>> params = init_fn(jax.random.PRNGKey(0), batch)          # doctest: +SKIP
-    >>> energy_loss(apply_fn, params, batch)                     # doctest: +SKIP
+    >>> params = init_fn(jax.random.PRNGKey(0), batch)
+    >>> round(float(energy_loss(apply_fn, params, batch)), 1)   # Hartree: an untrained W is small
+    -75.3
 """
 
 from __future__ import annotations

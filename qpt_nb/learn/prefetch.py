@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
+from qpt_nb.validate import check_int
+
 __all__ = ["Prefetcher"]
 
 _END = object()
@@ -114,9 +116,8 @@ class Prefetcher:
         mode: str = "thread",
         name: str = "qpt-prefetch",
     ):
-        for what, v in (("workers", workers), ("queue_size", queue_size)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{what} must be an integer >= 1, got {v!r}")
+        check_int(workers, "workers", low=1)
+        check_int(queue_size, "queue_size", low=1)
         if mode not in ("thread", "process"):
             raise ValueError(f"mode must be 'thread' or 'process', got {mode!r}")
         if not callable(make_item):

@@ -55,9 +55,6 @@ JUMP_WINDOW = 20  # logged losses the divergence warning compares against
 HISTORY = "history.jsonl"
 
 
-# Numeric fields: (low, high, low inclusive); ints must be Python/NumPy integers.
-
-
 class TrainingDiverged(ValueError):
     """A step produced a non-finite loss or gradient; the last finite state is kept."""
 
@@ -165,10 +162,13 @@ def _chunks(it, size):
 class Trainer:
     """Steppable training loop for notebooks and the CLI.
 
-    Example:
-      >>> tr = Trainer(TrainConfig(molecule='water', grid_level=1, warmup_steps=10))  # doctest: +SKIP
-      >>> tr.run(20)                                                                  # doctest: +SKIP
-      >>> tr.run(20)    # continues from step 20
+    Example (water/STO-3G, the loss on grid level 0):
+      >>> tr = Trainer(TrainConfig(molecule='water', grid_level=0, warmup_steps=2, log_every=10))
+      >>> _ = tr.run(3)
+      >>> _ = tr.run(2)    # continues from step 3
+      >>> tr.step, sorted(tr.schedule.batch_at(s) for s in (3, 4, 5))   # round 2: batches 0, 1, 2
+      (5, [0, 1, 2])
+      >>> tr.close()
     """
 
     def __init__(
@@ -225,12 +225,19 @@ class Trainer:
             if key is not None and key in self._built:
                 items.append(self._built[key])
                 continue
-            b = prepare_conformer(m, c.basis, c.xc, c.loss_grid_level, eri=c.eri, precision=c.precision)
+            b = prepare_conformer(
+                m, c.basis, xc=c.xc, grid_level=c.loss_grid_level, eri=c.eri, precision=c.precision
+            )
             if c.loss == "supervised":
                 from qpt_nb.dft.reference import label
 
                 lab = label(
-                    m, c.basis, c.xc, c.grid_level, eri_kind=b.tensors.eri_kind, engine=c.label_engine
+                    m,
+                    c.basis,
+                    xc=c.xc,
+                    grid_level=c.grid_level,
+                    eri=b.tensors.eri_kind,
+                    engine=c.label_engine,
                 )
                 if not lab.cached:
                     self.label_seconds += lab.seconds
@@ -438,14 +445,20 @@ class Trainer:
                 stacklevel=3,
             )
 
+    @property
+    def steady_steps_per_s(self) -> float:
+        """Optimiser steps per second of this process's steps after the first (which
+        compiles); 0.0 before the second step."""
+        tm = self.timing
+        return (tm["steps"] - 1) / max(tm["step_s"] - tm["compile_s"], 1e-9) if tm["steps"] > 1 else 0.0
+
     def _record(self, step, metrics) -> dict:
         tm = self.timing
-        steady = max(tm["step_s"] - tm["compile_s"], 1e-9)
         return dict(
             step=step,
             **metrics,
             wall_s=self._wall_offset + tm["step_s"],
-            steps_per_s=(tm["steps"] - 1) / steady if tm["steps"] > 1 else 0.0,
+            steps_per_s=self.steady_steps_per_s,
             wait_fraction=tm["wait_s"] / max(tm["step_s"], 1e-9),
         )
 

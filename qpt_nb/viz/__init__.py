@@ -18,8 +18,6 @@ from qpt_nb.viz.orbitals import (
     orbital_slice_figure,
 )
 from qpt_nb.viz.plots import (
-    HARTREE_EV,
-    HARTREE_MEV,
     energy_levels,
     error_distribution,
     new_figure,
@@ -44,8 +42,6 @@ __all__ = [
     "orbital_label",
     "orbital_on_plane",
     "orbital_slice_figure",
-    "HARTREE_EV",
-    "HARTREE_MEV",
     "energy_levels",
     "orbital_energy_comparison",
     "per_conformer_errors",

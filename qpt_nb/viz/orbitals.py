@@ -15,8 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from qpt_nb.units import BOHR_ANGSTROM as BOHR
-from qpt_nb.units import HARTREE_EV
+from qpt_nb.units import ANGSTROM_PER_BOHR, EV_PER_HARTREE
 from qpt_nb.viz.figures import figure_png, new_figure
 
 __all__ = [
@@ -177,7 +176,7 @@ def orbital_on_plane(
         v = np.linspace(mid[1] - half, mid[1] + half, n)
         uu, vv = np.meshgrid(u, v)
         pts = center + uu.reshape(-1, 1) * a + vv.reshape(-1, 1) * b  # Angstrom
-        vals = (pmol.eval_gto("GTOval_sph", pts / BOHR) @ c).reshape(n, n)
+        vals = (pmol.eval_gto("GTOval_sph", pts / ANGSTROM_PER_BOHR) @ c).reshape(n, n)
         score = float(np.abs(vals).max())
         if best is None or score > 1.05 * best[0]:  # prefer the molecular plane on ties
             best = (score, (u, v, vals, proj, name))
@@ -233,7 +232,7 @@ def orbital_slice_figure(
         if n_occ is not None:
             title += " " + orbital_label(index, n_occ)
         if mo_energy is not None:
-            title += f"  ({float(np.asarray(mo_energy)[index]) * HARTREE_EV:.2f} eV)"
+            title += f"  ({float(np.asarray(mo_energy)[index]) * EV_PER_HARTREE:.2f} eV)"
     ax.set_title(title, fontsize=9)
     return fig
 

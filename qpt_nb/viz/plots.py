@@ -12,8 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from qpt_nb.units import HARTREE_EV
-from qpt_nb.units import MEV_PER_HARTREE as HARTREE_MEV
+from qpt_nb.units import EV_PER_HARTREE
 from qpt_nb.viz.figures import new_figure
 
 __all__ = [
@@ -26,8 +25,6 @@ __all__ = [
     "orbital_energy_comparison",
     "per_conformer_vs_baseline",
     "save_run_plots",
-    "HARTREE_EV",
-    "HARTREE_MEV",
     "new_figure",
 ]
 
@@ -86,14 +83,14 @@ def energy_levels(
     below_homo_ev: hide (and count) core levels deeper than this below the HOMO
     (None = show all).
     """
-    eps = np.asarray(mo_energy, dtype=float) * HARTREE_EV
+    eps = np.asarray(mo_energy, dtype=float) * EV_PER_HARTREE
     n_occ = int(n_occ)
     fig = new_figure(figsize)
     ax = fig.add_subplot()
     _levels(ax, eps, n_occ, 0.0, 1.0, max_virtual=max_virtual)
     right, ticks, ticklabels = 1.0, [0.5], [labels[0]]
     if reference is not None:
-        ref = np.asarray(reference, dtype=float) * HARTREE_EV
+        ref = np.asarray(reference, dtype=float) * EV_PER_HARTREE
         _levels(ax, ref, n_occ, 1.6, 1.0, color_occ="#2a8a3e", max_virtual=max_virtual)
         right, ticks, ticklabels = 2.6, [0.5, 2.1], list(labels[:2])
     lo, hi, hidden = _window(eps, n_occ, max_virtual, below_homo_ev)
@@ -371,9 +368,9 @@ def orbital_energy_comparison(
     n = min(len(p), len(r)) if max_virtual is None else min(len(p), len(r), n_occ + max_virtual)
     fig = new_figure(figsize)
     ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 1.3])
-    _levels(ax1, p[:n] * HARTREE_EV, n_occ, 0.0, 1.0)
-    _levels(ax1, r[:n] * HARTREE_EV, n_occ, 1.6, 1.0, color_occ="#2a8a3e")
-    lo, hi, hidden = _window(r * HARTREE_EV, n_occ, max_virtual, 30.0)
+    _levels(ax1, p[:n] * EV_PER_HARTREE, n_occ, 0.0, 1.0)
+    _levels(ax1, r[:n] * EV_PER_HARTREE, n_occ, 1.6, 1.0, color_occ="#2a8a3e")
+    lo, hi, hidden = _window(r * EV_PER_HARTREE, n_occ, max_virtual, 30.0)
     ax1.set_ylim(lo, hi)
     if hidden:
         ax1.text(
@@ -385,7 +382,7 @@ def orbital_energy_comparison(
             color="#666",
         )
     for i in range(n):
-        ax1.plot([1.0, 1.6], [p[i] * HARTREE_EV, r[i] * HARTREE_EV], color="#999", lw=0.6)
+        ax1.plot([1.0, 1.6], [p[i] * EV_PER_HARTREE, r[i] * EV_PER_HARTREE], color="#999", lw=0.6)
     ax1.set_xlim(-0.2, 2.8)
     ax1.set_xticks([0.5, 2.1])
     ax1.set_xticklabels(list(labels[:2]), fontsize=8)

@@ -247,11 +247,12 @@ class TrainingDashboard:
         cfg = self.trainer.config
         self._set_status("labelling")
         self._batches = [
-            prepare_conformer(m, cfg.basis, cfg.xc, cfg.grid_level, eri=cfg.eri) for m in self.test_set
+            prepare_conformer(m, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri)
+            for m in self.test_set
         ]
         if self.labels is None:
             kind = self._batches[0].tensors.eri_kind
-            self.labels = label_many(self.test_set, cfg.basis, cfg.xc, cfg.grid_level, eri_kind=kind)
+            self.labels = label_many(self.test_set, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=kind)
         if self.trainer.monitor is None:
             self.trainer.monitor = make_monitor(cfg, self.test_set, self.labels)
         if not self.trainer.monitor_every:

@@ -20,6 +20,8 @@ from typing import Optional
 import numpy as np
 
 from qpt_nb import viz
+from qpt_nb.units import EV_PER_HARTREE, MEV_PER_HARTREE
+from qpt_nb.validate import check_int
 from qpt_nb.widgets.orbital import OrbitalView, set_output_html, set_png
 
 __all__ = ["MoleculeExplorer", "ExplorerState", "BASES", "PASTE"]
@@ -75,7 +77,7 @@ class ExplorerState:
             f"{self.mol.name or self.mol.formula} / {self.basis} / {self.xc} / grid "
             f"{self.grid_level}: E(qpt_nb) = {r.energy:.8f} Ha "
             f"({'converged' if r.converged else 'NOT converged'} in {r.n_iter} it.)",
-            f"HOMO-LUMO gap {r.homo_lumo_gap * viz.HARTREE_EV:.3f} eV",
+            f"HOMO-LUMO gap {r.homo_lumo_gap * EV_PER_HARTREE:.3f} eV",
         ]
         if self.pyscf_energy is not None:
             lines.append(f"E(PySCF) = {self.pyscf_energy:.8f} Ha, difference {self.difference:+.2e} Ha")
@@ -91,7 +93,7 @@ def _friendly(exc: BaseException) -> str:
 
 def _check_molecule(molecule, names):
     """(dropdown value, xyz text, charge) of the constructor's ``molecule``."""
-    from qpt_nb.dft.molecule import _ALIASES, Molecule
+    from qpt_nb.dft.molecule import Molecule, builtin_key
 
     if isinstance(molecule, Molecule):
         if not CHARGES[0] <= molecule.charge <= CHARGES[1]:
@@ -108,9 +110,8 @@ def _check_molecule(molecule, names):
         )
     if molecule == PASTE:
         return PASTE, "", 0
-    key = molecule.strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in names:
+    key = builtin_key(molecule)
+    if key is None or key not in names:
         raise ValueError(
             f"unknown molecule {molecule!r}: the built-in molecules are "
             f"{', '.join(names)} (or pass a qpt_nb.Molecule, e.g. "
@@ -131,15 +132,13 @@ def _check_choice(value, choices, what, accepted):
 
 
 def _check_xc_and_basis(xc, basis, builtin):
-    from qpt_nb.dft.molecule import Molecule, _check_basis
+    from qpt_nb.dft.molecule import Molecule, check_basis
     from qpt_nb.dft.xc import get_xc
 
     get_xc(xc)  # ValueError listing the supported ones
     if not isinstance(basis, str) or not basis.strip():
         raise TypeError(f"basis must be a PySCF basis name such as 'sto-3g', got {basis!r}")
-    symbols = Molecule.builtin(builtin).symbols if builtin else ("H",)
-    for sym in dict.fromkeys(symbols):
-        _check_basis(basis, sym)  # ValueError: unknown basis / missing element
+    check_basis(basis, Molecule.builtin(builtin).symbols if builtin else ("H",))
 
 
 class MoleculeExplorer:
@@ -184,13 +183,7 @@ class MoleculeExplorer:
         )
         view_mode = _check_choice(view_mode, VIEW_MODES, "view_mode", "'3D' or 'slice'")
         _check_xc_and_basis(xc, basis, None if molecule == PASTE else molecule)
-        if (
-            isinstance(orbital_n, (bool, np.bool_))
-            or not isinstance(orbital_n, (int, np.integer))
-            or orbital_n < 2
-        ):
-            raise ValueError(f"orbital_n must be an integer >= 2 (cube points per axis), got {orbital_n!r}")
-        self.orbital_n = int(orbital_n)
+        self.orbital_n = check_int(orbital_n, "orbital_n", low=2, hint=" (cube points per axis)")
         self.state = ExplorerState(
             molecule=molecule,
             xyz=xyz,
@@ -324,10 +317,12 @@ class MoleculeExplorer:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                s.result = scf(s.mol, s.basis, s.xc, s.grid_level)
+                s.result = scf(s.mol, s.basis, xc=s.xc, grid_level=s.grid_level)
             if s.with_pyscf:
                 self.status_w.value = "<b>running PySCF...</b>"
-                mf, s.pyscf_s = pyscf_scf(s.mol, s.basis, s.xc, s.grid_level, eri=s.result.tensors.eri_kind)
+                mf, s.pyscf_s = pyscf_scf(
+                    s.mol, s.basis, xc=s.xc, grid_level=s.grid_level, eri=s.result.tensors.eri_kind
+                )
                 s.pyscf_energy = float(mf.e_tot)
                 s.pyscf_mo_energy = np.asarray(mf.mo_energy)
                 s.difference = s.result.energy - s.pyscf_energy
@@ -395,10 +390,10 @@ class MoleculeExplorer:
         if s.pyscf_energy is not None:
             rows.append(("PySCF", f"{s.pyscf_energy:.8f} Ha", f"{s.pyscf_s:.2f} s"))
             rows.append(
-                ("difference", f"{s.difference:+.2e} Ha", f"{s.difference * viz.HARTREE_MEV:+.4f} meV")
+                ("difference", f"{s.difference:+.2e} Ha", f"{s.difference * MEV_PER_HARTREE:+.4f} meV")
             )
         gap = r.homo_lumo_gap
-        rows.append(("HOMO-LUMO gap", f"{gap:.4f} Ha", f"{gap * viz.HARTREE_EV:.3f} eV"))
+        rows.append(("HOMO-LUMO gap", f"{gap:.4f} Ha", f"{gap * EV_PER_HARTREE:.3f} eV"))
         body = "".join(
             f"<tr><td><b>{a}</b></td><td style='font-family:monospace'>{b}</td><td>{c}</td></tr>"
             for a, b, c in rows

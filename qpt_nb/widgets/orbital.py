@@ -1,6 +1,6 @@
 """`OrbitalView`: one molecular orbital as 3Dmol.js isosurfaces, with a static fallback.
 
-    res = qpt_nb.dft.scf.scf(mol, 'sto-3g', 'b3lyp5', grid_level=1)
+    res = qpt_nb.dft.scf.scf(mol, 'sto-3g', xc='b3lyp5', grid_level=1)
     v = orbital_view(mol, res, 'homo', basis='sto-3g')     # displays in a notebook
     v.save_html('homo.html')                                # standalone page
     v.slice_figure()                                         # matplotlib fallback
@@ -312,7 +312,7 @@ def orbital_gallery(
     cells = []
     for m in molecules:
         mol = Molecule.builtin(m) if isinstance(m, str) else m
-        res = scf(mol, basis, xc, grid_level)
+        res = scf(mol, basis, xc=xc, grid_level=grid_level)
         for orb in orbitals:
             ov = orbital_view(mol, res, orb, basis=basis, n=n, width=width, height=height)
             head = W.HTML(f"<b>{mol.name or mol.formula}</b> {ov.label}")
