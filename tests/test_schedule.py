@@ -168,3 +168,18 @@ def test_parameter_average_is_kept_and_saved(tmp_path):
     for a, b in zip(_leaves(off.raw_params), _leaves(off.params)):
         np.testing.assert_array_equal(a, b)
     off.close()
+
+
+def test_memory_check_counts_the_window_the_training_grid_and_the_monitor():
+    from qpt_nb.cli.train import memory_line
+    from qpt_nb.dft.memory import estimate_memory
+
+    cfg = tiny(reuse=4, batch_size=2, queue_size=2, grid_level=3, train_grid_level=0, precision="float32")
+    line = memory_line(cfg, monitor_n=3)
+    held = (4 + 2 + 1) * 2  # the window's batches and the prefetch queue
+    assert f"{held} geometries held" in line and "grid level 0" in line and "monitor of 3" in line
+    f32 = estimate_memory("water", "sto-3g", grid_level=0, precision="float32")
+    f64 = estimate_memory("water", "sto-3g", grid_level=0)
+    assert f32["ao_bytes"] * 2 == f64["ao_bytes"]  # float32 grid work: half the AO bytes
+    consecutive = memory_line(tiny(data_schedule="consecutive", reuse=4, batch_size=2, queue_size=2))
+    assert f"{(1 + 2 + 1) * 2} geometries held" in consecutive and "monitor" not in consecutive

@@ -25,7 +25,7 @@ DEMO = dict(
     minutes=3.0,
     n_test=10,
     monitor_n=3,
-    reuse=8,
+    reuse=16,  # the recipe's sliding window of 16 conformers (TrainConfig.data_schedule)
 )
 DEMO_SMOKE = dict(DEMO, molecule="water", steps=8, minutes=0.4, n_test=2, monitor_n=0, reuse=4)
 

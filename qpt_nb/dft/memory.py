@@ -167,7 +167,7 @@ def estimate_memory(
     A lower bound on the peak: JAX's working memory (jit temporaries) is not included.
 
     Example:
-      >>> est = estimate_memory(Molecule.builtin('water'), 'sto-3g', grid_level=1)
+      >>> est = estimate_memory('water', 'sto-3g', grid_level=1)
       >>> est['n_ao'], est['eri_kind']
       (7, 'dense')
     """

@@ -208,7 +208,7 @@ def scf(
     Example:
       >>> res = scf('water', 'sto-3g', xc='b3lyp5', grid_level=3)
       >>> round(res.energy, 6)    # PySCF's dft.RKS(mol, xc='b3lyp5') gives the same to 1e-8
-      -75.312527
+      -75.279984
     """
     mol = as_molecule(mol)
     f_xc = get_xc(xc)

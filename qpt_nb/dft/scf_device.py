@@ -138,7 +138,7 @@ def scf_device(
       >>> from qpt_nb.dft.tensors import dft_tensors
       >>> t = dft_tensors(Molecule.builtin('water'), 'sto-3g', grid_level=3)
       >>> round(scf_device(t, 'b3lyp5').energy, 6)
-      -75.312527
+      -75.279984
     """
     func = get_xc(xc)
     check_tensors_arg(t, "scf_device")

@@ -305,7 +305,7 @@ def dft_tensors(
       `DFTTensors` (float64 JAX arrays).
 
     Example:
-      >>> t = dft_tensors(Molecule.builtin('water'), 'sto-3g', grid_level=1)
+      >>> t = dft_tensors('water', 'sto-3g', grid_level=1)
       >>> t.n_ao, t.n_occ
       (7, 5)
     """
