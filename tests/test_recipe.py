@@ -4,6 +4,7 @@ import itertools
 import json
 
 import pytest
+from conftest import water_config
 
 import qpt_nb  # noqa: F401
 from qpt_nb.learn.recipe import RECIPE, fit_schedule, fitted_steps, warmup_steps_for
@@ -30,17 +31,7 @@ def test_recipe_fields_are_train_config_fields():
 
 
 def test_fit_schedule_stretches_the_cosine_to_the_budget(tmp_path, capsys):
-    cfg = TrainConfig(
-        molecule="water",
-        basis="sto-3g",
-        grid_level=0,
-        sampler="wiggle",
-        reuse=4,
-        warmup_steps=50,
-        decay_steps=10**6,
-        checkpoint_every=1000,
-        **RECIPE,
-    )
+    cfg = water_config(reuse=4, warmup_steps=50, decay_steps=10**6, checkpoint_every=1000, **RECIPE)
     ticks = itertools.count()
     clock = lambda: 0.1 * next(ticks)  # noqa: E731 - 0.1 s per call: 10 steps/s, no real time
     fresh = Trainer(cfg, tmp_path / "run")
@@ -126,16 +117,7 @@ def test_budget_fit_waits_for_steady_data_then_refits_with_the_mean_rate():
 def test_reschedule_keeps_the_state_and_follows_the_new_cosine():
     from qpt_nb.learn.train import make_schedule
 
-    cfg = TrainConfig(
-        molecule="water",
-        basis="sto-3g",
-        grid_level=0,
-        sampler="wiggle",
-        warmup_steps=2,
-        decay_steps=10**6,
-        log_every=1,
-        **RECIPE,
-    )
+    cfg = water_config(warmup_steps=2, decay_steps=10**6, log_every=1, **RECIPE)
     tr = Trainer(cfg)
     try:
         tr.run(3)

@@ -5,6 +5,7 @@ rounds, determinism, and the parameter average."""
 import jax
 import numpy as np
 import pytest
+from conftest import water_config
 
 from qpt_nb.learn.schedule import DataSchedule
 from qpt_nb.learn.train import TrainConfig, Trainer
@@ -74,19 +75,9 @@ def test_bad_schedules():
 
 # ----------------------------------------------------------------------------- the Trainer
 def tiny(**kw):
-    base = dict(
-        molecule="water",
-        basis="sto-3g",
-        grid_level=0,
-        lr=2e-3,
-        warmup_steps=3,
-        decay_steps=60,
-        reuse=3,
-        sampler="wiggle",
-        checkpoint_every=1,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    """The tests' water run (conftest) with a window of 3 and a checkpoint every step."""
+    base = dict(lr=2e-3, warmup_steps=3, decay_steps=60, reuse=3, checkpoint_every=1)
+    return water_config(**{**base, **kw})
 
 
 @pytest.mark.parametrize("mode", ["window", "consecutive"])

@@ -11,6 +11,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from conftest import water_config
 
 import qpt_nb  # noqa: F401
 from qpt_nb.analysis.runs import load_run
@@ -20,24 +21,14 @@ from qpt_nb.learn.batch import prepare_conformer, stack_batch
 from qpt_nb.learn.conformers import ConformerStream
 from qpt_nb.learn.losses import sandwich_outputs
 from qpt_nb.learn.network import network_fns
-from qpt_nb.learn.train import TrainConfig, Trainer
+from qpt_nb.learn.train import Trainer
 from qpt_nb.units import MEV_PER_HARTREE as HA_TO_MEV
 
 
 def small_config(**kw):
-    base = dict(
-        molecule="water",
-        basis="sto-3g",
-        grid_level=1,
-        lr=2e-3,
-        warmup_steps=15,
-        decay_steps=150,
-        reuse=4,
-        sampler="wiggle",
-        checkpoint_every=3,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    """The tests' water run (conftest) on grid level 1 with a 150-step schedule."""
+    base = dict(grid_level=1, lr=2e-3, warmup_steps=15, decay_steps=150, reuse=4, checkpoint_every=3)
+    return water_config(**{**base, **kw})
 
 
 def _leaves(tree):
