@@ -34,6 +34,7 @@ Two modes:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -86,12 +87,13 @@ class DataSchedule:
         r = (math.isqrt(8 * step + 1) - 1) // 2  # largest r with r (r + 1) / 2 <= step
         return r
 
-    def round_order(self, r: int) -> np.ndarray:
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - a frozen dataclass: its rounds never change
+    def round_order(self, r: int) -> tuple:
         """The batch indices stepped in round r, in order (window mode)."""
         first = max(0, r - self.reuse + 1)
         batches = np.arange(first, r + 1)
         rng = np.random.default_rng([int(self.seed), int(r)])
-        return batches[rng.permutation(len(batches))]
+        return tuple(int(b) for b in batches[rng.permutation(len(batches))])
 
     # ------------------------------------------------------------------ the map
     def batch_at(self, step: int) -> int:
