@@ -55,21 +55,12 @@ def run_row(name, change, seed, steps, n_test):
 
     import qpt_nb
     from qpt_nb.analysis.evaluation import make_test_set
-    from qpt_nb.cli.demo import DEMO
+    from qpt_nb.cli.demo import demo_fields
     from qpt_nb.learn.recipe import warmup_steps_for
     from qpt_nb.learn.train import TrainConfig, Trainer
 
     base = TrainConfig(
-        molecule=DEMO["molecule"],
-        basis=DEMO["basis"],
-        xc=DEMO["xc"],
-        grid_level=DEMO["grid_level"],
-        model=DEMO["model"],
-        sampler="md",
-        reuse=DEMO["reuse"],
-        decay_steps=steps,
-        warmup_steps=warmup_steps_for(steps),
-        seed=seed,
+        **demo_fields(), sampler="md", decay_steps=steps, warmup_steps=warmup_steps_for(steps), seed=seed
     )
     cfg = dataclasses.replace(base, **{k: v for k, v in change.items() if not k.startswith("_")})
     test = make_test_set(cfg.molecule_object(), n_test, sampler="md", **cfg.sampler_kwargs())

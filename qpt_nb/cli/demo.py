@@ -30,6 +30,12 @@ DEMO = dict(
 DEMO_SMOKE = dict(DEMO, molecule="water", steps=8, minutes=0.4, n_test=2, monitor_n=0, reuse=4)
 
 
+def demo_fields(d: dict = DEMO) -> dict:
+    """The `TrainConfig` fields of a demo's settings `d` (`DEMO` or `DEMO_SMOKE` with the
+    user's options): molecule, basis, xc, grid level, model and window length."""
+    return {k: d[k] for k in ("molecule", "basis", "xc", "grid_level", "model", "reuse")}
+
+
 def add_demo_args(p) -> None:
     """Adds the demo's own options to a parser that already has the molecule options
     (`qpt_nb.cli.main.add_molecule_args`); --molecule, --basis, --xc and --grid-level then
@@ -72,16 +78,7 @@ def run_demo(args) -> int:
     from qpt_nb.learn.conformers import md_or_fallback
 
     sampler = md_or_fallback("md")
-    over = dict(
-        molecule=d["molecule"],
-        basis=d["basis"],
-        xc=d["xc"],
-        grid_level=d["grid_level"],
-        model=d["model"],
-        sampler=sampler,
-        reuse=d["reuse"],
-        checkpoint_every=50,
-    )
+    over = dict(demo_fields(d), sampler=sampler, checkpoint_every=50)
     if getattr(args, "xyz", None):
         over.update(xyz=xyz_text(args.xyz), molecule=Path(args.xyz).stem)
     config = TrainConfig(**new_run_settings(over, d["steps"]))  # without steps: refitted below
