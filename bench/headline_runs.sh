@@ -26,7 +26,8 @@ export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_thread
 COMMON="--full --clock cpu --label-threads 1 --monitor-gb 0 --test-cache $TEST --eval-at 5 10 20 30 45"
 # the training recipe (qpt_nb.learn.recipe.RECIPE) with the cosine fitted to about one CPU-hour
 # of its steps (4.8 steps per CPU-second measured in the 2026-12-02 run)
-RECIPE="--set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0 decay_steps=19000"
+# (the 2026-12-02 runs, before the data schedule: each conformer's 16 steps in a row)
+RECIPE="--set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0 decay_steps=19000 data_schedule=consecutive"
 # L's cosine: the first L runs (2026-12-02) kept the default 200k steps, which outlast the
 # 125-145k steps an hour leaves after labelling, so their learning rate never came down
 # (--l-schedule fixed); the *-fit runs let the bench fit it to the charged budget once labelling
@@ -34,14 +35,23 @@ RECIPE="--set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0 decay_
 # labels of the run of the same seed and engine.
 FIXED="--l-schedule fixed"
 # Q on half the budget, its cosine fitted to the 30 minutes (the 30-minute target)
-RECIPE30="--budget-min 30 --eval-at 5 10 20 --q-schedule fit --set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0"
+RECIPE30="--budget-min 30 --eval-at 5 10 20 --q-schedule fit --set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0 data_schedule=consecutive"
+# the converging-training recipe (2026-12-06, qpt_nb.learn.schedule): the research code's
+# sliding window of 16 batches, the cosine fitted to the charged budget; 3 seeds at 30 minutes
+WINDOW="--q-schedule fit --set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0 data_schedule=window"
+WINDOW30="--budget-min 30 --eval-at 5 10 20 $WINDOW"
 ORDER=(Q-s0 Q-s1 L-pyscf-s0 L-pyscf-s1 L-qpt-s0 L-qpt-s1 L-qpt25-s0 L-qpt25-s1
-  L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1 Q30-s0 Q30-s1)
+  L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1 Q30-s0 Q30-s1 Qw-s0 Qw-s1 Q30w-s0 Q30w-s1 Q30w-s2)
 declare -A ARGS=(
   [Q-s0]="--pipelines Q --seed 0 $RECIPE"
   [Q-s1]="--pipelines Q --seed 1 $RECIPE"
   [Q30-s0]="--pipelines Q --seed 0 $RECIPE30"
   [Q30-s1]="--pipelines Q --seed 1 $RECIPE30"
+  [Qw-s0]="--pipelines Q --seed 0 $WINDOW"
+  [Qw-s1]="--pipelines Q --seed 1 $WINDOW"
+  [Q30w-s0]="--pipelines Q --seed 0 $WINDOW30"
+  [Q30w-s1]="--pipelines Q --seed 1 $WINDOW30"
+  [Q30w-s2]="--pipelines Q --seed 2 $WINDOW30"
   [L-pyscf-s0]="--pipelines L --seed 0 $FIXED"
   [L-pyscf-s1]="--pipelines L --seed 1 $FIXED"
   [L-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb $FIXED"
