@@ -6,7 +6,7 @@ import numpy as np
 import qpt_nb  # noqa: F401
 from qpt_nb.dft.molecule import Molecule
 from qpt_nb.learn.batch import prepare_conformer, stack_batch
-from qpt_nb.learn.losses import sandwich_outputs
+from qpt_nb.learn.losses import model_outputs
 from qpt_nb.learn.network import network_fns
 
 
@@ -21,7 +21,8 @@ def test_predicted_energy_is_invariant_to_rotation_and_translation():
     batch = stack_batch([prepare_conformer(m, "sto-3g", xc="lda,vwn", grid_level=0) for m in (mol, moved)])
     init_fn, apply_fn = network_fns("nano")
     params = init_fn(jax.random.PRNGKey(0), batch)
-    e, d, w = sandwich_outputs(apply_fn, params, batch, n_refine=3)
+    out = model_outputs(apply_fn, params, batch, n_refine=3)
+    e, w = out.energy, out.w
     w = np.asarray(w)
     assert np.abs(w[0]).max() > 1e-6  # the network does act
     np.testing.assert_allclose(w[0], w[0].T, atol=0)  # W is exactly symmetric

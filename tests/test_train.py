@@ -19,7 +19,7 @@ from qpt_nb.dft.scf import scf_loop
 from qpt_nb.learn import checkpoint as ckpt
 from qpt_nb.learn.batch import prepare_conformer, stack_batch
 from qpt_nb.learn.conformers import ConformerStream
-from qpt_nb.learn.losses import sandwich_outputs
+from qpt_nb.learn.losses import model_outputs
 from qpt_nb.learn.network import network_fns
 from qpt_nb.learn.train import Trainer
 from qpt_nb.units import MEV_PER_HARTREE as HA_TO_MEV
@@ -170,7 +170,7 @@ def test_label_free_training_beats_the_w0_baseline():
     )
 
     def mae(zero):
-        e = sandwich_outputs(network_fns("nano")[1], tr.params, batch, zero_correction=zero)[0]
+        e = model_outputs(network_fns("nano")[1], tr.params, batch, zero_correction=zero).energy
         return np.mean(np.abs(np.asarray(e) - ref)) * HA_TO_MEV
 
     baseline = mae(True)

@@ -32,13 +32,10 @@ import numpy as np
 
 from qpt_nb.analysis.metrics import METRIC_KEYS, METRIC_LABELS, conformer_errors, summarize
 from qpt_nb.analysis.runs import resolve_model
-from qpt_nb.dft.kohn_sham import energy_and_fock
-from qpt_nb.dft.linalg import solve_fock
 from qpt_nb.dft.reference import label_many
-from qpt_nb.dft.sandwich import refine
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.batch import prepare_conformer
-from qpt_nb.learn.losses import predict_correction, sandwich_outputs, sandwich_settings
+from qpt_nb.learn.losses import model_outputs, predict_correction, sandwich_settings
 from qpt_nb.learn.network import network_fns
 from qpt_nb.units import MEV_PER_HARTREE, UHA_PER_HARTREE
 from qpt_nb.validate import check_int
@@ -78,33 +75,27 @@ def make_test_set(mol, n: int, *, sampler: str = "md", seed: int = TEST_SEED, **
 
 
 # ----------------------------------------------------------------------------- physics
-def _pair_outputs(ws, batch, n_refine, mix, mix_at=2):
-    f = get_xc(batch.xc)
-    t = batch.tensors
-
-    def one(w):
-        d = refine(batch.init.h_init + w, t, f, n_refine, mix=mix, mix_at=mix_at)
-        e, fk = energy_and_fock(d, t, f)
-        eps, c, _ = solve_fock(fk, t.orthogonalizer, t.n_occ)
-        return dict(energy=e, fock=fk, mo_energy=eps, mo_coeff=c, density=d)
-
-    return jax.vmap(one)(ws)
+_OUTPUT_KEYS = ("energy", "fock", "mo_energy", "mo_coeff", "density")
 
 
 @functools.partial(jax.jit, static_argnames=("n_refine", "mix", "mix_at"))
 def outputs_for_corrections(ws, batch, n_refine: int = 3, mix: float = 0.5, mix_at=2) -> dict:
     """Sandwich outputs for K corrections `ws` (K, N, N) of one (unbatched) conformer.
 
-    Returns a dict of arrays with leading axis K: energy (K,) E[D_n] in Hartree,
-    fock (K, N, N) F[D_n], mo_energy (K, N), mo_coeff (K, N, N), density (K, N, N).
+    `qpt_nb.learn.losses.model_outputs` (the one inference path) vmapped over the K
+    corrections. Returns a dict of arrays with leading axis K: energy (K,) E[D_n] in
+    Hartree, fock (K, N, N) F[D_n], mo_energy (K, N), mo_coeff (K, N, N), density (K, N, N).
     """
-    return _pair_outputs(ws, batch, n_refine, mix, mix_at)
+    out = jax.vmap(
+        lambda w: model_outputs(None, None, batch, ws=w, n_refine=n_refine, mix=mix, mix_at=mix_at)
+    )(ws)
+    return {k: getattr(out, k) for k in _OUTPUT_KEYS}
 
 
 @functools.partial(jax.jit, static_argnames=("apply_fn", "n_refine", "mix", "mix_at"))
 def _predict_pair(apply_fn, params, batch, n_refine, mix, mix_at):
     w = predict_correction(apply_fn, params, batch)
-    return _pair_outputs(jnp.stack([w, jnp.zeros_like(w)]), batch, n_refine, mix, mix_at)
+    return outputs_for_corrections(jnp.stack([w, jnp.zeros_like(w)]), batch, n_refine, mix, mix_at)
 
 
 def predict_pair(apply_fn, params, batch, *, n_refine: int = 3, mix: float = 0.5, mix_at=2) -> dict:
@@ -332,10 +323,8 @@ def conformer_rows(config, params, batches, labels) -> list:
 # ----------------------------------------------------------------------------- monitor
 @functools.partial(jax.jit, static_argnames=("apply_fn", "n_refine", "mix", "mix_at"))
 def _monitor_outputs(apply_fn, params, batch, n_refine, mix, mix_at):
-    e, d, _ = sandwich_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
-    f = get_xc(batch.xc)
-    fk = jax.vmap(lambda di, ti: energy_and_fock(di, ti, f)[1])(d, batch.tensors)
-    return e, fk
+    out = model_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
+    return out.energy, out.fock
 
 
 MONITOR_MAX_BYTES = 4 * 2**30

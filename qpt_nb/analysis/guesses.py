@@ -13,13 +13,9 @@ import time
 
 import numpy as np
 
-from qpt_nb.analysis.evaluation import predict_pair
+from qpt_nb.analysis.predict import model_scf, predict
 from qpt_nb.analysis.runs import resolve_model
-from qpt_nb.dft.frames import rotation_to_input
 from qpt_nb.dft.reference import make_rks
-from qpt_nb.learn.batch import prepare_conformer
-from qpt_nb.learn.losses import sandwich_settings
-from qpt_nb.learn.network import network_fns
 from qpt_nb.settings import label_threads
 
 
@@ -30,12 +26,8 @@ def initial_guess(run_or_params, mol, *, config=None) -> np.ndarray:
     with ``mf`` built from ``mol.to_pyscf(basis)``. D_n is computed in the canonical
     frame and rotated back with `rotation_to_input`.
     """
-    cfg, params, _ = resolve_model(run_or_params, config)
-    batch = prepare_conformer(mol, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri)
-    apply_fn = network_fns(cfg.model)[1]
-    d = predict_pair(apply_fn, params, batch, **sandwich_settings(cfg))["density"][0]
-    u = rotation_to_input(mol, cfg.basis)
-    d = u @ d @ u.T
+    (p,) = predict(run_or_params, mol, progress=False, keep_tensors=False, config=config)
+    d = p.in_input_frame()["density"]
     return 0.5 * (d + d.T)
 
 
@@ -101,7 +93,6 @@ def qpt_nb_guess_speedup(run, test_set, *, config=None, conv_tol: float = 1e-10)
        'summary': {guess: {mean_cycles, mean_seconds, converged}},
        'max_energy_difference': max |E(model) - E(minao)| (Hartree), 'warmup_seconds'}.
     """
-    from qpt_nb.analysis.predict import model_scf
     from qpt_nb.dft.scf import scf
     from qpt_nb.dft.tensors import dft_tensors
 

@@ -9,8 +9,8 @@ Per geometry (Angstrom in, Bohr and Hartree inside): the precompute (`prepare_co
 integrals, grid and the first DFT iteration from minao, in the geometry's canonical
 principal-axes frame), the network's correction W and the sandwich, n_refine DFT
 iterations from H_init + W, then E[D_n], F[D_n] and the orbitals of F[D_n]: exactly
-`qpt_nb.analysis.evaluation.outputs_for_corrections` (the same function runs, vmapped over
-the geometries of a batch). Geometries go through in batches (one compiled network call and
+`qpt_nb.learn.losses.model_outputs`, the one inference path that the losses, the evaluation
+and the monitor run too. Geometries go through in batches (one compiled network call and
 one compiled sandwich call per batch; the last batch is padded, so each shape compiles
 once per process).
 
@@ -34,7 +34,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qpt_nb.analysis.evaluation import _pair_outputs
 from qpt_nb.analysis.runs import resolve_model
 from qpt_nb.aot import AheadOfTime
 from qpt_nb.dft.linalg import FrontierOrbitals
@@ -42,7 +41,7 @@ from qpt_nb.dft.molecule import Molecule, as_molecule, read_xyz_frames
 from qpt_nb.dft.scf import scf
 from qpt_nb.dft.tensors import DFTTensors
 from qpt_nb.learn.batch import prepare_conformer, stack_batch
-from qpt_nb.learn.losses import predict_correction, sandwich_settings
+from qpt_nb.learn.losses import model_outputs, predict_correction, sandwich_settings
 from qpt_nb.learn.network import network_fns
 from qpt_nb.validate import check_int
 
@@ -182,8 +181,8 @@ def _network(params, batch, apply_fn):
 
 @functools.partial(jax.jit, static_argnames=("n_refine", "mix", "mix_at"))
 def _sandwich(ws, batch, n_refine, mix, mix_at):
-    out = jax.vmap(lambda w, b: _pair_outputs(w[None], b, n_refine, mix, mix_at))(ws, batch)
-    return {k: v[:, 0] for k, v in out.items()}
+    out = model_outputs(None, None, batch, ws=ws, n_refine=n_refine, mix=mix, mix_at=mix_at)
+    return {k: getattr(out, k) for k in ("energy", "fock", "mo_energy", "mo_coeff", "density")}
 
 
 _COMPILED = AheadOfTime(size=16)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from qpt_nb.dft.kohn_sham import XCLike, coulomb, energy, energy_and_fock, exchange, xc_potential
-from qpt_nb.dft.linalg import density_from_fock
+from qpt_nb.dft.linalg import density_from_fock, solve_fock
 from qpt_nb.dft.tensors import DFTTensors
 from qpt_nb.dft.xc import get_xc
 
@@ -81,16 +81,63 @@ def refine(
     return d
 
 
+class SandwichOutputs(NamedTuple):
+    """What the sandwich gives for one conformer (leading axes when vmapped over a batch).
+
+    energy: E[D_n], Hartree.  density: D_n (N, N).  w: the symmetrised correction
+    (W + W^T)/2 (N, N), Hartree.  With ``orbitals=True`` also fock: F[D_n] (N, N), Hartree;
+    mo_energy: (N,) its eigenvalues, Hartree; mo_coeff: (N, N) its orbitals (columns);
+    otherwise these three are None.
+    """
+
+    energy: jnp.ndarray
+    density: jnp.ndarray
+    w: jnp.ndarray
+    fock: Optional[jnp.ndarray] = None
+    mo_energy: Optional[jnp.ndarray] = None
+    mo_coeff: Optional[jnp.ndarray] = None
+
+
+def sandwich_outputs(
+    w,
+    t: DFTTensors,
+    xc: XCLike = "b3lyp5",
+    *,
+    h_init=None,
+    n_refine: int = 3,
+    mix: float = 0.5,
+    mix_at: Optional[int] = 2,
+    orbitals: bool = True,
+) -> SandwichOutputs:
+    """The one inference path of a Hamiltonian correction W (N, N), Hartree, for one conformer.
+
+    H = H_init + (W + W^T)/2, D_n = `refine`(H) (n_refine eigen-solves, the density mixed as
+    `mix_schedule` says), E[D_n]; with ``orbitals=True`` also F[D_n] and its eigenpairs
+    (the predicted Hamiltonian and orbitals, as the research code reports them,
+    graphcore-research/pyscf-ipu ``pyscf_ipu/direct/train.py``). The training losses, the
+    evaluation, the monitor, `predict` and the initial guesses all run this function
+    (`qpt_nb.learn.losses.model_outputs` vmaps it over a batch). `h_init`: F[D0] (N, N)
+    when already known (`initial_iteration`), else computed.
+    """
+    func = get_xc(xc)
+    if h_init is None:
+        h_init = initial_iteration(t, func).h_init
+    w = 0.5 * (w + jnp.swapaxes(w, -1, -2))
+    d = refine(h_init + w, t, func, n_refine, mix=mix, mix_at=mix_at)
+    if not orbitals:
+        return SandwichOutputs(energy(d, t, func), d, w)
+    e, fk = energy_and_fock(d, t, func)
+    eps, c, _ = solve_fock(fk, t.orthogonalizer, t.n_occ)
+    return SandwichOutputs(e, d, w, fk, eps, c)
+
+
 def sandwich_energy(
     w, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *, mix: float = 0.5, h_init=None
 ):
     """E[D_n] (Hartree) for the Hamiltonian H_init + W; W (N, N) is the correction.
 
     W = 0 gives the plain n-iteration DFT sandwich (the untrained baseline).
-    Returns (energy, density D_n).
+    Returns (energy, density D_n); `sandwich_outputs` with ``orbitals=False``.
     """
-    func = get_xc(xc)
-    if h_init is None:
-        h_init = initial_iteration(t, func).h_init
-    d = refine(h_init + 0.5 * (w + w.T), t, func, n_refine, mix=mix)
-    return energy(d, t, func), d
+    out = sandwich_outputs(w, t, xc, h_init=h_init, n_refine=n_refine, mix=mix, orbitals=False)
+    return out.energy, out.density

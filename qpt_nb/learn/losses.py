@@ -33,9 +33,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from qpt_nb.dft.kohn_sham import energy, energy_and_fock
+from qpt_nb.dft.kohn_sham import energy_and_fock
 from qpt_nb.dft.linalg import density_from_fock
-from qpt_nb.dft.sandwich import refine
+from qpt_nb.dft.sandwich import SandwichOutputs, refine, sandwich_outputs
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.batch import QPTBatch
 
@@ -65,7 +65,7 @@ def _per_conformer(fn, batch: QPTBatch, w):
     return fn(batch.tensors, batch.init, batch.ref_fock, w)
 
 
-def sandwich_outputs(
+def model_outputs(
     apply_fn: ApplyFn,
     params,
     batch: QPTBatch,
@@ -73,29 +73,36 @@ def sandwich_outputs(
     n_refine: int = 3,
     mix: float = 0.5,
     mix_at=2,
+    ws=None,
     zero_correction: bool = False,
-):
-    """(energies (B,), final densities D_n (B, N, N), W (B, N, N)) of the sandwich.
+    orbitals: bool = True,
+) -> SandwichOutputs:
+    """The model on a batch: its W, then `qpt_nb.dft.sandwich.sandwich_outputs` per conformer.
 
-    ``zero_correction=True`` gives the W = 0 baseline (n_refine plain DFT iterations
-    from H_init) with the same shapes.
+    The one inference path: the energy loss, the evaluation, the monitor, `predict` and the
+    initial guesses all call it. Returns `SandwichOutputs` with a leading batch axis (B,)
+    for a batched `batch`. ``ws`` (B, N, N) (or (N, N)) gives the corrections instead of
+    the network (then `apply_fn` and `params` are unused, e.g. None); ``zero_correction``
+    runs W = 0, the untrained baseline (n_refine plain DFT iterations from H_init), with the
+    same shapes; ``orbitals=False`` skips F[D_n] and its orbitals (the training loss).
     """
-    w = predict_correction(apply_fn, params, batch)
+    w = predict_correction(apply_fn, params, batch) if ws is None else ws
     if zero_correction:
         w = jnp.zeros_like(w)
     func = get_xc(batch.xc)
 
     def one(t, init, _, wi):
-        d = refine(init.h_init + wi, t, func, n_refine, mix=mix, mix_at=mix_at)
-        return energy(d, t, func), d
+        return sandwich_outputs(
+            wi, t, func, h_init=init.h_init, n_refine=n_refine, mix=mix, mix_at=mix_at, orbitals=orbitals
+        )
 
-    e, d = _per_conformer(one, batch, w)
-    return e, d, w
+    return _per_conformer(one, batch, w)
 
 
 def energy_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3, mix: float = 0.5, mix_at=2):
     """The label-free QPT loss: E[D_n] (Hartree) averaged over the batch."""
-    return jnp.mean(sandwich_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)[0])
+    out = model_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at, orbitals=False)
+    return jnp.mean(out.energy)
 
 
 qpt_energy = energy_loss  # the name of the public API (qpt_nb.qpt_energy)
