@@ -391,6 +391,7 @@ def model_scf(
             for p in preds:
                 res = scf(p.molecule, cfg.basis, xc=cfg.xc, guess=p.density, tensors=p.tensors, **scf_kw)
                 res.timings["model_guess"] = float(sum(p.seconds.values()))
+                res.settings["grid_level"] = cfg.grid_level  # the tensors' (gradient())
                 results.append(res)
             bar.update(len(preds))
     finally:

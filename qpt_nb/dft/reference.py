@@ -58,13 +58,12 @@ import numpy as np
 
 from qpt_nb import settings
 from qpt_nb.dft.linalg import FrontierOrbitals
+from qpt_nb.dft.pyscf_mf import CONV_TOL, DIIS_SPACE, make_rks, resolve_eri  # noqa: F401
 from qpt_nb.dft.scf import scf
 from qpt_nb.dft.sizes import choose_eri_kind
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.fileio import atomic_write_bytes
 
-CONV_TOL = 1e-13
-DIIS_SPACE = 8
 MAX_CYCLE = 50  # PySCF's default, which the labels keep
 ENGINES = ("pyscf", "qpt_nb")  # who solves the SCF of a label (same settings, same cache)
 _ARRAYS = ("fock", "mo_energy", "mo_coeff", "density", "overlap")
@@ -209,46 +208,9 @@ def _load(path: Path, key: str) -> Optional[Label]:
         return None
 
 
-def resolve_eri(pmol, eri: str = "auto") -> str:
-    """'dense' or 'df' for a built ``pyscf.gto.Mole``: `eri` itself, or for 'auto' the
-    choice `qpt_nb.dft.tensors.dft_tensors` makes for the same basis size."""
-    return choose_eri_kind(pmol.nao_nr(), eri)
-
-
 def _eri_for(mol, basis: str, eri: str) -> str:
     """`resolve_eri` for a `Molecule`: builds the PySCF Mole only when `eri` is 'auto'."""
     return resolve_eri(mol.to_pyscf(basis), eri) if eri == "auto" else choose_eri_kind(0, eri)
-
-
-def make_rks(
-    pmol,
-    *,
-    xc: str,
-    grid_level: int,
-    eri: str = "auto",
-    auxbasis: Optional[str] = None,
-    conv_tol: float = CONV_TOL,
-    diis_space: int = DIIS_SPACE,
-):
-    """The one PySCF RKS factory of qpt_nb (not run): labels, comparisons, benchmarks.
-
-    `pmol` is a built ``pyscf.gto.Mole`` (it holds the basis; every other argument is
-    keyword-only); `eri` is 'auto', 'dense' or 'df', resolved as
-    `dft_tensors` resolves it (`resolve_eri`). With 'df' the auxiliary basis is
-    `auxbasis` or ``pyscf.df.make_auxbasis(pmol)``, exactly what `dft_tensors(eri='df')`
-    fits with. `xc` by PySCF's meaning ('b3lyp5' = VWN5, 'b3lyp' = VWN-RPA).
-    Defaults are the label settings (QH9: conv_tol 1e-13, DIIS space 8).
-    """
-    from pyscf import df, dft
-
-    mf = dft.RKS(pmol, xc=get_xc(xc).name)
-    if resolve_eri(pmol, eri) == "df":
-        mf = mf.density_fit(auxbasis=auxbasis or df.make_auxbasis(pmol))
-    mf.grids.level = int(grid_level)
-    mf.conv_tol = float(conv_tol)
-    mf.diis_space = int(diis_space)
-    mf.verbose = 0
-    return mf
 
 
 def compute_label(

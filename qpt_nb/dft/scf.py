@@ -256,6 +256,14 @@ def scf(
         res = scf_device(t, f_xc, dm0=dm0, **kw)
     timings["scf"] = time.perf_counter() - t0
     res.timings = timings
+    res.molecule = mol
+    res.settings = dict(
+        basis=basis,
+        xc=f_xc.name,
+        grid_level=int(grid_level) if tensors is None else None,
+        eri=t.eri_kind,
+        auxbasis=auxbasis if tensors is None else None,
+    )
     return res
 
 

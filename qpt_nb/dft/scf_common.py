@@ -27,6 +27,9 @@ class SCFResult(FrontierOrbitals):
     density (N, N), fock (N, N) = F[density].  converged / n_iter: whether the
     convergence test passed and after how many Fock builds.  energies: energy per
     iteration.  tensors: the `DFTTensors` used.  timings: seconds per phase.
+    molecule: the `Molecule` (Angstrom) and settings: basis, xc, grid_level, eri, auxbasis
+    of the energy, which `gradient` needs (filled by `qpt_nb.scf`; grid_level None when
+    `scf` was given tensors it did not build).
     """
 
     energy: float
@@ -39,6 +42,49 @@ class SCFResult(FrontierOrbitals):
     energies: list
     tensors: Optional[DFTTensors] = None
     timings: dict = dataclasses.field(default_factory=dict)
+    molecule: object = None
+    settings: dict = dataclasses.field(default_factory=dict)
+
+    def gradient(self, *, grid_response: bool = True, **settings) -> np.ndarray:
+        """dE/dR (A, 3), Hartree/Bohr, in the input frame of `molecule`: the analytic
+        gradient of the converged energy (`qpt_nb.dft.pyscf_mf.nuclear_gradient`, PySCF's
+        ``grad.rks`` / ``df.grad.rks`` on these orbitals, rotated to the input frame when
+        the tensors were canonical). `settings` (basis, xc, grid_level, eri, auxbasis)
+        override or complete `self.settings`. A RuntimeWarning when not converged: the
+        formula then does not give the derivative of `energy`.
+        """
+        from qpt_nb.dft.pyscf_mf import input_frame_rotation, nuclear_gradient
+
+        kw = {**self.settings, **settings}
+        if self.molecule is None or kw.get("basis") is None:
+            raise ValueError("gradient() needs the molecule and basis: use the SCFResult of qpt_nb.scf")
+        if kw.get("grid_level") is None:
+            raise ValueError(
+                "this SCFResult was computed on given tensors: pass the grid_level (and auxbasis) "
+                "they were built with, gradient(grid_level=...)"
+            )
+        if not self.converged:
+            warnings.warn(
+                "gradient() of an SCF that did not converge: not the derivative of its energy",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        c = np.asarray(self.mo_coeff)
+        u = input_frame_rotation(self.molecule, kw["basis"], self.tensors.ao_position)
+        if u is not None:
+            c = u @ c
+        return nuclear_gradient(
+            self.molecule,
+            kw["basis"],
+            mo_coeff=c,
+            mo_energy=self.mo_energy,
+            n_occ=self.n_occ,
+            xc=kw["xc"],
+            grid_level=kw["grid_level"],
+            eri=kw.get("eri", "auto"),
+            auxbasis=kw.get("auxbasis"),
+            grid_response=grid_response,
+        )
 
     @property
     def n_occ(self) -> int:
