@@ -30,7 +30,8 @@ __version__ = "0.1.0"
 from qpt_nb.dft.kohn_sham import energy, energy_and_fock, energy_components, fock  # noqa: E402
 from qpt_nb.dft.molecule import Molecule  # noqa: E402
 from qpt_nb.dft.sandwich import initial_iteration, refine, sandwich_energy  # noqa: E402
-from qpt_nb.dft.scf import SCFResult, scf, scf_fixed, scf_loop  # noqa: E402
+from qpt_nb.dft.scf import SCFResult, scf_fixed, scf_loop  # noqa: E402
+from qpt_nb.dft.scf import scf as _scf  # noqa: E402
 from qpt_nb.dft.tensors import DFTTensors, dft_tensors  # noqa: E402
 
 _LAZY = {
@@ -65,6 +66,34 @@ __all__ = [
     "sandwich_energy",
     *_LAZY,
 ]
+
+
+def _is_model(guess) -> bool:
+    """Whether `scf`'s guess names a trained model rather than a density or 'minao'."""
+    import os
+    from pathlib import Path
+
+    if isinstance(guess, (str, os.PathLike)):
+        if isinstance(guess, str) and guess.strip().lower() == "minao":
+            return False
+        from qpt_nb import pretrained
+
+        return Path(guess).exists() or (isinstance(guess, str) and pretrained.is_name(guess))
+    if isinstance(guess, tuple) and len(guess) == 2 and type(guess[0]).__name__ == "TrainConfig":
+        return True
+    return hasattr(guess, "params") and hasattr(guess, "config")  # a Trainer, a PretrainedModel
+
+
+def scf(mol, basis=None, *, guess=None, **kw):
+    if _is_model(guess):
+        from qpt_nb.analysis.predict import seeded_scf
+
+        return seeded_scf(guess, mol, basis=basis, **kw)
+    return _scf(mol, "def2-svp" if basis is None else basis, guess=guess, **kw)
+
+
+scf.__doc__ = _scf.__doc__
+scf.__wrapped__ = _scf  # inspect.signature shows the physics function's arguments
 
 
 def __getattr__(name):

@@ -70,3 +70,16 @@ def test_the_correction_is_symmetrised(model):
     e_raw = float(sandwich_energy(w, single.tensors, cfg.xc, mix=0.5)[0])
     via_model = float(model_outputs(None, None, single, ws=w, orbitals=False).energy)
     assert abs(e_sym - e_raw) < 1e-12 and abs(via_model - e_sym) < 1e-12
+
+
+def test_scf_takes_a_model_as_guess(model):
+    cfg, params, _, mols, _ = model
+    res = qpt_nb.scf(mols[1], guess=(cfg, params), conv_tol=1e-11)
+    ref = qpt_nb.scf(mols[1], cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, conv_tol=1e-11)
+    assert res.converged and abs(res.energy - ref.energy) < 1e-8
+    assert res.settings["grid_level"] == cfg.grid_level
+    np.testing.assert_allclose(res.gradient(), ref.gradient(), atol=1e-5)  # canonical vs input grid
+    with pytest.raises(ValueError, match="basis='sto-3g', not '6-31g'"):
+        qpt_nb.scf(mols[0], "6-31g", guess=(cfg, params))
+    with pytest.raises(ValueError, match="minao"):
+        qpt_nb.scf(mols[0], "sto-3g", guess="huckel")

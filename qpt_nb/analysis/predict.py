@@ -397,3 +397,29 @@ def model_scf(
     finally:
         bar.close()
     return results
+
+
+def seeded_scf(model, mol, *, basis=None, xc=None, grid_level=None, eri=None, config=None, **scf_kw):
+    """``qpt_nb.scf(mol, guess=model)``: qpt_nb's SCF of one geometry from the model's density.
+
+    `model_scf` for one geometry. basis, xc, grid_level and eri are the model's: giving
+    another value is a ValueError (the prediction's tensors are built with the model's).
+    Returns an `SCFResult` (canonical frame; `SCFResult.gradient` reports the input frame).
+    """
+    from qpt_nb.dft.xc import get_xc
+
+    cfg, params, _ = resolve_model(model, config)
+    same = dict(
+        basis=(basis, cfg.basis, str.lower),
+        xc=(xc, cfg.xc, lambda v: get_xc(v).name),
+        grid_level=(grid_level, cfg.grid_level, int),
+        eri=(eri, cfg.eri, lambda v: v if v != "auto" else cfg.eri),
+    )
+    for name, (given, own, norm) in same.items():
+        if given is not None and norm(given) != norm(own):
+            raise ValueError(
+                f"guess=model: the model computes with {name}={own!r}, not {given!r}: "
+                f"omit {name}= or pass {own!r}"
+            )
+    (res,) = model_scf((cfg, params), [mol], **scf_kw)
+    return res

@@ -188,8 +188,11 @@ def scf(
         and a ValueError) a precompute that needs more memory than is available, before
         any heavy PySCF work (`dft_tensors`).
       guess: the starting density: None or 'minao' (PySCF's minao guess, ``t.dm0``), or an
-        (N, N) symmetric density matrix in the AO basis of the tensors (e.g. a trained
-        model's D_n: `qpt_nb.analysis.predict.model_scf`).
+        (N, N) symmetric density matrix in the AO basis of the tensors. Through
+        ``qpt_nb.scf`` also a trained model (a run directory, a `Trainer`, a
+        `PretrainedModel` or a pretrained name): the SCF then starts from the model's
+        density on its prediction's tensors (`qpt_nb.analysis.predict.seeded_scf`; basis,
+        xc, grid level and eri are the model's).
       tensors: `DFTTensors` already built for this geometry and `basis` (any frame, e.g.
         the canonical one of `prepare_conformer`): the precompute is skipped, and
         grid_level, eri, auxbasis and memory_check are those the tensors were built with.
