@@ -75,6 +75,26 @@ class Prediction(FrontierOrbitals):
     n_occ: int
     seconds: dict
     tensors: Optional[DFTTensors] = None
+    settings: dict = dataclasses.field(default_factory=dict)  # the model's xc, grid_level, eri
+
+    def gradient(self, *, grid_response: bool = True) -> np.ndarray:
+        """APPROXIMATE dE/dR (A, 3), Hartree/Bohr, in the input frame: PySCF's analytic
+        gradient formula (`qpt_nb.dft.pyscf_mf.nuclear_gradient`) applied to the
+        prediction's orbitals (those of F[D_n]). They are not self-consistent, so this is not
+        the derivative of `energy`; its error against the exact gradient of the converged
+        SCF is measured in bench/ase_md.py. For exact forces run the SCF from the model
+        (``qpt_nb.scf(mol, guess=model).gradient()``)."""
+        from qpt_nb.dft.pyscf_mf import nuclear_gradient
+
+        return nuclear_gradient(
+            self.molecule,
+            self.basis,
+            mo_coeff=self.in_input_frame()["mo_coeff"],
+            mo_energy=self.mo_energy,
+            n_occ=self.n_occ,
+            grid_response=grid_response,
+            **self.settings,
+        )
 
     def in_input_frame(self) -> dict:
         """fock, density, mo_coeff rotated to the orientation of `molecule` (U F U^T, U D U^T,
@@ -146,7 +166,7 @@ def as_geometries(molecules, config) -> list:
     ref = config.molecule_object()
     if isinstance(molecules, (str, os.PathLike)):
         s = os.fspath(molecules)
-        if isinstance(molecules, os.PathLike) or "\n" in s or s.lower().endswith(".xyz") or Path(s).is_file():
+        if isinstance(molecules, os.PathLike) or "\n" in s or Path(s).suffix or Path(s).is_file():
             label = "frame {}" + (f" of {Path(s).name}" if "\n" not in s else "")
             try:
                 mols = read_xyz_frames(molecules, charge=ref.charge, spin=ref.spin, name=ref.name)
@@ -287,6 +307,7 @@ def _iter_predictions(cfg, params, mols, batch_size, keep_tensors, stats):
                 n_occ=int(items[j].tensors.n_occ),
                 seconds=dict(precompute=pre_s[j], network=net_s / n, sandwich=sw_s / n),
                 tensors=items[j].tensors if keep else None,
+                settings=dict(xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri),
             )
             for j, m in enumerate(chunk)
         ]
@@ -312,8 +333,9 @@ def predict(
       model: a run directory, a `Trainer`, a pretrained model's name ('water', see
         `qpt_nb.pretrained.list()`) or `PretrainedModel`, a (TrainConfig, params) tuple, or
         params with `config=`.
-      molecules: a `Molecule` (Angstrom), a list of them, or a multi-frame xyz file (path or
-        text; e.g. an xTB MD trajectory or a run's test_set.xyz). Every geometry must have
+      molecules: a `Molecule` (Angstrom), a list of them, a file of any format ``ase.io.read``
+        reads (extxyz, xyz, .traj, .pdb, .sdf; every frame; charge and spin from each
+        frame's info when present) or multi-frame xyz text. Every geometry must have
         the atoms of the model's molecule in its order (ValueError naming the difference).
       batch_size: geometries per compiled call (default 8, fewer when their tensors pass
         1 GiB; for fewer geometries the next power of two, padded).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from qpt_nb import settings
 from qpt_nb.analysis.runs import new_run_dir
-from qpt_nb.cli.train import attach_monitor, check_option, finish, test_data, train_loop, xyz_text
+from qpt_nb.cli.train import attach_monitor, check_option, finish, test_data, train_loop, xyz_geometry
 from qpt_nb.learn.recipe import new_run_settings
 
 DEMO = dict(
@@ -80,7 +80,7 @@ def run_demo(args) -> int:
     sampler = md_or_fallback("md")
     over = dict(demo_fields(d), sampler=sampler, checkpoint_every=50)
     if getattr(args, "xyz", None):
-        over.update(xyz=xyz_text(args.xyz), molecule=Path(args.xyz).stem)
+        over.update(xyz=xyz_geometry(args.xyz)[0], molecule=Path(args.xyz).stem)
     config = TrainConfig(**new_run_settings(over, d["steps"]))  # without steps: refitted below
     config.molecule_object()
     out = Path(getattr(args, "out", None) or new_run_dir(config, prefix="demo"))

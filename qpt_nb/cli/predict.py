@@ -1,8 +1,17 @@
-"""`qpt-nb predict`: a trained model on every frame of an xyz file, one CSV row per frame.
+"""`qpt-nb predict`: a trained model on every frame of a geometry file, one CSV row per frame.
 
     qpt-nb predict --run runs/uracil --xyz md.xyz --out predictions.csv
     qpt-nb predict --pretrained water --xyz traj.xyz --save-hamiltonians h.npz
     qpt-nb predict --run runs/uracil          # the run's own test_set.xyz
+    qpt-nb predict --pretrained uracil --xyz md.traj --out p.csv p.extxyz --forces
+
+--xyz reads every format ``ase.io.read`` reads (extxyz with extra columns and info, .traj,
+.pdb, .sdf; charge and spin from each frame's info when present). Each --out file is
+written by its suffix: .csv the table below; .extxyz (or .xyz) one extended-xyz frame per
+geometry with the energy (eV) as ASE's single-point result and homo_ev, lumo_ev, gap_ev in
+its info, and with --forces the model's approximate forces (eV/Angstrom:
+`qpt_nb.analysis.predict.Prediction.gradient`, PySCF's gradient formula on the predicted
+orbitals, which are not self-consistent); any other suffix ASE writes.
 
 CSV columns (`COLUMNS`): index (frame), energy_hartree and energy_ev (E[D_n]), homo_ev,
 lumo_ev, gap_ev, seconds (precompute + network + sandwich of that frame, compilation not
@@ -17,7 +26,7 @@ import io
 from pathlib import Path
 
 from qpt_nb import settings
-from qpt_nb.units import EV_PER_HARTREE
+from qpt_nb.units import ANGSTROM_PER_BOHR, EV_PER_HARTREE
 
 COLUMNS = ("index", "energy_hartree", "energy_ev", "homo_ev", "lumo_ev", "gap_ev", "seconds")
 
@@ -29,7 +38,17 @@ def add_predict_command(sub) -> None:
     src.add_argument("--run", help="run directory (`qpt-nb train --out`)")
     src.add_argument("--pretrained", metavar="NAME", help="a shipped model (qpt_nb.pretrained.list())")
     p.add_argument("--xyz", help="multi-frame xyz file, Angstrom (default with --run: its test_set.xyz)")
-    p.add_argument("--out", default="predictions.csv", help="CSV file (default predictions.csv)")
+    p.add_argument(
+        "--out",
+        nargs="+",
+        default=["predictions.csv"],
+        help="output files by suffix: .csv (default predictions.csv), .extxyz / .xyz (ASE extended xyz)",
+    )
+    p.add_argument(
+        "--forces",
+        action="store_true",
+        help="also the model's approximate forces (eV/Angstrom) into the extxyz output",
+    )
     p.add_argument(
         "--save-hamiltonians",
         metavar="NPZ",
@@ -92,6 +111,35 @@ def write_csv(path, preds) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def forces_ev_per_angstrom(pred):
+    """-dE/dR (A, 3) in eV/Angstrom of one `Prediction` (approximate, `Prediction.gradient`)."""
+    return -pred.gradient() * (EV_PER_HARTREE / ANGSTROM_PER_BOHR)
+
+
+def write_frames(path, preds, forces=None) -> None:
+    """One ASE frame per prediction (`qpt_nb.dft.atoms_io.write_frames`): the energy in eV,
+    homo_ev, lumo_ev, gap_ev and qpt_energy_hartree in the info, forces when given."""
+    from qpt_nb.dft import atoms_io
+
+    rows = csv_rows(preds)
+    atoms_io.write_frames(
+        path,
+        [p.molecule for p in preds],
+        energies_ev=[r["energy_ev"] for r in rows],
+        forces_ev_per_angstrom=forces,
+        info=[
+            dict(
+                index=r["index"],
+                homo_ev=r["homo_ev"],
+                lumo_ev=r["lumo_ev"],
+                gap_ev=r["gap_ev"],
+                energy_hartree=r["energy_hartree"],
+            )
+            for r in rows
+        ],
+    )
+
+
 def save_hamiltonians(path, preds, frame: str = "input") -> None:
     """An .npz of (M, ...) arrays: energy (M,) Hartree, fock, density, mo_coeff, overlap
     (M, N, N), mo_energy (M, N) Hartree, n_occ, coords_angstrom (M, A, 3) as given, symbols,
@@ -133,16 +181,24 @@ def cmd_predict(args) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}.")
     model, xyz = _model_and_xyz(args)
-    out = Path(args.out)
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give a CSV file name.")
+    outs = [Path(o) for o in args.out]
+    for out in outs:
+        if out.is_dir():
+            raise ValueError(f"--out {out} is a directory; give a file name (.csv or .extxyz).")
+    if args.forces and not any(o.suffix.lower() != ".csv" for o in outs):
+        raise ValueError("--forces goes into an extxyz file: add one to --out (e.g. --out p.csv p.extxyz)")
     settings.enable_compile_cache()
     preds = predict(model, xyz, batch_size=args.batch_size, progress=not args.no_progress, keep_tensors=False)
     s = preds.settings
-    write_csv(out, preds)
+    forces = [forces_ev_per_angstrom(p) for p in preds] if args.forces else None
+    for out in outs:
+        if out.suffix.lower() == ".csv":
+            write_csv(out, preds)
+        else:
+            write_frames(out, preds, forces)
     print(
         f"{len(preds)} frames of {xyz}: {s['molecule']} / {s['basis']} / {s['xc']} / grid level "
-        f"{s['grid_level']} / {s['model']} (step {s['step']}) -> {out}"
+        f"{s['grid_level']} / {s['model']} (step {s['step']}) -> {', '.join(map(str, outs))}"
     )
     if args.save_hamiltonians:
         save_hamiltonians(args.save_hamiltonians, preds, args.frame)

@@ -189,15 +189,22 @@ def check_option(name, value, low=0):
         check_int(value, name, low=low)
 
 
-def xyz_text(path) -> str:
-    from qpt_nb.dft.molecule import Molecule
+def xyz_geometry(path) -> tuple:
+    """The geometry of `path` as xyz text for `TrainConfig.xyz`: a file of any format
+    ``ase.io.read`` reads (`qpt_nb.dft.atoms_io.read_frames`); of a multi-frame file the
+    first frame. An xyz file is kept as written (its comment line may name torsions).
+    Returns (text, Molecule): the molecule has the frame's charge and spin."""
+    from qpt_nb.dft.molecule import read_xyz_frames
 
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"No xyz file {path}.")
-    text = p.read_text()
-    Molecule.from_xyz(text)  # validates (atom count, symbols, coordinates)
-    return text
+        raise FileNotFoundError(f"No file {path}.")
+    mols = read_xyz_frames(p)  # validates (atom count, symbols, coordinates, pbc)
+    if len(mols) > 1:
+        print(f"{p.name}: {len(mols)} frames; training starts from the first")
+    if p.suffix.lower() == ".xyz" and len(mols) == 1:
+        return p.read_text(), mols[0]
+    return mols[0].to_xyz(comment=mols[0].name or p.stem), mols[0]
 
 
 def _overrides(args) -> dict:
@@ -205,8 +212,10 @@ def _overrides(args) -> dict:
         field: getattr(args, opt) for opt, field in _FIELDS.items() if getattr(args, opt, None) is not None
     }
     if getattr(args, "xyz", None):
-        out["xyz"] = xyz_text(args.xyz)
+        out["xyz"], mol = xyz_geometry(args.xyz)
         out.setdefault("molecule", Path(args.xyz).stem)
+        out.setdefault("charge", mol.charge)  # from the file's info (extxyz), unless --charge
+        out.setdefault("spin", mol.spin)
     return out
 
 

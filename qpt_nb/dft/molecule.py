@@ -169,22 +169,23 @@ def _read_text_file(path):
     return text
 
 
-def _read_source(text_or_path):
-    """Return (text, label) from xyz text or a path; label names the source in errors."""
+def _source_file(text_or_path):
+    """The file a path (or a one-line path string) names, or None for xyz text; ValueError
+    for a path that names no file, or an argument that is neither."""
     if isinstance(text_or_path, os.PathLike):
         path = Path(text_or_path)
         if not path.is_file():
-            raise ValueError(f"xyz file not found: {str(path)!r}")
-        return _read_text_file(path), f" in {path.name}"
+            raise ValueError(f"{path.suffix.lstrip('.') or 'input'} file not found: {str(path)!r}")
+        return path
     if not isinstance(text_or_path, str):
         raise ValueError(f"expected xyz text or a path, got {type(text_or_path).__name__}")
     s = text_or_path
     if "\n" not in s.strip() and len(s) < 4096:
         if os.path.isfile(s):
-            return _read_text_file(Path(s)), f" in {Path(s).name}"
+            return Path(s)
         if s.strip().lower().endswith(".xyz") or (os.sep in s and len(s.split()) < 4):
             raise ValueError(f"xyz file not found: {s!r} (and it is not xyz text either)")
-    return s, ""
+    return None
 
 
 def _parse_atom_lines(lines, first_lineno, label):
@@ -318,14 +319,37 @@ class Molecule:
 
     @classmethod
     def from_xyz(cls, text_or_path, charge=0, spin=0, name=""):
-        """From xyz text (count line, comment line, atoms) or a path to an xyz file.
+        """From xyz text (count line, comment line, atoms) or a path to a one-frame file of
+        any format ``ase.io.read`` reads (`qpt_nb.dft.atoms_io.read_frames`: extxyz, .traj,
+        .pdb, .sdf; charge and spin from the frame's info when it has them).
 
-        Bare ``El x y z`` lines without header are accepted too.  Symbols may be
+        In text, bare ``El x y z`` lines without header are accepted too.  Symbols may be
         any capitalisation or atomic numbers; columns after x y z are ignored.
         """
-        text, label = _read_source(text_or_path)
-        ((syms, xyz, _),) = _parse_frames(text, label, single=True)
+        path = _source_file(text_or_path)
+        if path is not None:
+            mols = read_xyz_frames(path, charge, spin, name)
+            if len(mols) > 1:
+                raise ValueError(
+                    f"wrong atom count in {path.name}: {len(mols)} frames (a multi-frame file? use read_xyz_frames)"
+                )
+            return mols[0]
+        ((syms, xyz, _),) = _parse_frames(text_or_path, "", single=True)
         return cls.from_arrays(syms, xyz, charge, spin, name)
+
+    @classmethod
+    def from_ase(cls, atoms, charge=0, spin=0, name=""):
+        """From an ``ase.Atoms`` (`qpt_nb.dft.atoms_io.from_ase`): charge and spin from
+        ``atoms.info`` when present (else these); ValueError for a periodic cell."""
+        from qpt_nb.dft.atoms_io import from_ase
+
+        return from_ase(atoms, charge=charge, spin=spin, name=name)
+
+    def to_ase(self):
+        """This geometry as an ``ase.Atoms`` (Angstrom, pbc False, info charge / spin / name)."""
+        from qpt_nb.dft.atoms_io import to_ase
+
+        return to_ase(self)
 
     @classmethod
     def builtin(cls, name):
@@ -539,8 +563,15 @@ def as_molecule(mol, what="mol"):
 
 # ----------------------------------------------------------------------------- multi-frame
 def read_xyz_frames(path_or_text, charge=0, spin=0, name=""):
-    """All frames of a (multi-frame) xyz file or text, as Molecules (same charge/spin)."""
-    text, label = _read_source(path_or_text)
+    """All frames of a file (any format ``ase.io.read`` reads: `qpt_nb.dft.atoms_io.read_frames`,
+    charge and spin from each frame's info when present) or of multi-frame xyz text, as
+    Molecules."""
+    path = _source_file(path_or_text)
+    if path is not None:
+        from qpt_nb.dft.atoms_io import read_frames
+
+        return read_frames(path, charge=charge, spin=spin, name=name)
+    text, label = path_or_text, ""
     frames = _parse_frames(text, label, single=False)
     out = []
     for k, (syms, xyz, _) in enumerate(frames):

@@ -99,7 +99,9 @@ def nuclear_gradient(
     mf = make_rks(pmol, xc=xc, grid_level=grid_level, eri=eri, auxbasis=auxbasis)
     c = np.asarray(mo_coeff, dtype=np.float64)
     if c.shape != (pmol.nao_nr(),) * 2:
-        raise ValueError(f"mo_coeff has shape {c.shape}, but {mol.formula} in {basis} has {pmol.nao_nr()} AOs")
+        raise ValueError(
+            f"mo_coeff has shape {c.shape}, but {mol.formula} in {basis} has {pmol.nao_nr()} AOs"
+        )
     occ = np.zeros(c.shape[1])
     occ[: int(n_occ)] = 2.0
     mf.mo_coeff, mf.mo_energy, mf.mo_occ = c, np.asarray(mo_energy, dtype=np.float64), occ
