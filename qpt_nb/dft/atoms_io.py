@@ -1,6 +1,6 @@
 """ASE interop: `Molecule` <-> ``ase.Atoms``, and every file format ``ase.io`` reads.
 
-    mols = read_frames("md.extxyz")            # extxyz, xyz, .traj, .pdb, .sdf, ... all frames
+    mols = read_xyz_frames("md.extxyz")        # extxyz, xyz, .traj, .pdb, .sdf, ... all frames
     mol = Molecule.from_ase(atoms)             # charge / spin from atoms.info when present
     atoms = mol.to_ase()
 
@@ -12,7 +12,8 @@ from the arguments. What qpt_nb cannot compute gets one clear ValueError naming 
 and frame: a periodic cell (``pbc`` True on any axis), a frame without positions (extxyz
 without a ``pos`` column: ASE puts every atom at the origin), a file ASE cannot read (an
 xyz file that ASE rejects is diagnosed by `qpt_nb.dft.molecule`'s xyz parser, which also
-reads bare ``El x y z`` lines without a header).
+reads bare ``El x y z`` lines without a header). This module knows nothing of `Molecule`:
+it returns plain fields, and `qpt_nb.dft.molecule` builds Molecules from them.
 
 Units: ASE's and qpt_nb's user boundary are both Angstrom; energies written by
 `write_frames` are eV (`qpt_nb.units.EV_PER_HARTREE`), forces eV/Angstrom, as ASE expects.
@@ -52,13 +53,11 @@ def charge_and_spin(info: dict, charge: int = 0, spin: int = 0, where: str = "th
     return (charge if c is None else c), (spin if s is None else s)
 
 
-def from_ase(atoms, *, charge: int = 0, spin: int = 0, name: str = "", where: str = "the Atoms"):
-    """A `Molecule` (Angstrom) from an ``ase.Atoms``: symbols, positions, and charge / spin
-    from ``atoms.info`` when it has them (else `charge`, `spin`). ValueError for a periodic
-    cell or a frame without positions; the Molecule's own checks (NaN, overlapping atoms,
-    an electron count that does not fit the spin) name `where`."""
-    from qpt_nb.dft.molecule import Molecule
-
+def frame_fields(atoms, *, charge: int = 0, spin: int = 0, name: str = "", where: str = "the Atoms") -> tuple:
+    """(symbols, positions (A, 3) Angstrom, charge, spin, name) of an ``ase.Atoms``, for
+    `qpt_nb.Molecule.from_ase`: charge / spin from ``atoms.info`` when it has them (else
+    `charge`, `spin`). ValueError naming `where` for a periodic cell or a frame without
+    positions."""
     if not hasattr(atoms, "get_chemical_symbols") or not hasattr(atoms, "positions"):
         raise TypeError(f"expected an ase.Atoms, got {type(atoms).__name__}")
     pbc = np.asarray(atoms.pbc, dtype=bool)
@@ -71,16 +70,12 @@ def from_ase(atoms, *, charge: int = 0, spin: int = 0, name: str = "", where: st
     if len(atoms) > 1 and not np.any(pos):
         raise ValueError(f"{where} has no positions (every atom at the origin: no 'pos' column?)")
     c, s = charge_and_spin(dict(atoms.info), charge, spin, where)
-    try:
-        return Molecule.from_arrays(
-            atoms.get_chemical_symbols(), pos, c, s, name or str(atoms.info.get("name", ""))
-        )
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+    return atoms.get_chemical_symbols(), pos, c, s, name or str(atoms.info.get("name", ""))
 
 
 def to_ase(mol):
-    """An ``ase.Atoms`` (Angstrom, no cell, pbc False) with info charge, spin and name."""
+    """An ``ase.Atoms`` (Angstrom, no cell, pbc False) with info charge, spin and name, of a
+    `qpt_nb.Molecule` (anything with symbols, coords_angstrom, charge, spin, name)."""
     from ase import Atoms
 
     info = dict(charge=int(mol.charge), spin=int(mol.spin))
@@ -89,15 +84,19 @@ def to_ase(mol):
     return Atoms(symbols=list(mol.symbols), positions=np.array(mol.coords_angstrom), pbc=False, info=info)
 
 
+class UnreadableByASE(ValueError):
+    """`ase.io.read` failed on a file (the message names it and ASE's reason)."""
+
+
 def read_frames(
     path, *, charge: int = 0, spin: int = 0, name: str = "", format: Optional[str] = None
 ) -> list:
-    """Every frame of a file `ase.io.read` reads, as Molecules (see the module docstring).
+    """`frame_fields` of every frame of a file `ase.io.read` reads (see the module
+    docstring); `qpt_nb.dft.molecule.read_xyz_frames` makes Molecules of them.
 
-    ValueError (one line, naming the file) for a missing, empty, unreadable or binary file,
-    a periodic cell, a frame without positions or a bad frame; for an xyz file that ASE
-    rejects, `qpt_nb.dft.molecule`'s parser names the line (and reads bare ``El x y z``
-    files)."""
+    ValueError (one line, naming the file and frame) for a missing or empty file, a
+    periodic cell or a frame without positions; `UnreadableByASE` when ASE cannot read it.
+    """
     import ase.io
 
     p = Path(path)
@@ -108,34 +107,16 @@ def read_frames(
     try:
         frames = ase.io.read(os.fspath(p), index=":", format=format)
     except Exception as exc:  # ASE raises many types (XYZError, KeyError, StopIteration, ...)
-        if p.suffix.lower() in (".xyz", ".txt", "") and format in (None, "xyz", "extxyz"):
-            from qpt_nb.dft.molecule import _parse_frames, _read_text_file
-
-            text = _read_text_file(p)  # names a binary file
-            parsed = _parse_frames(text, f" in {p.name}", single=False)  # names the bad line
-            return [
-                _from_parsed(s, x, charge, spin, name, f"frame {k} of {p.name}")
-                for k, (s, x, _) in enumerate(parsed)
-            ]
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot read {p.name} with ase.io.read: {msg}") from None
+        raise UnreadableByASE(f"cannot read {p.name} with ase.io.read: {msg}") from None
     if not isinstance(frames, list):
         frames = [frames]
     if not frames:
         raise ValueError(f"{p.name} holds no frames")
     return [
-        from_ase(a, charge=charge, spin=spin, name=name, where=f"frame {k} of {p.name}")
+        frame_fields(a, charge=charge, spin=spin, name=name, where=f"frame {k} of {p.name}")
         for k, a in enumerate(frames)
     ]
-
-
-def _from_parsed(symbols, xyz, charge, spin, name, where):
-    from qpt_nb.dft.molecule import Molecule
-
-    try:
-        return Molecule.from_arrays(symbols, xyz, charge, spin, name)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
 
 
 def write_frames(

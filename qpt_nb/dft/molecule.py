@@ -339,11 +339,12 @@ class Molecule:
 
     @classmethod
     def from_ase(cls, atoms, charge=0, spin=0, name=""):
-        """From an ``ase.Atoms`` (`qpt_nb.dft.atoms_io.from_ase`): charge and spin from
-        ``atoms.info`` when present (else these); ValueError for a periodic cell."""
-        from qpt_nb.dft.atoms_io import from_ase
+        """From an ``ase.Atoms`` (`qpt_nb.dft.atoms_io.frame_fields`): charge and spin from
+        ``atoms.info`` when present (else these); ValueError for a periodic cell or a frame
+        without positions."""
+        from qpt_nb.dft.atoms_io import frame_fields
 
-        return from_ase(atoms, charge=charge, spin=spin, name=name)
+        return _from_fields(frame_fields(atoms, charge=charge, spin=spin, name=name), "the Atoms")
 
     def to_ase(self):
         """This geometry as an ``ase.Atoms`` (Angstrom, pbc False, info charge / spin / name)."""
@@ -568,10 +569,20 @@ def read_xyz_frames(path_or_text, charge=0, spin=0, name=""):
     Molecules."""
     path = _source_file(path_or_text)
     if path is not None:
-        from qpt_nb.dft.atoms_io import read_frames
+        from qpt_nb.dft.atoms_io import UnreadableByASE, read_frames
 
-        return read_frames(path, charge=charge, spin=spin, name=name)
-    text, label = path_or_text, ""
+        try:
+            fields = read_frames(path, charge=charge, spin=spin, name=name)
+        except UnreadableByASE:
+            if path.suffix.lower() not in (".xyz", ".txt", ""):
+                raise
+            # an xyz file ASE rejects: qpt_nb's parser names the bad line (or reads bare
+            # 'El x y z' lines, which ASE does not)
+            text, label = _read_text_file(path), f" in {path.name}"
+        else:
+            return [_from_fields(f, f"frame {k} of {path.name}") for k, f in enumerate(fields)]
+    else:
+        text, label = path_or_text, ""
     frames = _parse_frames(text, label, single=False)
     out = []
     for k, (syms, xyz, _) in enumerate(frames):
@@ -580,6 +591,15 @@ def read_xyz_frames(path_or_text, charge=0, spin=0, name=""):
         except ValueError as exc:
             raise ValueError(f"frame {k}{label}: {exc}") from None
     return out
+
+
+def _from_fields(fields, where):
+    """A Molecule from `qpt_nb.dft.atoms_io` fields (symbols, Angstrom, charge, spin, name),
+    its ValueError naming `where`."""
+    try:
+        return Molecule.from_arrays(*fields)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def write_xyz_frames(path, molecules, comments=None, decimals=12):
