@@ -316,26 +316,18 @@ def test_odd_electron_message_suggests_a_charge():
     msg = str(info.value)
     assert msg.startswith(
         "odd number of electrons (9) for H2O (sum Z = 10) with charge=1 and "
-        "spin=0: qpt_nb's DFT is closed-shell only, so use charge=2 or "
-        "charge=0 for an even electron count"
+        "spin=0: a doublet radical is spin=1 (unrestricted Kohn-Sham), or use charge=2 or "
+        "charge=0 for a closed shell"
     )
-    assert "use spin=1" not in msg
-    with pytest.raises(ValueError, match="closed-shell only, so use charge=-1 for an even"):
+    with pytest.raises(ValueError, match="or use charge=-1 for a closed shell"):
         Molecule.from_xyz("H 0 0 0")  # charge=+1 would leave no electron
 
 
-def test_dft_tensors_open_shell_message():
-    with pytest.raises(
-        ValueError,
-        match=r"closed-shell \(restricted\) Kohn-Sham only: 1 "
-        r"electrons with charge=0 and spin=1\. An odd electron "
-        r"count cannot be closed-shell: use spin=0 with "
-        r"charge=-1\.",
-    ):
-        dft_tensors(Molecule.from_xyz("H 0 0 0", spin=1), "sto-3g", grid_level=0)
-    o2 = Molecule.from_xyz("O 0 0 0\nO 0 0 1.21", spin=2)
-    with pytest.raises(ValueError, match=r"16 electrons with charge=0 and spin=2\. Use spin=0"):
-        dft_tensors(o2, "sto-3g", grid_level=0)
+def test_restricted_functions_refuse_open_shell_tensors():
+    t = dft_tensors(Molecule.from_xyz("H 0 0 0", spin=1), "sto-3g", grid_level=0)
+    assert (t.n_occ, t.spin) == (0, 1)
+    with pytest.raises(ValueError, match=r"open-shell molecule \(spin=1\).*qpt_nb.dft.uks"):
+        qpt_nb.energy(np.zeros((1, 1)), t, "lda,vwn")
 
 
 # ============================================================================ 4. Hessian cache

@@ -130,14 +130,15 @@ def test_callback_sees_every_iteration():
     assert abs(seen[-1]["energy"] - res.energy) < 1e-12
 
 
-def test_odd_electron_count_rejected():
+def test_open_shell_cannot_be_forced_restricted():
     mol = Molecule.builtin("water")
-    with pytest.raises(ValueError, match="(?i)electron|spin"):
+    with pytest.raises(ValueError, match="open-shell"):
         scf(
             Molecule.from_arrays(mol.symbols, mol.coords_angstrom, charge=1, spin=1),
             "sto-3g",
             xc="pbe",
             grid_level=1,
+            unrestricted=False,
         )
 
 

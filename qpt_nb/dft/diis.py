@@ -52,18 +52,21 @@ class DIISState(NamedTuple):
     errors: jnp.ndarray
 
 
-def diis_init(n_ao: int, space: int, dtype=jnp.float64) -> DIISState:
-    """An empty history of ``max(space, 1)`` slots for (n_ao, n_ao) matrices."""
+def diis_init(n_ao: int, space: int, dtype=jnp.float64, *, spins: int = 0) -> DIISState:
+    """An empty history of ``max(space, 1)`` slots for (n_ao, n_ao) matrices, or for
+    (spins, n_ao, n_ao) Fock pairs (``spins=2``: unrestricted, one set of weights for both
+    spins on the stacked error vectors, as PySCF's UHF/UKS DIIS)."""
     m = max(int(space), 1)
-    zeros = jnp.zeros((m, n_ao, n_ao), dtype)
+    zeros = jnp.zeros((m,) + ((spins,) if spins else ()) + (n_ao, n_ao), dtype)
     return DIISState(zeros, zeros)
 
 
 def commutator_error(fock, density, t):
     """DIIS error X^T (F D S - S D F) X (N, N) of `fock` and `density` (N, N) with the
-    overlap S and orthogonalizer X of `t` (a `DFTTensors`): zero at self-consistency."""
+    overlap S and orthogonalizer X of `t` (a `DFTTensors`): zero at self-consistency.
+    A leading spin axis (2, N, N) gives both spins' errors."""
     fds = fock @ density @ t.overlap
-    return t.orthogonalizer.T @ (fds - fds.T) @ t.orthogonalizer
+    return t.orthogonalizer.T @ (fds - jnp.swapaxes(fds, -1, -2)) @ t.orthogonalizer
 
 
 def diis_coefficients(errors, valid):
@@ -92,7 +95,8 @@ def diis_step(state: DIISState, fock, error, k, *, space: int):
 
     Args:
       state: the history (`diis_init` before the first step).
-      fock: (N, N) F[D_k];  error: (N, N) its `commutator_error`.
+      fock: (N, N) F[D_k];  error: (N, N) its `commutator_error` (or (2, N, N) each, the
+        Fock pair of an unrestricted SCF, with a history from ``diis_init(spins=2)``).
       space: the DIIS space (static; 0 turns DIIS off). The buffers hold max(space, 1) slots.
     Returns:
       (F_ext (N, N) the extrapolated Fock matrix to diagonalise next, the new state).
@@ -103,7 +107,7 @@ def diis_step(state: DIISState, fock, error, k, *, space: int):
     errors = state.errors.at[slot].set(error)
     valid = jnp.arange(m) < jnp.minimum(k + 1, m)
     c = diis_coefficients(errors, valid) if space > 0 else jnp.eye(m)[slot]
-    return jnp.einsum("m,mij->ij", c, focks), DIISState(focks, errors)
+    return jnp.tensordot(c, focks, axes=1), DIISState(focks, errors)
 
 
 diis_step_jit = jax.jit(diis_step, static_argnames=("space",))

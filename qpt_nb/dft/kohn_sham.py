@@ -64,6 +64,12 @@ def check_density(density, t: DFTTensors, what: str = "density"):
             f"t is a stacked batch of tensors (overlap shape {tuple(t.overlap.shape)}): "
             "evaluate one conformer at a time, e.g. under jax.vmap"
         )
+    if getattr(t, "spin", 0) and tuple(density.shape) == (n, n):
+        raise ValueError(
+            f"these tensors are of an open-shell molecule (spin={t.spin}): the restricted E[D] "
+            "does not apply; use qpt_nb.dft.uks (uks_energy, uks_energy_and_fock) with a "
+            "(2, N, N) density (alpha, beta), or qpt_nb.scf, which picks it"
+        )
     if tuple(density.shape) != (n, n):
         raise ValueError(
             f"{what} must be an ({n}, {n}) matrix for these tensors ({n} AOs), got "

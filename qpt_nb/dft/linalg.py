@@ -23,6 +23,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 DEGENERACY_TOL = 1e-10
 
@@ -94,15 +95,24 @@ class FrontierOrbitals:
     ascending, and ``n_occ`` doubly occupied orbitals. The one definition of the frontier
     orbitals that labels, predictions and SCF results share."""
 
+    def _spin_channels(self):
+        """[(orbital energies (N,), occupied count)] per spin: one channel for a restricted
+        result; (alpha, beta) for an unrestricted one (mo_energy (2, N), `occupations`)."""
+        eps = np.asarray(self.mo_energy)
+        if eps.ndim == 2:
+            return list(zip(eps, self.occupations))
+        return [(eps, self.n_occ)]
+
     @property
     def homo(self) -> float:
-        """HOMO energy, Hartree."""
-        return float(self.mo_energy[self.n_occ - 1])
+        """HOMO energy, Hartree (the higher of the two spins' for an unrestricted result)."""
+        return max(float(e[n - 1]) for e, n in self._spin_channels() if n > 0)
 
     @property
     def lumo(self) -> float:
         """LUMO energy, Hartree (nan without virtual orbitals)."""
-        return float(self.mo_energy[self.n_occ]) if self.n_occ < len(self.mo_energy) else float("nan")
+        v = [float(e[n]) for e, n in self._spin_channels() if n < len(e)]
+        return min(v) if v else float("nan")
 
     @property
     def gap(self) -> float:

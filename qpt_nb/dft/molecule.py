@@ -299,11 +299,9 @@ class Molecule:
         if (n_elec - spin) % 2:
             if spin == 0:
                 raise ValueError(
-                    f"odd number of electrons ({n_elec}) for {what} and spin=0: "
-                    f"qpt_nb's DFT is closed-shell only, so use "
-                    f"{_even_charge_hint(n_elec, charge)} for an even electron "
-                    f"count (spin=1 would describe a doublet, which Molecule and "
-                    f"the conformer samplers accept but scf and dft_tensors reject)"
+                    f"odd number of electrons ({n_elec}) for {what} and spin=0: a doublet "
+                    f"radical is spin=1 (unrestricted Kohn-Sham), or use "
+                    f"{_even_charge_hint(n_elec, charge)} for a closed shell"
                 )
             raise ValueError(
                 f"spin {spin} does not fit {n_elec} electrons of {what}: n_electrons - spin must be even"

@@ -29,8 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qpt_nb.dft.diis import commutator_error, commutator_error_jit, diis_init, diis_step, diis_step_jit
-from qpt_nb.dft.kohn_sham import XCLike, check_density, energy_and_fock, energy_and_fock_jit
-from qpt_nb.dft.linalg import solve_fock
+from qpt_nb.dft.kohn_sham import XCLike
 from qpt_nb.dft.molecule import as_molecule
 from qpt_nb.dft.scf_common import (
     SCFResult,
@@ -41,6 +40,7 @@ from qpt_nb.dft.scf_common import (
 )
 from qpt_nb.dft.scf_device import compile_in_background, scf_device
 from qpt_nb.dft.tensors import DFTTensors, dft_tensors
+from qpt_nb.dft.uks import initial_density, scf_aufbau, scf_aufbau_jit, scf_fock, scf_fock_jit
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.validate import check_int
 
@@ -63,16 +63,16 @@ class FixedSCFResult(NamedTuple):
 def _scf_fixed(t, dm0, xc, n_iter, diis_space):
     def step(carry, k):
         d, hist = carry
-        e, f = energy_and_fock(d, t, xc)
+        e, f = scf_fock(d, t, xc)
         err = commutator_error(f, d, t)
         f_ext, hist = diis_step(hist, f, err, k, space=diis_space)
-        d_new = solve_fock(f_ext, t.orthogonalizer, t.n_occ)[2]
+        d_new = scf_aufbau(f_ext, t)[2]
         return (d_new, hist), (e, jnp.linalg.norm(err))
 
-    init = (dm0, diis_init(dm0.shape[-1], diis_space, dm0.dtype))
+    init = (dm0, diis_init(dm0.shape[-1], diis_space, dm0.dtype, spins=dm0.shape[0] if dm0.ndim == 3 else 0))
     (d, _), (energies, errors) = jax.lax.scan(step, init, jnp.arange(n_iter))
-    e, f = energy_and_fock(d, t, xc)
-    eps, c, _ = solve_fock(f, t.orthogonalizer, t.n_occ)
+    e, f = scf_fock(d, t, xc)
+    eps, c, _ = scf_aufbau(f, t)
     return FixedSCFResult(e, d, f, eps, c, energies, errors)
 
 
@@ -87,13 +87,7 @@ def scf_fixed(
     """
     n_iter = check_int(n_iter, "n_iter", low=1, hint=" (a static iteration count, a Python int)")
     diis_space = check_int(diis_space, "diis_space", low=0, hint=" (a Python int; 0 turns DIIS off)")
-    dm0 = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
-    return _scf_fixed(t, dm0, get_xc(xc), n_iter, diis_space)
-
-
-@functools.partial(jax.jit, static_argnums=(2,))
-def _solve_fock_jit(f, x, n_occ):
-    return solve_fock(f, x, n_occ)
+    return _scf_fixed(t, initial_density(t, dm0), get_xc(xc), n_iter, diis_space)
 
 
 def scf_loop(
@@ -122,11 +116,11 @@ def scf_loop(
         conv_tol, conv_tol_grad, max_cycle, diis_space, callback
     )
     tol_grad = grad_tolerance(conv_tol, conv_tol_grad)
-    d = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
-    hist = diis_init(t.n_ao, diis_space, d.dtype)
+    d = initial_density(t, dm0)
+    hist = diis_init(t.n_ao, diis_space, d.dtype, spins=2 if d.ndim == 3 else 0)
     energies, e_prev, converged = [], None, False
     for it in range(1, max_cycle + 1):
-        e, f = energy_and_fock_jit(d, t, f_xc)  # E[D] and F[D] = dE/dD
+        e, f = scf_fock_jit(d, t, f_xc)  # E[D] and F[D] = dE/dD (a spin pair for UKS)
         err = commutator_error_jit(f, d, t)  # X^T (FDS - SDF) X
         e, err_norm = float(e), float(np.linalg.norm(np.asarray(err)))
         delta = np.inf if e_prev is None else e - e_prev
@@ -137,9 +131,9 @@ def scf_loop(
             converged = True
             break
         f_ext, hist = diis_step_jit(hist, f, err, it - 1, space=diis_space)  # CDIIS
-        d = _solve_fock_jit(f_ext, t.orthogonalizer, t.n_occ)[2]  # aufbau: D = 2 C_occ C_occ^T
+        d = scf_aufbau_jit(f_ext, t)[2]  # aufbau: D = 2 C_occ C_occ^T (UKS: C_s,occ C_s,occ^T)
         e_prev = e
-    eps, c, _ = _solve_fock_jit(f, t.orthogonalizer, t.n_occ)
+    eps, c, _ = scf_aufbau_jit(f, t)
     if not converged:
         warn_not_converged(max_cycle, delta, err_norm)
     return SCFResult(
@@ -173,6 +167,7 @@ def scf(
     tensors: Optional[DFTTensors] = None,
     loop: str = "auto",
     precision: str = "float64",
+    unrestricted: Optional[bool] = None,
 ) -> SCFResult:
     """Restricted Kohn-Sham SCF of `mol` in JAX (PySCF supplies integrals and the grid).
 
@@ -203,6 +198,10 @@ def scf(
         (default): 'host' when a callback is given, else 'device'. Both give the same
         result to round-off.
       precision: 'float64' (default) or 'float32' grid work (`dft_tensors`).
+      unrestricted: None (default): unrestricted Kohn-Sham (UKS; UHF for 'hf',
+        `qpt_nb.dft.uks`) when ``mol.spin != 0``, restricted otherwise, as PySCF's
+        ``dft.KS`` picks; True runs UKS for a closed shell too (same energy). A UKS result
+        holds (2, ...) arrays (alpha, beta) and `SCFResult.spin_square`.
 
     Every argument is checked before the precompute: TypeError for a wrong type (a
     molecule that is neither a Molecule nor a built-in name, a float max_cycle),
@@ -223,9 +222,14 @@ def scf(
         raise ValueError("loop='device' runs without host round trips: use loop='host' with a callback")
     timings = {}
     device_loop = loop != "host" and callback is None
+    if unrestricted is False and mol.spin:
+        raise ValueError(
+            f"unrestricted=False: {mol.formula} with spin={mol.spin} is open-shell (restricted needs spin=0)"
+        )
+    spin_axis = bool(unrestricted) or mol.spin != 0 or (dm0 is not None and dm0.ndim == 3)
     ahead = []
     on_shapes = None
-    if tensors is None and device_loop:
+    if tensors is None and device_loop and not spin_axis:
 
         def on_shapes(shapes):  # compile the loop while PySCF evaluates the AO values
             ahead.append(compile_in_background(shapes, f_xc, max_cycle=max_cycle, diis_space=diis_space))
@@ -253,10 +257,11 @@ def scf(
     timings["compile_wait"] = time.perf_counter() - t0  # the part of compilation not overlapped
     t0 = time.perf_counter()
     kw = dict(conv_tol=conv_tol, conv_tol_grad=conv_tol_grad, max_cycle=max_cycle, diis_space=diis_space)
+    d0 = initial_density(t, dm0, unrestricted=spin_axis)
     if not device_loop:
-        res = scf_loop(t, f_xc, dm0=dm0, callback=callback, **kw)
+        res = scf_loop(t, f_xc, dm0=d0, callback=callback, **kw)
     else:
-        res = scf_device(t, f_xc, dm0=dm0, **kw)
+        res = scf_device(t, f_xc, dm0=d0, **kw)
     timings["scf"] = time.perf_counter() - t0
     res.timings = timings
     res.molecule = mol
@@ -286,8 +291,10 @@ def _check_guess(guess):
         raise TypeError(
             f"guess must be None, 'minao' or an (N, N) array, got {type(guess).__name__}"
         ) from None
-    if d.ndim != 2 or d.shape[0] != d.shape[1]:
-        raise ValueError(f"guess must be a square (N, N) density matrix, got shape {d.shape}")
+    if d.ndim not in (2, 3) or d.shape[-1] != d.shape[-2] or (d.ndim == 3 and d.shape[0] != 2):
+        raise ValueError(
+            f"guess must be a square (N, N) density matrix or an (alpha, beta) pair (2, N, N), got shape {d.shape}"
+        )
     if not np.all(np.isfinite(d)):
         raise ValueError("guess holds NaN or inf entries")
     return d

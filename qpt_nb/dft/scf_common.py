@@ -88,8 +88,29 @@ class SCFResult(FrontierOrbitals):
 
     @property
     def n_occ(self) -> int:
-        """Doubly occupied orbitals (for `homo`, `lumo`, `gap`)."""
+        """Doubly occupied orbitals (for `homo`, `lumo`, `gap`; n_beta for UKS)."""
         return int(self.tensors.n_occ)
+
+    @property
+    def unrestricted(self) -> bool:
+        """True for a UKS / UHF result: mo_energy (2, N), mo_coeff, density, fock (2, N, N)."""
+        return np.ndim(self.density) == 3
+
+    @property
+    def occupations(self) -> tuple:
+        """(n_alpha, n_beta) occupied orbitals per spin."""
+        n = self.n_occ
+        return (n + int(getattr(self.tensors, "spin", 0)), n) if self.unrestricted else (n, n)
+
+    @property
+    def spin_square(self) -> tuple:
+        """(<S^2>, 2S + 1) of the UKS determinant (`qpt_nb.dft.uks.spin_square`); (0, 1)
+        for a restricted result."""
+        if not self.unrestricted:
+            return 0.0, 1.0
+        from qpt_nb.dft.uks import spin_square
+
+        return spin_square(self.mo_coeff, np.asarray(self.tensors.overlap), *self.occupations)
 
     @property
     def homo_lumo_gap(self) -> float:

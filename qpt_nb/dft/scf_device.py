@@ -29,8 +29,7 @@ import numpy as np
 
 from qpt_nb.aot import AheadOfTime
 from qpt_nb.dft.diis import commutator_error, diis_init, diis_step
-from qpt_nb.dft.kohn_sham import XCLike, check_density, energy_and_fock
-from qpt_nb.dft.linalg import solve_fock
+from qpt_nb.dft.kohn_sham import XCLike
 from qpt_nb.dft.scf_common import (
     SCFResult,
     check_loop_args,
@@ -39,32 +38,34 @@ from qpt_nb.dft.scf_common import (
     warn_not_converged,
 )
 from qpt_nb.dft.tensors import DFTTensors
+from qpt_nb.dft.uks import initial_density, scf_aufbau, scf_fock
 from qpt_nb.dft.xc import get_xc
 
 
 @functools.partial(jax.jit, static_argnames=("xc", "max_cycle", "diis_space"))
 def _scf_while(t, dm0, conv_tol, tol_grad, xc, max_cycle, diis_space):
-    x = t.orthogonalizer
+    unrestricted = dm0.ndim == 3  # (2, N, N): UKS / UHF
 
     def cond(c):
         return (c["k"] < max_cycle) & ~c["converged"]
 
     def body(c, first=False):
         k, d = c["k"], c["d"]
-        e, f = energy_and_fock(d, t, xc, occ_coeff=c["c_occ"])
+        e, f = scf_fock(d, t, xc, occ_coeff=c["c_occ"])
         err = commutator_error(f, d, t)
         err_norm = jnp.linalg.norm(err)
         delta = jnp.where(k == 0, jnp.inf, e - c["e_prev"])
         converged = (jnp.abs(delta) < conv_tol) & (err_norm < tol_grad)
         f_ext, hist = diis_step(c["hist"], f, err, k, space=diis_space)
-        _, mo, d_new = solve_fock(f_ext, x, t.n_occ)
+        _, mo, d_new = scf_aufbau(f_ext, t)
         keep = lambda old, new: jnp.where(converged, old, new)  # noqa: E731
-        c_occ = mo[:, : t.n_occ]
+        # orbitals of d (none for the guess dm0: the first Fock build uses d itself; none for
+        # UKS, whose Fock build takes the densities)
+        c_occ = None if unrestricted else mo[:, : t.n_occ]
         return dict(
             k=k + 1,
             d=keep(d, d_new),
-            # orbitals of d (none for the guess dm0: the first Fock build uses d itself)
-            c_occ=c_occ if first else keep(c["c_occ"], c_occ),
+            c_occ=c_occ if (first or unrestricted) else keep(c["c_occ"], c_occ),
             e=e,
             e_prev=e,
             f=f,
@@ -86,14 +87,14 @@ def _scf_while(t, dm0, conv_tol, tol_grad, xc, max_cycle, diis_space):
         delta=jnp.full((), jnp.inf, dm0.dtype),
         err=jnp.full((), jnp.inf, dm0.dtype),
         converged=jnp.zeros((), bool),
-        hist=diis_init(dm0.shape[-1], diis_space, dm0.dtype),
+        hist=diis_init(dm0.shape[-1], diis_space, dm0.dtype, spins=2 if unrestricted else 0),
         energies=jnp.full((max_cycle,), jnp.nan, dm0.dtype),
     )
     # the first iteration has no orbitals yet (dm0 is a guess): run it outside the loop so
     # the carry has a fixed structure with C_occ from then on
     init = body(init, first=True)
     out = jax.lax.while_loop(cond, body, init)
-    eps, mo, _ = solve_fock(out["f"], x, t.n_occ)
+    eps, mo, _ = scf_aufbau(out["f"], t)
     return dict(out, mo_energy=eps, mo_coeff=mo)
 
 
@@ -146,7 +147,7 @@ def scf_device(
         conv_tol, conv_tol_grad, max_cycle, diis_space, None
     )
     tol_grad = grad_tolerance(conv_tol, conv_tol_grad)
-    d0 = t.dm0 if dm0 is None else check_density(jnp.asarray(dm0), t, "dm0")
+    d0 = initial_density(t, dm0)
     statics = dict(xc=func, max_cycle=max_cycle, diis_space=diis_space)
     out, compiled = None, _AHEAD.get(_scf_while, t, d0, conv_tol, tol_grad, **statics)
     if compiled is not None:

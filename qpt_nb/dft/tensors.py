@@ -72,12 +72,14 @@ class DFTTensors:
       ao_index:    (N,) int, index of each AO within its atom's basis.
       ao_position: (N, 3) position (Bohr) of each AO's atom.
     Static fields (part of the tree structure, so jit keys stay static):
-      n_occ:       number of doubly occupied orbitals.
+      n_occ:       number of doubly occupied orbitals (n_beta for an open shell).
       eri_kind:    'dense' or 'df'.
       grid_block:  grid points per block in the XC quadrature (G is a multiple of
                    it; the padding points have zero weight and zero AO values).
       precision:   'float64' or 'float32', the dtype of `ao` and so of the grid
                    products (the XC functional and every sum stay float64).
+      spin:        2S = n_alpha - n_beta of the molecule (0: closed shell; otherwise the
+                   unrestricted functions of `qpt_nb.dft.uks` apply, n_alpha = n_occ + spin).
     """
 
     overlap: jnp.ndarray
@@ -95,6 +97,7 @@ class DFTTensors:
     eri_kind: str = dataclasses.field(metadata=dict(static=True), default="dense")
     grid_block: int = dataclasses.field(metadata=dict(static=True), default=0)
     precision: str = dataclasses.field(metadata=dict(static=True), default="float64")
+    spin: int = dataclasses.field(metadata=dict(static=True), default=0)
 
     @property
     def n_ao(self) -> int:
@@ -325,8 +328,6 @@ def dft_tensors(
         mol = mol.canonical()
     t0 = time.perf_counter()
     pmol = mol.to_pyscf(basis)
-    if pmol.nelectron % 2 or mol.spin != 0:
-        raise ValueError(_closed_shell_message(pmol.nelectron, mol.charge, mol.spin))
     if memory_check:
         check_precompute(pmol, grid_level, eri, xc, auxbasis, mol.name or mol.formula)
     n = pmol.nao_nr()
@@ -377,28 +378,14 @@ def dft_tensors(
         ao_element=to_device(ao_z),
         ao_index=to_device(ao_index),
         ao_position=to_device(pos),
-        n_occ=pmol.nelectron // 2,
+        n_occ=(pmol.nelectron - mol.spin) // 2,  # doubly occupied; n_beta for an open shell
+        spin=int(mol.spin),
         eri_kind=kind,
         grid_block=block,
         precision=precision,
     )
     clock["other"] = time.perf_counter() - t0
     return out
-
-
-def _closed_shell_message(n_electrons, charge, spin) -> str:
-    from qpt_nb.dft.molecule import _even_charge_hint
-
-    head = (
-        f"qpt_nb implements closed-shell (restricted) Kohn-Sham only: {n_electrons} electrons "
-        f"with charge={charge} and spin={spin}."
-    )
-    if n_electrons % 2:
-        return (
-            f"{head} An odd electron count cannot be closed-shell: use spin=0 with "
-            f"{_even_charge_hint(n_electrons, charge)}."
-        )
-    return f"{head} Use spin=0 (the closed-shell state of the same charge)."
 
 
 def stack_tensors(items) -> DFTTensors:

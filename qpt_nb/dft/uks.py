@@ -1,0 +1,198 @@
+"""Unrestricted Kohn-Sham (UKS) and Hartree-Fock (UHF): the energy, the Fock pair, aufbau, <S^2>.
+
+The spin axis comes first in every array (alpha, beta):
+
+    density  (2, N, N)  D_alpha, D_beta (each D_s = C_s,occ C_s,occ^T, AO basis)
+    fock     (2, N, N)  F_s = dE/dD_s = h + J[D_a + D_b] - a_x K[D_s] + V_xc,s, Hartree
+    rho      (2, G)     spin densities on the grid, Bohr^-3
+    sigma    (3, G)     (grad rho_a.grad rho_a, grad rho_a.grad rho_b, grad rho_b.grad rho_b), Bohr^-8
+
+    E[D_a, D_b] = sum(D h) + 1/2 sum(D J[D]) - a_x/2 sum_s sum(D_s K[D_s]) + E_xc[rho_a, rho_b] + E_nn
+    (D = D_a + D_b; PySCF's ``dft.UKS`` / ``scf.UHF``, pyscf/dft/uks.py ``get_veff``)
+
+E_xc is the spin-polarised functional of `qpt_nb.dft.xc_spin` (libxc's polarised forms);
+V_xc,s is its gradient with respect to D_s (autodiff through the grid quadrature).
+`qpt_nb.scf` runs the UKS iteration when the molecule has spin != 0 (or ``unrestricted=True``,
+which for a closed shell gives the restricted energy): the density's leading spin axis is
+what the SCF loops dispatch on. n_alpha = n_beta + 2S, and the tensors' ``n_occ`` is n_beta.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qpt_nb.dft.kohn_sham import XCLike, check_density, coulomb, energy_and_fock, exchange
+from qpt_nb.dft.linalg import solve_fock
+from qpt_nb.dft.tensors import DFTTensors
+from qpt_nb.dft.xc import get_xc
+
+
+def spin_occupations(t: DFTTensors) -> tuple:
+    """(n_alpha, n_beta) of the tensors' molecule: n_beta = t.n_occ, n_alpha = n_beta + 2S."""
+    return int(t.n_occ) + int(getattr(t, "spin", 0)), int(t.n_occ)
+
+
+def check_spin_density(density, t: DFTTensors, what: str = "density"):
+    """`density` as a (2, N, N) array; ValueError naming `what` for another shape or, for a
+    concrete array, NaN entries."""
+    d = jnp.asarray(density)
+    n = t.overlap.shape[-1]
+    if d.shape != (2, n, n):
+        raise ValueError(f"{what} must be (2, N, N) = (2, {n}, {n}) (alpha, beta), got shape {d.shape}")
+    if not isinstance(d, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(d))):
+        raise ValueError(f"{what} holds NaN or infinite entries")
+    return d
+
+
+def _spin_rho_sigma(density, t: DFTTensors, gga: bool):
+    """rho (2, G) and sigma (3, G) (None for LDA), float64, on the tensors' grid."""
+    ao = t.ao
+    lo = ao.dtype
+    pd = jnp.einsum("gi,sij->sgj", ao[0], density.astype(lo))  # phi D_s (2, G, N)
+    rho = jnp.einsum("sgj,gj->sg", pd, ao[0]).astype(jnp.float64)
+    if not gga:
+        return rho, None
+    grad = 2.0 * jnp.einsum("xgi,sgi->sxg", ao[1:4], pd).astype(jnp.float64)  # (2, 3, G)
+    sigma = jnp.stack(
+        [
+            jnp.sum(grad[0] * grad[0], axis=0),
+            jnp.sum(grad[0] * grad[1], axis=0),
+            jnp.sum(grad[1] * grad[1], axis=0),
+        ]
+    )
+    return rho, sigma
+
+
+def uks_xc_energy(density, t: DFTTensors, xc: XCLike):
+    """E_xc[rho_a, rho_b] (Hartree) of a (2, N, N) density by quadrature; 0 for 'hf'."""
+    from qpt_nb.dft.xc_spin import spin_xc_energy_density
+
+    func = get_xc(xc)
+    if func.family == "hf":
+        return jnp.zeros((), jnp.float64)
+    if func.needs_gradient and t.ao.shape[0] < 4:
+        raise ValueError(
+            f"Functional {func.name!r} needs AO gradients: build the tensors with xc={func.name!r}."
+        )
+    rho, sigma = _spin_rho_sigma(density, t, func.needs_gradient)
+    return jnp.sum(t.weights.astype(jnp.float64) * spin_xc_energy_density(func, rho, sigma))
+
+
+def uks_energy_components(density, t: DFTTensors, xc: XCLike = "b3lyp5") -> dict:
+    """Energy terms (Hartree) of a (2, N, N) density: 'one_electron', 'coulomb',
+    'exact_exchange', 'xc', 'nuclear' and 'total'."""
+    func = get_xc(xc)
+    d = check_spin_density(density, t)
+    total = d[0] + d[1]
+    parts = {
+        "one_electron": jnp.sum(total * t.hcore),
+        "coulomb": 0.5 * jnp.sum(total * coulomb(total, t)),
+        "exact_exchange": (
+            -0.5 * func.hyb * sum(jnp.sum(d[s] * exchange(d[s], t)) for s in (0, 1))
+            if func.hyb != 0
+            else jnp.zeros((), d.dtype)
+        ),
+        "xc": uks_xc_energy(d, t, func),
+        "nuclear": t.e_nuc,
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def uks_energy(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
+    """Total UKS (UHF for 'hf') energy E[D_a, D_b], Hartree, of a (2, N, N) density."""
+    return uks_energy_components(density, t, xc)["total"]
+
+
+def uks_energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
+    """(E, F) with the Fock pair F (2, N, N), F_s = dE/dD_s = h + J[D] - a_x K[D_s] + V_xc,s.
+
+    J and K explicitly; V_xc,s as the gradient of the quadrature (equal to PySCF's
+    ``get_veff`` to round-off, tested). Differentiable.
+    """
+    func = get_xc(xc)
+    d = check_spin_density(density, t)
+    total = d[0] + d[1]
+    j = coulomb(total, t)
+    f = jnp.stack([t.hcore + j, t.hcore + j])
+    e = jnp.sum(total * t.hcore) + 0.5 * jnp.sum(total * j) + t.e_nuc
+    if func.hyb != 0:
+        k = jnp.stack([exchange(d[0], t), exchange(d[1], t)])
+        f = f - func.hyb * k
+        e = e - 0.5 * func.hyb * jnp.sum(d * k)
+    if func.family != "hf":
+        exc, vxc = jax.value_and_grad(uks_xc_energy)(d, t, func)
+        e, f = e + exc, f + vxc
+    return e, 0.5 * (f + jnp.swapaxes(f, -1, -2))
+
+
+uks_energy_and_fock_jit = jax.jit(uks_energy_and_fock, static_argnames=("xc",))
+
+
+def uks_aufbau(fock, orthogonalizer, n_alpha: int, n_beta: int):
+    """Solves F_s C_s = S C_s eps_s for both spins and fills the lowest n_s orbitals.
+
+    Args:
+      fock: (2, N, N) Fock pair, Hartree;  orthogonalizer: (N, N) X, X^T S X = 1;
+      n_alpha, n_beta: occupied orbitals per spin (static).
+    Returns:
+      mo_energy (2, N) Hartree, mo_coeff (2, N, N) (columns), density (2, N, N) with
+      D_s = C_s[:, :n_s] C_s[:, :n_s]^T.
+    """
+    x = orthogonalizer
+    hp = jnp.einsum("ai,sab,bj->sij", x, fock, x)
+    eps, q = jnp.linalg.eigh(0.5 * (hp + jnp.swapaxes(hp, -1, -2)))
+    c = jnp.einsum("ij,sjk->sik", x, q)
+    d = jnp.stack([c[s][:, :n] @ c[s][:, :n].T for s, n in ((0, n_alpha), (1, n_beta))])
+    return eps, c, d
+
+
+def spin_square(mo_coeff, overlap, n_alpha: int, n_beta: int) -> tuple:
+    """(<S^2>, 2S + 1) of a UKS/UHF determinant (PySCF's ``scf.uhf.spin_square``):
+
+        <S^2> = S_z (S_z + 1) + n_beta - sum_ij |<a_i|b_j>|^2,   S_z = (n_alpha - n_beta) / 2
+
+    `mo_coeff` (2, N, N), `overlap` (N, N). Exact (S(S+1)) for a pure spin state."""
+    c = np.asarray(mo_coeff)
+    ca, cb = c[0][:, :n_alpha], c[1][:, :n_beta]
+    ov = ca.T @ np.asarray(overlap) @ cb
+    sz = 0.5 * (n_alpha - n_beta)
+    ss = sz * (sz + 1) + n_beta - float(np.sum(ov * ov))
+    return ss, float(np.sqrt(ss + 0.25) * 2)
+
+
+# ----------------------------------------------------------------------------- one SCF iteration
+def scf_fock(density, t: DFTTensors, xc: XCLike, occ_coeff=None):
+    """(E, F) of the SCF loops for either spin treatment: `energy_and_fock` for an (N, N)
+    density (restricted), `uks_energy_and_fock` for a (2, N, N) one (unrestricted)."""
+    if density.ndim == 3:
+        return uks_energy_and_fock(density, t, xc)
+    return energy_and_fock(density, t, xc, occ_coeff=occ_coeff)
+
+
+def scf_aufbau(fock, t: DFTTensors):
+    """(mo_energy, mo_coeff, density) of the SCF loops: `solve_fock` (doubly occupied) for an
+    (N, N) Fock matrix, `uks_aufbau` (n_alpha, n_beta) for a (2, N, N) pair."""
+    if fock.ndim == 3:
+        return uks_aufbau(fock, t.orthogonalizer, *spin_occupations(t))
+    return solve_fock(fock, t.orthogonalizer, t.n_occ)
+
+
+scf_fock_jit = jax.jit(scf_fock, static_argnames=("xc",))
+scf_aufbau_jit = jax.jit(scf_aufbau)
+
+
+def initial_density(t: DFTTensors, dm0=None, *, unrestricted: bool = False):
+    """The SCF's starting density: restricted (N, N), or (2, N, N) for open-shell tensors
+    (``t.spin != 0``) or ``unrestricted=True``. `dm0` None is PySCF's minao guess (halved
+    per spin for UKS, as ``scf.uhf.init_guess_by_minao``); an (N, N) guess is split the
+    same way for UKS; a (2, N, N) guess is used as it is."""
+    d = t.dm0 if dm0 is None else jnp.asarray(dm0)
+    spin_axis = unrestricted or bool(getattr(t, "spin", 0)) or d.ndim == 3
+    if not spin_axis:
+        return check_density(d, t, "dm0")
+    if d.ndim == 2:
+        d = 0.5 * jnp.stack([d, d])
+    return check_spin_density(d, t, "dm0")
