@@ -41,8 +41,12 @@ def make_rks(
     auxbasis: Optional[str] = None,
     conv_tol: float = CONV_TOL,
     diis_space: int = DIIS_SPACE,
+    unrestricted: Optional[bool] = None,
 ):
-    """The one PySCF RKS factory of qpt_nb (not run): labels, comparisons, benchmarks.
+    """The one PySCF Kohn-Sham factory of qpt_nb (not run): labels, comparisons, benchmarks.
+
+    ``dft.RKS``, or ``dft.UKS`` when `unrestricted` (None: when ``pmol.spin != 0``, as
+    `qpt_nb.scf` picks; 'hf' through either is RHF / UHF).
 
     `pmol` is a built ``pyscf.gto.Mole`` (it holds the basis; every other argument is
     keyword-only); `eri` is 'auto', 'dense' or 'df', resolved as
@@ -54,7 +58,9 @@ def make_rks(
     """
     from pyscf import df, dft
 
-    mf = dft.RKS(pmol, xc=get_xc(xc).name)
+    if unrestricted is None:
+        unrestricted = pmol.spin != 0
+    mf = (dft.UKS if unrestricted else dft.RKS)(pmol, xc=get_xc(xc).name)
     if resolve_eri(pmol, eri) == "df":
         mf = mf.density_fit(auxbasis=auxbasis or df.make_auxbasis(pmol))
     mf.grids.level = int(grid_level)
@@ -82,8 +88,9 @@ def nuclear_gradient(
     Args:
       mol: `qpt_nb.Molecule` (Angstrom); the gradient is in its input frame.
       basis: PySCF basis name.
-      mo_coeff: (N, N) orbitals (columns) in `mol`'s input-frame AO basis;
-        mo_energy: (N,) their energies, Hartree; n_occ: doubly occupied orbitals.
+      mo_coeff: (N, N) orbitals (columns) in `mol`'s input-frame AO basis, or (2, N, N) per
+        spin (UKS: PySCF's ``grad.uks``); mo_energy: (N,) or (2, N) their energies,
+        Hartree; n_occ: doubly occupied orbitals (n_beta for UKS; n_alpha = n_occ + 2S).
       xc, grid_level, eri, auxbasis: the settings of the energy (`make_rks`).
       grid_response: include the derivative of the grid's moving points and Becke weights
         (default True): the result is then the derivative of the energy on the grid
@@ -96,14 +103,19 @@ def nuclear_gradient(
     formula is an approximation; its error is measured in bench/ase_md.py.
     """
     pmol = mol.to_pyscf(basis)
-    mf = make_rks(pmol, xc=xc, grid_level=grid_level, eri=eri, auxbasis=auxbasis)
     c = np.asarray(mo_coeff, dtype=np.float64)
-    if c.shape != (pmol.nao_nr(),) * 2:
-        raise ValueError(
-            f"mo_coeff has shape {c.shape}, but {mol.formula} in {basis} has {pmol.nao_nr()} AOs"
-        )
-    occ = np.zeros(c.shape[1])
-    occ[: int(n_occ)] = 2.0
+    n = pmol.nao_nr()
+    if c.shape[-2:] != (n, n) or c.ndim not in (2, 3):
+        raise ValueError(f"mo_coeff has shape {c.shape}, but {mol.formula} in {basis} has {n} AOs")
+    unrestricted = c.ndim == 3
+    mf = make_rks(pmol, xc=xc, grid_level=grid_level, eri=eri, auxbasis=auxbasis, unrestricted=unrestricted)
+    if unrestricted:  # (n_alpha, n_beta) = (n_occ + 2S, n_occ)
+        occ = np.zeros((2, n))
+        occ[0, : int(n_occ) + mol.spin] = 1.0
+        occ[1, : int(n_occ)] = 1.0
+    else:
+        occ = np.zeros(n)
+        occ[: int(n_occ)] = 2.0
     mf.mo_coeff, mf.mo_energy, mf.mo_occ = c, np.asarray(mo_energy, dtype=np.float64), occ
     mf.converged = True
     g = mf.nuc_grad_method()

@@ -72,7 +72,7 @@ class SCFResult(FrontierOrbitals):
         c = np.asarray(self.mo_coeff)
         u = input_frame_rotation(self.molecule, kw["basis"], self.tensors.ao_position)
         if u is not None:
-            c = u @ c
+            c = u @ c  # (N, N) or (2, N, N): U acts on the AO index
         return nuclear_gradient(
             self.molecule,
             kw["basis"],
