@@ -37,7 +37,9 @@ def test_molecule_round_trips_through_ase():
     assert a.info["charge"] == -1 and not a.pbc.any() and a.get_chemical_symbols() == ["O", "H"]
     back = Molecule.from_ase(a)
     assert back == m and back.charge == -1 and back.name == "hydroxide"
-    nh4 = Atoms("NH4", positions=[[0, 0, 0], [0.6, 0.6, 0.6], [-0.6, -0.6, 0.6], [0.6, -0.6, -0.6], [-0.6, 0.6, -0.6]])
+    nh4 = Atoms(
+        "NH4", positions=[[0, 0, 0], [0.6, 0.6, 0.6], [-0.6, -0.6, 0.6], [0.6, -0.6, -0.6], [-0.6, 0.6, -0.6]]
+    )
     nh4.info.update(charge=1, multiplicity=1)
     assert Molecule.from_ase(nh4).charge == 1
     with pytest.raises(ValueError, match="periodic"):
@@ -63,7 +65,9 @@ def test_every_ase_format_reads(tmp_path):
         ase.io.write(path, WATER.to_ase())
         got = read_xyz_frames(path)
         assert got[0].symbols == WATER.symbols
-        np.testing.assert_allclose(got[0].coords_angstrom, WATER.coords_angstrom, atol=1e-3)  # pdb: 3 decimals
+        np.testing.assert_allclose(
+            got[0].coords_angstrom, WATER.coords_angstrom, atol=1e-3
+        )  # pdb: 3 decimals
     # charge and spin come from the info
     ion = WATER.to_ase()
     ion.info.update(charge=2, multiplicity=1)
@@ -103,7 +107,9 @@ def test_cli_predict_writes_extxyz_that_ase_reads(tmp_path, capsys):
     assert len(back) == len(rows) == 3
     for r, a in zip(rows, back):
         assert a.get_potential_energy() == pytest.approx(float(r["energy_ev"]), abs=1e-9)
-        assert a.get_potential_energy() / EV_PER_HARTREE == pytest.approx(float(r["energy_hartree"]), abs=1e-12)
+        assert a.get_potential_energy() / EV_PER_HARTREE == pytest.approx(
+            float(r["energy_hartree"]), abs=1e-12
+        )
         assert a.info["gap_ev"] == pytest.approx(float(r["gap_ev"]), abs=1e-9)
         assert a.get_forces().shape == (3, 3) and np.abs(a.get_forces()).max() > 1e-3
     # the approximate forces are those of Prediction.gradient

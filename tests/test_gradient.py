@@ -23,8 +23,7 @@ def _pyscf_gradient(mol, xc, eri):
 
 
 @pytest.mark.parametrize(
-    "xc, eri",
-    [("hf", "dense"), ("lda,vwn", "dense"), ("pbe", "dense"), ("b3lyp5", "dense"), ("b3lyp", "df")],
+    "xc, eri", [("hf", "dense"), ("lda,vwn", "dense"), ("pbe", "dense"), ("b3lyp5", "dense"), ("b3lyp", "df")]
 )
 def test_gradient_matches_pyscf(xc, eri):
     res = qpt_nb.scf(WATER, "sto-3g", xc=xc, eri=eri, **KW)

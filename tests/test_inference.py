@@ -4,6 +4,7 @@ all run `qpt_nb.learn.losses.model_outputs` and give the same numbers for the sa
 import jax
 import numpy as np
 import pytest
+from conftest import water_config
 
 import qpt_nb  # noqa: F401
 from qpt_nb.analysis.evaluation import _monitor_outputs, predict_pair
@@ -16,14 +17,14 @@ from qpt_nb.learn.batch import prepare_conformer, stack_batch
 from qpt_nb.learn.losses import energy_loss, model_outputs, sandwich_settings
 from qpt_nb.learn.network import network_fns
 
-from conftest import water_config
-
 
 @pytest.fixture(scope="module")
 def model():
     cfg = water_config(grid_level=1)
     mols = [Molecule.builtin("water")]
-    mols.append(mols[0].with_coords(mols[0].coords_angstrom + [[0.02, -0.01, 0.0], [0, 0.03, 0], [0, 0, -0.02]]))
+    mols.append(
+        mols[0].with_coords(mols[0].coords_angstrom + [[0.02, -0.01, 0.0], [0, 0.03, 0], [0, 0, -0.02]])
+    )
     batch = stack_batch([prepare_conformer(m, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level) for m in mols])
     init_fn, apply_fn = network_fns(cfg.model)
     params = init_fn(jax.random.PRNGKey(3), batch)
