@@ -137,3 +137,10 @@ def test_loops_agree_and_the_gradient_of_a_radical():
     gr.grid_response = True
     np.testing.assert_allclose(g, gr.kernel(), atol=1e-7)
     assert np.abs(g.sum(axis=0)).max() < 1e-9
+
+
+def test_training_an_open_shell_is_refused_with_one_line():
+    from conftest import water_config
+
+    with pytest.raises(ValueError, match="spin must be equal to 0 .*closed-shell so far"):
+        water_config(charge=1, spin=1)

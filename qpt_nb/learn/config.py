@@ -180,7 +180,12 @@ def _check_numbers(cfg) -> None:
     """`qpt_nb.validate` errors naming the field for a numeric setting of the wrong type,
     non-finite or out of range (lr=-1 would be gradient ascent, mix=5 no mixing at all)."""
     for name, (low, high) in _INT_RANGES.items():
-        hint = " (qpt_nb is closed-shell only)" if name == "spin" else ""
+        hint = (
+            " (open shells run in qpt_nb.scf, unrestricted Kohn-Sham, but the network and the "
+            "sandwich are closed-shell so far)"
+            if name == "spin"
+            else ""
+        )
         check_int(getattr(cfg, name), f"TrainConfig.{name}", low=low, high=high, hint=hint)
     for name, (low, high, inclusive) in _FLOAT_RANGES.items():
         check_number(getattr(cfg, name), f"TrainConfig.{name}", low=low, high=high, low_inclusive=inclusive)
