@@ -1,4 +1,5 @@
-"""The closed-shell Kohn-Sham energy E[D] in JAX, and its gradient, the Fock matrix.
+"""The closed-shell Kohn-Sham energy E[D] in JAX, and its gradient, the Fock matrix
+(open shells: `qpt_nb.dft.uks`).
 
 For a density matrix D (N, N) in the AO basis (trace(D S) = number of electrons):
 

@@ -83,7 +83,7 @@ def nuclear_gradient(
     auxbasis: Optional[str] = None,
     grid_response: bool = True,
 ) -> np.ndarray:
-    """dE/dR (A, 3) in Hartree/Bohr of the closed-shell Kohn-Sham energy of `mol`'s orbitals.
+    """dE/dR (A, 3) in Hartree/Bohr of the Kohn-Sham energy (RKS or UKS) of `mol`'s orbitals.
 
     Args:
       mol: `qpt_nb.Molecule` (Angstrom); the gradient is in its input frame.

@@ -172,7 +172,7 @@ def scf(
     """Restricted Kohn-Sham SCF of `mol` in JAX (PySCF supplies integrals and the grid).
 
     Args:
-      mol: `qpt_nb.Molecule` (closed shell) or the name of a built-in one ('water').
+      mol: `qpt_nb.Molecule` (any spin; see `unrestricted`) or the name of a built-in one ('water').
       basis: PySCF basis name. Every argument after `basis` is keyword-only.
       xc: 'hf', 'lda,vwn', 'pbe', 'b3lyp5' or 'b3lyp'.
       grid_level: PySCF grid level 0..9.  conv_tol: energy convergence (Hartree, > 0).

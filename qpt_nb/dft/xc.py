@@ -1,6 +1,7 @@
 """Exchange-correlation functionals in pure JAX, matching PySCF 2.14 / libxc 7.
 
-Only the closed-shell (spin-unpolarised) case is implemented.  Every building
+The closed-shell (spin-unpolarised) case; the polarised forms for unrestricted
+Kohn-Sham are in `qpt_nb.dft.xc_spin`, built on these.  Every building
 block is a small pure function of
 
 * ``rho``   -- (G,) total electron density, electrons / Bohr^3,
