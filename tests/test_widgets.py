@@ -18,6 +18,7 @@ from qpt_nb.widgets import (
     TrainingDashboard,  # noqa: E402
     orbital_view,
 )
+from qpt_nb.widgets.explorer import orbital_channel  # noqa: E402
 from qpt_nb.widgets.orbital import resolve_orbital_index  # noqa: E402
 
 
@@ -93,6 +94,10 @@ def test_explorer_runs_and_matches_pyscf(explorer):
         assert img.value[:4] == b"\x89PNG"
     out = explorer.orbital_out.outputs
     assert len(out) == 1 and "addIsosurface" in out[0]["data"]["text/html"]
+    # a closed shell: restricted, no spin channel to pick
+    assert not s.result.unrestricted and s.spin_square == 0.0 and s.pyscf_spin_square is None
+    assert explorer.channel_w.disabled and "spin" not in explorer.orbital_label_w.value
+    assert orbital_channel(s.result, "beta")[2] == 5
 
 
 def test_explorer_orbital_slider_and_slice(explorer):
@@ -123,6 +128,82 @@ def test_explorer_bad_input_is_a_message(explorer, xyz, message):
     assert s.status == "error" and message in s.error
     assert "Could not run" in explorer.status_w.value and "Traceback" not in explorer.status_w.value
     assert explorer.orbital_w.disabled
+
+
+@pytest.fixture(scope="module")
+def cation_explorer():
+    """The water cation (charge 1, spin 1) set through the explorer's boxes: UKS."""
+    ex = MoleculeExplorer("water", "sto-3g", "b3lyp5", grid_level=1, orbital_n=12)
+    ex.charge_w.value = 1
+    ex.spin_w.value = 1
+    ex.run_button.click()  # synchronous: UKS + PySCF's dft.UKS
+    return ex
+
+
+def test_explorer_open_shell_is_unrestricted(cation_explorer):
+    ex = cation_explorer
+    s = ex.state
+    assert s.error is None and s.status == "done"
+    assert (s.mol.charge, s.mol.spin) == (1, 1) and s.mol.name == "water"
+    r = s.result
+    assert r.unrestricted and r.converged and r.occupations == (5, 4)
+    assert s.spin_square == pytest.approx(r.spin_square[0], abs=1e-12)
+    assert 0.75 <= s.spin_square < 0.76  # a doublet, slightly contaminated
+    assert abs(s.spin_square - s.pyscf_spin_square) < 1e-6
+    assert abs(s.difference) < 1e-7 and s.pyscf_mo_energy.shape == (2, 7)
+    assert "S<sup>2</sup>" in ex.status_w.value and "5 alpha + 4 beta" in ex.status_w.value
+    assert "<S^2> = 0.75" in s.summary()
+    # alpha orbitals by default, the toggle picks beta
+    assert s.channel == "alpha" and not ex.channel_w.disabled
+    assert s.n_occ == 5 and s.orbital == 4 and ex.orbital_w.max == 6
+    assert "HOMO" in ex.orbital_label_w.value and "alpha spin" in ex.orbital_label_w.value
+    alpha_png = ex.levels_w.value
+    ex.channel_w.value = "beta"
+    assert s.channel == "beta" and s.n_occ == 4 and s.orbital == 3
+    assert "beta spin" in ex.orbital_label_w.value and "beta spin" in ex.status_w.value
+    assert ex.levels_w.value[:4] == b"\x89PNG" and ex.levels_w.value != alpha_png
+    eps, c, n = orbital_channel(r, "beta")
+    assert n == 4 and np.allclose(eps, r.mo_energy[1]) and np.allclose(c, r.mo_coeff[1])
+    assert ex.orbital_view.n_occ == 4 and np.allclose(ex.orbital_view.mo_coeff, r.mo_coeff[1])
+    ex.orbital_w.value = 4
+    assert "LUMO" in ex.orbital_label_w.value
+    ex.channel_w.value = "alpha"
+    assert s.orbital == 4 and "HOMO" in ex.orbital_label_w.value
+
+
+@pytest.mark.parametrize(
+    "molecule, xyz, charge, spin, message",
+    [
+        ("water", "", 0, 1, "spin 1 does not fit 10 electrons"),
+        ("water", "", 1, 0, "odd number of electrons (9)"),
+        ("water", "", -1, 2, "spin 2 does not fit 11 electrons"),
+        ("(paste xyz)", "2\n\nO 0 0 0\nH 0 0 0.97", 0, 0, "a doublet radical is spin=1"),
+        ("(paste xyz)", "2\n\nO 0 0 0\nH 0 0 0.97", 0, 2, "spin 2 does not fit 9 electrons"),
+    ],
+)
+def test_explorer_charge_spin_mismatch_is_a_message(molecule, xyz, charge, spin, message):
+    ex = MoleculeExplorer("water", grid_level=0, with_pyscf=False)
+    ex.molecule_w.value = molecule
+    if xyz:
+        ex.xyz_w.value = xyz
+    ex.charge_w.value, ex.spin_w.value = charge, spin
+    ex.run_button.click()  # must not raise
+    s = ex.state
+    assert s.status == "error" and message in s.error and s.result is None
+    assert (s.charge, s.spin) == (charge, spin)
+    assert "Could not run" in ex.status_w.value and message in ex.status_w.value
+    assert "Traceback" not in ex.status_w.value and ex.orbital_w.disabled and ex.channel_w.disabled
+
+
+def test_explorer_charge_spin_arguments():
+    oh = Molecule.from_xyz("O 0 0 0\nH 0 0 0.97", spin=1)
+    ex = MoleculeExplorer(oh)
+    assert ex.molecule_w.value == "(paste xyz)" and (ex.charge_w.value, ex.spin_w.value) == (0, 1)
+    ex = MoleculeExplorer("water", charge=1, spin=1)
+    assert (ex.state.charge, ex.state.spin) == (1, 1) and ex.spin_w.value == 1
+    for bad in (dict(spin=7), dict(spin=-1), dict(charge=5)):
+        with pytest.raises(ValueError, match="explorer's (spin|charge) box"):
+            MoleculeExplorer("water", **bad)
 
 
 def test_explorer_unknown_functional(explorer):
