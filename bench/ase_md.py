@@ -13,7 +13,8 @@ PySCF included. Threads: OMP_NUM_THREADS and XLA flags as set by the caller (sin
 like the headline runs: OMP_NUM_THREADS=1). `--steps` sets the MD length (200 by default),
 `--n-test` the conformers of the force part (20).
 
-- grad: on the held-out MD conformers (`make_test_set`, seed 12345), the model's
+- grad: on the held-out MD conformers of the shipped model's record (`make_test_set`, seed
+  12345, its sampler at 300 K), the model's
   approximate forces (`Prediction.gradient`) against the exact forces of the SCF from the
   model's density (`qpt_nb.scf(mol, guess=model).gradient()`): MAE and max, meV/Angstrom.
 - opt: uracil distorted by 0.05 A (seed 0), optimised by `ase.optimize.BFGS` to fmax
@@ -73,7 +74,8 @@ def part_grad(n_test: int):
     from qpt_nb.ase import FORCE_UNIT
 
     model = qpt_nb.pretrained.load(MODEL)
-    test = make_test_set(model.config.molecule_object(), n_test)
+    cfg = model.config  # the shipped model's own test set (its recorded errors' conformers)
+    test = make_test_set(cfg.molecule_object(), n_test, sampler=cfg.sampler, **cfg.sampler_kwargs())
     rows = []
     for i, mol in enumerate(test):
         t0 = time.perf_counter()
