@@ -6,6 +6,7 @@ part whose JSON says complete is skipped; the MD part appends steps to its JSON)
   python bench/ase_md.py --part grad   # Prediction.gradient (the model's orbitals) vs exact
   python bench/ase_md.py --part opt    # BFGS fmax 0.01 eV/A: scf, seeded, PySCF + geomeTRIC
   python bench/ase_md.py --part md     # velocity Verlet 300 K: scf, seeded, PySCF per step
+  python bench/ase_md.py --part step --steps 10   # the per-step cost, the codes interleaved
 
 Settings: the shipped uracil model's (STO-3G, B3LYP5, grid level 1), conv_tol 1e-10,
 forces with the grid response (`qpt_nb.dft.pyscf_mf.nuclear_gradient`) in every mode,
@@ -323,6 +324,41 @@ def part_md(steps: int, modes):
         print("guess per step:", data["guess_wins"])
 
 
+def part_step(n_steps: int):
+    """Energy + forces per MD-like step, the three calculators interleaved on the same
+    geometries (a random walk of 0.005 A per atom and step from uracil), so that each step of
+    each code runs under the same machine load: the fair per-step ratio."""
+    from qpt_nb.ase import QPTCalculator
+
+    s = _settings()
+    calcs = dict(
+        scf=QPTCalculator(mode="scf", conv_tol=CONV_TOL, **s),
+        seeded=QPTCalculator(MODEL, mode="seeded", conv_tol=CONV_TOL),
+        pyscf=_PySCFCalculator(s),
+    )
+    rng = np.random.default_rng(1)
+    mol = _md_start()
+    x = mol.coords_angstrom.copy()
+    for k in range(n_steps + 1):  # step 0 compiles and starts from minao: not counted
+        for calc in calcs.values():
+            atoms = mol.with_coords(x).to_ase()
+            atoms.calc = calc
+            atoms.get_forces()
+        x = x + rng.normal(scale=0.005, size=x.shape)
+    out = {}
+    for name, calc in calcs.items():
+        h = calc.history[1:]
+        out[name] = dict(
+            seconds_per_step=float(np.median([r["seconds"] for r in h])),
+            scf_seconds_per_step=float(np.median([r.get("scf_seconds", np.nan) for r in h])),
+            scf_iterations=float(np.mean([r["n_iter"] for r in h])),
+        )
+    for name in ("scf", "seeded"):
+        out[name]["speedup_vs_pyscf"] = out["pyscf"]["seconds_per_step"] / out[name]["seconds_per_step"]
+    print(json.dumps(out, indent=1))
+    _save("step", dict(settings=s, n_steps=n_steps, runs=out, complete=True))
+
+
 def _md_start():
     import qpt_nb
 
@@ -345,7 +381,7 @@ def _md_summary(rows, complete):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("grad", "opt", "md"), required=True)
+    p.add_argument("--part", choices=("grad", "opt", "md", "step"), required=True)
     p.add_argument("--n-test", type=int, default=20)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--modes", nargs="+", default=["scf", "seeded", "pyscf"])
@@ -354,6 +390,8 @@ def main(argv=None):
         part_grad(args.n_test)
     elif args.part == "opt":
         part_opt()
+    elif args.part == "step":
+        part_step(args.steps)
     else:
         part_md(args.steps, args.modes)
 
