@@ -144,3 +144,14 @@ def test_training_an_open_shell_is_refused_with_one_line():
 
     with pytest.raises(ValueError, match="spin must be equal to 0 .*closed-shell so far"):
         water_config(charge=1, spin=1)
+
+
+def test_spin_contamination_is_detected_and_warned():
+    """Triplet CH2 is nearly pure (no warning); linear H3 with stretched bonds, a doublet,
+    mixes in the quartet (<S^2> well above 0.75) and warns."""
+    clean = qpt_nb.scf(_mol("CH2"), "sto-3g", xc="hf", grid_level=GRID)
+    assert abs(clean.spin_square[0] - 2.0) < 0.1
+    h3 = Molecule.from_xyz("H 0 0 0\nH 0 0 1.6\nH 0 0 3.2", spin=1)
+    with pytest.warns(RuntimeWarning, match="spin contamination: <S\\^2> = "):
+        res = qpt_nb.scf(h3, "sto-3g", xc="hf", grid_level=GRID)
+    assert res.spin_square[0] - 0.75 > 0.1

@@ -40,7 +40,14 @@ from qpt_nb.dft.scf_common import (
 )
 from qpt_nb.dft.scf_device import compile_in_background, scf_device
 from qpt_nb.dft.tensors import DFTTensors, dft_tensors
-from qpt_nb.dft.uks import initial_density, scf_aufbau, scf_aufbau_jit, scf_fock, scf_fock_jit
+from qpt_nb.dft.uks import (
+    initial_density,
+    scf_aufbau,
+    scf_aufbau_jit,
+    scf_fock,
+    scf_fock_jit,
+    warn_spin_contamination,
+)
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.validate import check_int
 
@@ -265,6 +272,8 @@ def scf(
     timings["scf"] = time.perf_counter() - t0
     res.timings = timings
     res.molecule = mol
+    if res.unrestricted:
+        warn_spin_contamination(res)
     res.settings = dict(
         basis=basis,
         xc=f_xc.name,

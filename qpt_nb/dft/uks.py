@@ -235,3 +235,26 @@ def initial_density(t: DFTTensors, dm0=None, *, unrestricted: bool = False):
     if d.ndim == 2:
         d = 0.5 * jnp.stack([d, d])
     return check_spin_density(d, t, "dm0")
+
+
+SPIN_CONTAMINATION = 0.1  # |<S^2> - S(S+1)| above this: a RuntimeWarning (PySCF prints <S^2> only)
+
+
+def warn_spin_contamination(res, limit: float = SPIN_CONTAMINATION) -> float:
+    """|<S^2> - S(S+1)| of a UKS result (`SCFResult`); a RuntimeWarning naming both values
+    when it passes `limit` (the determinant mixes in higher spin states: a stretched bond,
+    a geometry far from the one the state was meant for). Returns the deviation."""
+    import warnings
+
+    ss, _ = res.spin_square
+    n_a, n_b = res.occupations
+    s = 0.5 * (n_a - n_b)
+    dev = abs(ss - s * (s + 1))
+    if dev > limit:
+        warnings.warn(
+            f"spin contamination: <S^2> = {ss:.3f}, a pure 2S = {n_a - n_b} state has {s * (s + 1):.3f} "
+            f"(deviation {dev:.3f} > {limit})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return dev
