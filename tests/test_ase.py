@@ -156,3 +156,15 @@ def test_calculator_modes_and_optimisation():
         QPTCalculator("water", mode="seeded", basis="6-31g")
     with pytest.raises(ValueError, match="needs a model"):
         QPTCalculator(mode="model")
+
+
+def test_train_reads_any_ase_file_and_its_charge(tmp_path):
+    from qpt_nb.cli.train import xyz_geometry
+
+    ion = Molecule.builtin("water").to_ase()
+    ion.info.update(charge=2)
+    ase.io.write(tmp_path / "w.traj", [ion, ion])  # two frames: training starts from the first
+    text, mol = xyz_geometry(tmp_path / "w.traj")
+    assert mol.charge == 2 and Molecule.from_xyz(text, charge=2).symbols == WATER.symbols
+    with pytest.raises(FileNotFoundError, match="No file"):
+        xyz_geometry(tmp_path / "missing.traj")
