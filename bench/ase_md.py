@@ -44,7 +44,7 @@ import common  # noqa: E402
 
 MODEL = "uracil"
 CONV_TOL = 1e-10
-FMAX = 0.01  # eV/Angstrom
+FMAX = 0.01  # eV/Angstrom (--fmax)
 
 
 def _settings():
@@ -187,7 +187,7 @@ def _pyscf_geometric(start, s):
     from pyscf.geomopt.geometric_solver import optimize
 
     from qpt_nb.dft.reference import make_rks
-    from qpt_nb.units import ANGSTROM_PER_BOHR
+    from qpt_nb.units import ANGSTROM_PER_BOHR, EV_PER_HARTREE
 
     mf = make_rks(start.to_pyscf(s["basis"]), xc=s["xc"], grid_level=s["grid_level"], conv_tol=CONV_TOL)
     cycles = []
@@ -197,18 +197,21 @@ def _pyscf_geometric(start, s):
 
     mf.callback = count
     grad_calls = []
+    gmax = FMAX / (EV_PER_HARTREE / ANGSTROM_PER_BOHR)  # fmax in Hartree/Bohr
     conv = dict(
-        convergence_gmax=FMAX / (27.211386245988 / ANGSTROM_PER_BOHR),
-        convergence_grms=1e-4,
-        convergence_energy=1e-7,
-        convergence_drms=1e-3,
-        convergence_dmax=2e-3,
+        convergence_gmax=gmax,
+        convergence_grms=gmax / 2,
+        convergence_energy=1e-8,
+        convergence_drms=1e-4,
+        convergence_dmax=2e-4,
     )
 
     def cb(envs):
         grad_calls.append(1)
 
-    mol_eq = optimize(mf, maxsteps=300, callback=cb, **conv)
+    g = mf.nuc_grad_method()
+    g.grid_response = True  # the derivative of the energy the SCF computes, as QPTCalculator's
+    mol_eq = optimize(g, maxsteps=300, callback=cb, **conv)
     return mol_eq.atom_coords(unit="Angstrom"), len(cycles), len(grad_calls)
 
 
@@ -384,8 +387,11 @@ def main(argv=None):
     p.add_argument("--part", choices=("grad", "opt", "md", "step"), required=True)
     p.add_argument("--n-test", type=int, default=20)
     p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--fmax", type=float, default=FMAX, help="optimisation threshold, eV/Angstrom (opt)")
     p.add_argument("--modes", nargs="+", default=["scf", "seeded", "pyscf"])
     args = p.parse_args(argv)
+    global FMAX
+    FMAX = args.fmax
     if args.part == "grad":
         part_grad(args.n_test)
     elif args.part == "opt":
