@@ -143,6 +143,8 @@ def part_opt():
     s = _settings()
     start = _distorted()
     done = _load("opt") or dict(runs={})
+    if done.get("fmax_ev_per_a") not in (None, FMAX) or done.get("geometric_grid_response") is not True:
+        done = dict(runs={})  # another threshold, or the run before geomeTRIC had the grid response
     runs = done["runs"]
     for mode in ("scf", "seeded", "pyscf"):
         if mode in runs:
@@ -175,12 +177,15 @@ def part_opt():
             f"  {mode}: {n_steps} gradient calls, {cycles} SCF iterations, {runs[mode]['seconds']:.0f} s",
             flush=True,
         )
-        _save("opt", dict(settings=s, fmax_ev_per_a=FMAX, runs=runs, complete=False))
+        _save(
+            "opt",
+            dict(settings=s, fmax_ev_per_a=FMAX, geometric_grid_response=True, runs=runs, complete=False),
+        )
     ref = np.asarray(runs["pyscf"]["positions"])
     for mode in ("scf", "seeded"):
         runs[mode]["rmsd_vs_pyscf_a"] = _aligned_rmsd(np.asarray(runs[mode]["positions"]), ref)
         print(f"  {mode}: RMSD to PySCF+geomeTRIC minimum {runs[mode]['rmsd_vs_pyscf_a']:.2e} A")
-    _save("opt", dict(settings=s, fmax_ev_per_a=FMAX, runs=runs, complete=True))
+    _save("opt", dict(settings=s, fmax_ev_per_a=FMAX, geometric_grid_response=True, runs=runs, complete=True))
 
 
 def _pyscf_geometric(start, s):
