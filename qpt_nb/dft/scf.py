@@ -176,7 +176,7 @@ def scf(
     precision: str = "float64",
     unrestricted: Optional[bool] = None,
 ) -> SCFResult:
-    """Restricted Kohn-Sham SCF of `mol` in JAX (PySCF supplies integrals and the grid).
+    """Kohn-Sham SCF of `mol` in JAX, restricted or unrestricted (PySCF supplies integrals and the grid).
 
     Args:
       mol: `qpt_nb.Molecule` (any spin; see `unrestricted`) or the name of a built-in one ('water').
