@@ -46,29 +46,9 @@ def check_spin_density(density, t: DFTTensors, what: str = "density"):
     return d
 
 
-def _spin_rho_sigma(density, t: DFTTensors, gga: bool):
-    """rho (2, G) and sigma (3, G) (None for LDA), float64, on the tensors' grid."""
-    ao = t.ao
-    lo = ao.dtype
-    pd = jnp.einsum("gi,sij->sgj", ao[0], density.astype(lo))  # phi D_s (2, G, N)
-    rho = jnp.einsum("sgj,gj->sg", pd, ao[0]).astype(jnp.float64)
-    if not gga:
-        return rho, None
-    grad = 2.0 * jnp.einsum("xgi,sgi->sxg", ao[1:4], pd).astype(jnp.float64)  # (2, 3, G)
-    sigma = jnp.stack(
-        [
-            jnp.sum(grad[0] * grad[0], axis=0),
-            jnp.sum(grad[0] * grad[1], axis=0),
-            jnp.sum(grad[1] * grad[1], axis=0),
-        ]
-    )
-    return rho, sigma
-
-
 def uks_xc_energy(density, t: DFTTensors, xc: XCLike):
-    """E_xc[rho_a, rho_b] (Hartree) of a (2, N, N) density by quadrature; 0 for 'hf'."""
-    from qpt_nb.dft.xc_spin import spin_xc_energy_density
-
+    """E_xc[rho_a, rho_b] (Hartree) of a (2, N, N) density by quadrature; 0 for 'hf'.
+    The energy of `uks_xc_energy_and_potential` (differentiable: jax.grad gives V_xc)."""
     func = get_xc(xc)
     if func.family == "hf":
         return jnp.zeros((), jnp.float64)
@@ -76,8 +56,7 @@ def uks_xc_energy(density, t: DFTTensors, xc: XCLike):
         raise ValueError(
             f"Functional {func.name!r} needs AO gradients: build the tensors with xc={func.name!r}."
         )
-    rho, sigma = _spin_rho_sigma(density, t, func.needs_gradient)
-    return jnp.sum(t.weights.astype(jnp.float64) * spin_xc_energy_density(func, rho, sigma))
+    return uks_xc_energy_and_potential(density, t, func)[0]
 
 
 def uks_xc_energy_and_potential(density, t: DFTTensors, xc: XCLike):
