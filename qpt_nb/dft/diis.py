@@ -37,6 +37,7 @@ import jax.numpy as jnp
 __all__ = [
     "DIISState",
     "diis_init",
+    "diis_init_like",
     "commutator_error",
     "diis_coefficients",
     "diis_step",
@@ -52,12 +53,16 @@ class DIISState(NamedTuple):
     errors: jnp.ndarray
 
 
-def diis_init(n_ao: int, space: int, dtype=jnp.float64, *, spins: int = 0) -> DIISState:
-    """An empty history of ``max(space, 1)`` slots for (n_ao, n_ao) matrices, or for
-    (spins, n_ao, n_ao) Fock pairs (``spins=2``: unrestricted, one set of weights for both
-    spins on the stacked error vectors, as PySCF's UHF/UKS DIIS)."""
-    m = max(int(space), 1)
-    zeros = jnp.zeros((m,) + ((spins,) if spins else ()) + (n_ao, n_ao), dtype)
+def diis_init(n_ao: int, space: int, dtype=jnp.float64) -> DIISState:
+    """An empty history of ``max(space, 1)`` slots for (n_ao, n_ao) matrices."""
+    return diis_init_like(jnp.zeros((n_ao, n_ao), dtype), space)
+
+
+def diis_init_like(density, space: int) -> DIISState:
+    """An empty history of ``max(space, 1)`` slots for Fock matrices shaped like `density`:
+    (N, N), or (2, N, N) for an unrestricted SCF (one set of weights for both spins on the
+    stacked error vectors, as PySCF's UHF/UKS DIIS)."""
+    zeros = jnp.zeros((max(int(space), 1),) + tuple(density.shape), density.dtype)
     return DIISState(zeros, zeros)
 
 
@@ -96,7 +101,7 @@ def diis_step(state: DIISState, fock, error, k, *, space: int):
     Args:
       state: the history (`diis_init` before the first step).
       fock: (N, N) F[D_k];  error: (N, N) its `commutator_error` (or (2, N, N) each, the
-        Fock pair of an unrestricted SCF, with a history from ``diis_init(spins=2)``).
+        Fock pair of an unrestricted SCF, with a history from `diis_init_like`).
       space: the DIIS space (static; 0 turns DIIS off). The buffers hold max(space, 1) slots.
     Returns:
       (F_ext (N, N) the extrapolated Fock matrix to diagonalise next, the new state).

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qpt_nb.dft.diis import commutator_error, commutator_error_jit, diis_init, diis_step, diis_step_jit
+from qpt_nb.dft.diis import commutator_error, commutator_error_jit, diis_init_like, diis_step, diis_step_jit
 from qpt_nb.dft.kohn_sham import XCLike
 from qpt_nb.dft.molecule import as_molecule
 from qpt_nb.dft.scf_common import (
@@ -76,7 +76,7 @@ def _scf_fixed(t, dm0, xc, n_iter, diis_space):
         d_new = scf_aufbau(f_ext, t)[2]
         return (d_new, hist), (e, jnp.linalg.norm(err))
 
-    init = (dm0, diis_init(dm0.shape[-1], diis_space, dm0.dtype, spins=dm0.shape[0] if dm0.ndim == 3 else 0))
+    init = (dm0, diis_init_like(dm0, diis_space))
     (d, _), (energies, errors) = jax.lax.scan(step, init, jnp.arange(n_iter))
     e, f = scf_fock(d, t, xc)
     eps, c, _ = scf_aufbau(f, t)
@@ -124,7 +124,7 @@ def scf_loop(
     )
     tol_grad = grad_tolerance(conv_tol, conv_tol_grad)
     d = initial_density(t, dm0)
-    hist = diis_init(t.n_ao, diis_space, d.dtype, spins=2 if d.ndim == 3 else 0)
+    hist = diis_init_like(d, diis_space)
     energies, e_prev, converged = [], None, False
     for it in range(1, max_cycle + 1):
         e, f = scf_fock_jit(d, t, f_xc)  # E[D] and F[D] = dE/dD (a spin pair for UKS)
@@ -233,7 +233,7 @@ def scf(
         raise ValueError(
             f"unrestricted=False: {mol.formula} with spin={mol.spin} is open-shell (restricted needs spin=0)"
         )
-    spin_axis = bool(unrestricted) or mol.spin != 0 or (dm0 is not None and dm0.ndim == 3)
+    spin_axis = bool(unrestricted) or mol.spin != 0 or (dm0 is not None and dm0.ndim == 3)  # UKS
     ahead = []
     on_shapes = None
     if tensors is None and device_loop and not spin_axis:
@@ -264,7 +264,7 @@ def scf(
     timings["compile_wait"] = time.perf_counter() - t0  # the part of compilation not overlapped
     t0 = time.perf_counter()
     kw = dict(conv_tol=conv_tol, conv_tol_grad=conv_tol_grad, max_cycle=max_cycle, diis_space=diis_space)
-    d0 = initial_density(t, dm0, unrestricted=spin_axis)
+    d0 = initial_density(t, dm0, unrestricted=bool(unrestricted))
     if not device_loop:
         res = scf_loop(t, f_xc, dm0=d0, callback=callback, **kw)
     else:

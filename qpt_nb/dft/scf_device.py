@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qpt_nb.aot import AheadOfTime
-from qpt_nb.dft.diis import commutator_error, diis_init, diis_step
+from qpt_nb.dft.diis import commutator_error, diis_init_like, diis_step
 from qpt_nb.dft.kohn_sham import XCLike
 from qpt_nb.dft.scf_common import (
     SCFResult,
@@ -87,7 +87,7 @@ def _scf_while(t, dm0, conv_tol, tol_grad, xc, max_cycle, diis_space):
         delta=jnp.full((), jnp.inf, dm0.dtype),
         err=jnp.full((), jnp.inf, dm0.dtype),
         converged=jnp.zeros((), bool),
-        hist=diis_init(dm0.shape[-1], diis_space, dm0.dtype, spins=2 if unrestricted else 0),
+        hist=diis_init_like(dm0, diis_space),
         energies=jnp.full((max_cycle,), jnp.nan, dm0.dtype),
     )
     # the first iteration has no orbitals yet (dm0 is a guess): run it outside the loop so

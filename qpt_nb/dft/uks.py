@@ -11,7 +11,7 @@ The spin axis comes first in every array (alpha, beta):
     (D = D_a + D_b; PySCF's ``dft.UKS`` / ``scf.UHF``, pyscf/dft/uks.py ``get_veff``)
 
 E_xc is the spin-polarised functional of `qpt_nb.dft.xc_spin` (libxc's polarised forms);
-V_xc,s is its gradient with respect to D_s (autodiff through the grid quadrature).
+V_xc,s = dE_xc/dD_s is contracted explicitly on the grid (`uks_xc_energy_and_potential`).
 `qpt_nb.scf` runs the UKS iteration when the molecule has spin != 0 (or ``unrestricted=True``,
 which for a closed shell gives the restricted energy): the density's leading spin axis is
 what the SCF loops dispatch on. n_alpha = n_beta + 2S, and the tensors' ``n_occ`` is n_beta.
@@ -140,8 +140,8 @@ def uks_energy(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
 def uks_energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
     """(E, F) with the Fock pair F (2, N, N), F_s = dE/dD_s = h + J[D] - a_x K[D_s] + V_xc,s.
 
-    J and K explicitly; V_xc,s as the gradient of the quadrature (equal to PySCF's
-    ``get_veff`` to round-off, tested). Differentiable.
+    J, K and V_xc,s explicitly (`uks_xc_energy_and_potential`; equal to PySCF's ``get_veff``
+    to round-off, tested). Differentiable.
     """
     func = get_xc(xc)
     d = check_spin_density(density, t)
@@ -157,9 +157,6 @@ def uks_energy_and_fock(density, t: DFTTensors, xc: XCLike = "b3lyp5"):
         exc, vxc = uks_xc_energy_and_potential(d, t, func)
         e, f = e + exc, f + vxc
     return e, 0.5 * (f + jnp.swapaxes(f, -1, -2))
-
-
-uks_energy_and_fock_jit = jax.jit(uks_energy_and_fock, static_argnames=("xc",))
 
 
 def uks_aufbau(fock, orthogonalizer, n_alpha: int, n_beta: int):
