@@ -16,6 +16,7 @@ H   0.0000000  0.7572000 -0.4692000
 H   0.0000000 -0.7572000 -0.4692000
 """
 EXPECTED = {
+    "allyl": 23,
     "water": 10,
     "uracil": 58,
     "ammonia": 10,
@@ -141,6 +142,7 @@ def test_builtins_load_and_build():
         mol = m.to_pyscf("sto-3g")
         assert mol.nelectron == m.n_electrons == EXPECTED[name]
         assert mol.unit.lower().startswith("ang") and not mol.cart
+        assert m.spin == mol.spin == m.n_electrons % 2  # allyl: a doublet
     assert Molecule.builtin("URACIL") == Molecule.builtin("uracil")
     assert Molecule.builtin("malonaldehyde").name == "malondialdehyde"
 

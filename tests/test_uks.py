@@ -139,11 +139,12 @@ def test_loops_agree_and_the_gradient_of_a_radical():
     assert np.abs(g.sum(axis=0)).max() < 1e-9
 
 
-def test_training_an_open_shell_is_refused_with_one_line():
+def test_training_config_takes_an_open_shell_and_refuses_a_spin_that_does_not_fit():
     from conftest import water_config
 
-    with pytest.raises(ValueError, match="spin must be equal to 0 .*closed-shell so far"):
-        water_config(charge=1, spin=1)
+    assert water_config(charge=1, spin=1).molecule_object().spin == 1  # H2O+, a doublet
+    with pytest.raises(ValueError, match="spin"):
+        water_config(spin=1)  # 10 electrons cannot make a doublet
 
 
 def test_spin_contamination_is_detected_and_warned():

@@ -30,13 +30,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qpt_nb.analysis.metrics import METRIC_KEYS, METRIC_LABELS, conformer_errors, summarize
+from qpt_nb.analysis.metrics import METRIC_KEYS, METRIC_LABELS, SPIN_METRIC_KEYS, conformer_errors, summarize
 from qpt_nb.analysis.runs import resolve_model
 from qpt_nb.dft.reference import label_many
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.batch import prepare_conformer
 from qpt_nb.learn.losses import model_outputs, predict_correction, sandwich_settings
-from qpt_nb.learn.network import network_fns
 from qpt_nb.units import MEV_PER_HARTREE, UHA_PER_HARTREE
 from qpt_nb.validate import check_int
 
@@ -102,7 +101,7 @@ def predict_pair(apply_fn, params, batch, *, n_refine: int = 3, mix: float = 0.5
     """`outputs_for_corrections` for [trained W, W = 0] of one conformer (NumPy arrays).
 
     One jitted call, compiled once per (apply_fn, shapes); `apply_fn` as in
-    `qpt_nb.learn.losses` (e.g. `network_fns(config.model)[1]`).
+    `qpt_nb.learn.losses` (e.g. `config.network()[1]`).
     """
     out = _predict_pair(apply_fn, params, batch, int(n_refine), float(mix), mix_at)
     return {k: np.asarray(v) for k, v in out.items()}
@@ -122,7 +121,7 @@ class EvalResult:
     def table(self) -> str:
         """Plain-text table: metric | trained | W = 0 baseline."""
         lines = [f"{'metric':34s} {'trained':>14s} {'W=0 baseline':>14s}"]
-        for k in METRIC_KEYS:
+        for k in METRIC_KEYS + tuple(k for k in SPIN_METRIC_KEYS if k in self.trained):
             a, b = self.trained[k], self.baseline_w0[k]
             fmt = (lambda v: f"{v:14d}") if k == "n_conformers" else (lambda v: f"{v:14.4f}")
             lines.append(f"{METRIC_LABELS[k]:34s} {fmt(a)} {fmt(b)}")
@@ -195,7 +194,7 @@ def evaluate(
       metadata records the settings, `seed` as 'test_seed', and timings (s).
     """
     cfg, params, step = resolve_model(model_or_run, config)
-    apply_fn = network_fns(cfg.model)[1]
+    apply_fn = cfg.network()[1]
     basis = basis or cfg.basis
     xc = get_xc(xc or cfg.xc).name
     grid_level = cfg.grid_level if grid_level is None else int(grid_level)
@@ -276,8 +275,14 @@ def score_conformer(apply_fn, params, batch, lab, *, n_refine: int = 3, mix: flo
     out = predict_pair(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
     seconds = time.perf_counter() - t0
     n_ao = out["fock"].shape[-1]
-    if lab.fock.shape != (n_ao, n_ao):
-        raise ValueError(f"A label has {lab.fock.shape[0]} AOs, the tensors {n_ao}: other basis?")
+    if lab.fock.shape[-1] != n_ao:
+        raise ValueError(f"A label has {lab.fock.shape[-1]} AOs, the tensors {n_ao}: other basis?")
+    if lab.fock.shape != out["fock"].shape[1:]:
+        shell = {2: "closed-shell", 3: "open-shell (alpha, beta)"}
+        raise ValueError(
+            f"The label is {shell[lab.fock.ndim]} but the model's prediction is "
+            f"{shell[out['fock'].ndim - 1]}: a model is scored on molecules of its own spin."
+        )
     trained, base = (
         conformer_errors(lab, *(out[k][j] for k in ("energy", "fock", "mo_energy", "mo_coeff")))
         for j in (0, 1)
@@ -305,7 +310,7 @@ def conformer_rows(config, params, batches, labels) -> list:
     """`conformer_row`s of `params` on prepared conformers (`QPTBatch`es, one `Label` each),
     the rows of the training dashboard, plus predicted_mo_energy, reference_mo_energy
     ((N,) Hartree) and n_occ for an orbital-energy plot."""
-    apply_fn = network_fns(config.model)[1]
+    apply_fn = config.network()[1]
     rows = []
     for i, (batch, lab) in enumerate(zip(batches, labels)):
         s = score_conformer(apply_fn, params, batch, lab, **sandwich_settings(config))
@@ -430,7 +435,7 @@ def make_monitor(
     labels = list(labels)[: len(test_set)]
     e_ref = np.asarray([lab.energy for lab in labels])
     f_ref = np.stack([lab.fock for lab in labels])
-    apply_fn, sw = network_fns(config.model)[1], sandwich_settings(config)
+    apply_fn, sw = config.network()[1], sandwich_settings(config)
 
     def monitor(params) -> dict:
         de, dh = [], []
@@ -440,7 +445,8 @@ def make_monitor(
                 b = _prepare_chunk(config, test_set[s], tensor_cache)
             e, fk = _monitor_outputs(apply_fn, params, b, sw["n_refine"], sw["mix"], sw["mix_at"])
             de.append(np.abs(np.asarray(e) - e_ref[s]))
-            dh.append(np.abs(np.asarray(fk) - f_ref[s]).mean(axis=(1, 2)))
+            diff = np.abs(np.asarray(fk) - f_ref[s])
+            dh.append(diff.reshape(diff.shape[0], -1).mean(axis=1))  # both spins for an open shell
         return dict(
             energy_mae_mev=float(np.concatenate(de).mean() * MEV_PER_HARTREE),
             hamiltonian_mae_uha=float(np.concatenate(dh).mean() * UHA_PER_HARTREE),

@@ -42,7 +42,6 @@ from qpt_nb.dft.scf import scf
 from qpt_nb.dft.tensors import DFTTensors
 from qpt_nb.learn.batch import prepare_conformer, stack_batch
 from qpt_nb.learn.losses import model_outputs, predict_correction, sandwich_settings
-from qpt_nb.learn.network import network_fns
 from qpt_nb.validate import check_int
 
 DEFAULT_BATCH = 8  # geometries per compiled call, unless their tensors exceed BATCH_BYTES
@@ -251,7 +250,7 @@ def _check_batch_size(batch_size, nbytes: int) -> int:
 def _iter_predictions(cfg, params, mols, batch_size, keep_tensors, stats):
     """Yields the `Prediction`s of `mols` batch by batch (lists); adds compile seconds to
     stats['compile'] and records the batch size used in stats['batch_size']."""
-    apply_fn = network_fns(cfg.model)[1]
+    apply_fn = cfg.network()[1]
     prep = functools.partial(
         prepare_conformer, basis=cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri
     )

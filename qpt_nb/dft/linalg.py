@@ -34,27 +34,29 @@ def _safe_inverse_gap(gap):
     return jnp.where(small, 0.0, 1.0 / jnp.where(small, 1.0, gap))
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(1,))
-def eigh_guarded(h, n_occ: int):
-    """Eigen-decomposition of a symmetric matrix plus its closed-shell density.
+@partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def eigh_guarded(h, n_occ: int, occupation: float = 2.0):
+    """Eigen-decomposition of a symmetric matrix plus its aufbau density.
 
     Args:
       h: (N, N) symmetric matrix in an orthonormal basis (Hartree).
-      n_occ: number of doubly occupied orbitals (static).
+      n_occ: number of occupied orbitals (static).
+      occupation: electrons per occupied orbital (static): 2 for a closed shell, 1 for
+        one spin of an unrestricted determinant.
 
     Returns:
       eps (N,) ascending eigenvalues, q (N, N) eigenvectors (columns),
-      p (N, N) = 2 q[:, :n_occ] q[:, :n_occ]^T.
+      p (N, N) = occupation q[:, :n_occ] q[:, :n_occ]^T.
     """
     eps, q = jnp.linalg.eigh(h)
     qo = q[:, :n_occ]
-    return eps, q, 2.0 * qo @ qo.T
+    return eps, q, occupation * qo @ qo.T
 
 
 @eigh_guarded.defjvp
-def _eigh_guarded_jvp(n_occ, primals, tangents):
+def _eigh_guarded_jvp(n_occ, occupation, primals, tangents):
     (h,), (dh,) = primals, tangents
-    eps, q, p = eigh_guarded(h, n_occ)
+    eps, q, p = eigh_guarded(h, n_occ, occupation)
     dh = 0.5 * (dh + dh.T)
     dmo = q.T @ dh @ q
     deps = jnp.diagonal(dmo)
@@ -63,25 +65,26 @@ def _eigh_guarded_jvp(n_occ, primals, tangents):
     dq = q @ (f * dmo)
     qo, qv = q[:, :n_occ], q[:, n_occ:]
     m = dmo[n_occ:, :n_occ] * _safe_inverse_gap(eps[None, :n_occ] - eps[n_occ:, None])
-    dp = 2.0 * (qv @ m @ qo.T + qo @ m.T @ qv.T)
+    dp = occupation * (qv @ m @ qo.T + qo @ m.T @ qv.T)
     return (eps, q, p), (deps, dq, dp)
 
 
-def solve_fock(fock, orthogonalizer, n_occ: int):
+def solve_fock(fock, orthogonalizer, n_occ: int, occupation: float = 2.0):
     """Solves F C = S C eps through the orthogonaliser X = L^-T.
 
     Args:
       fock: (N, N) Fock / Kohn-Sham matrix in the AO basis, Hartree.
       orthogonalizer: (N, N) X with X^T S X = 1.
-      n_occ: number of doubly occupied orbitals (static).
+      n_occ: number of occupied orbitals (static).
+      occupation: electrons per occupied orbital (static; 1 for one spin of UKS).
 
     Returns:
       mo_energy (N,) Hartree, mo_coeff (N, N) AO coefficients (columns), and the
-      density matrix D = 2 C_occ C_occ^T (N, N).
+      density matrix D = occupation C_occ C_occ^T (N, N).
     """
     x = orthogonalizer
     hp = x.T @ fock @ x
-    eps, q, p = eigh_guarded(0.5 * (hp + hp.T), n_occ)
+    eps, q, p = eigh_guarded(0.5 * (hp + hp.T), n_occ, float(occupation))
     return eps, x @ q, x @ p @ x.T
 
 

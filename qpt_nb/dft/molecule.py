@@ -352,7 +352,8 @@ class Molecule:
 
     @classmethod
     def builtin(cls, name):
-        """A geometry shipped in ``qpt_nb/data/<name>.xyz`` (case-insensitive)."""
+        """A geometry shipped in ``qpt_nb/data/<name>.xyz`` (case-insensitive), neutral, with
+        the lowest spin its electron count allows (the allyl radical: spin=1, a doublet)."""
         key = builtin_key(name)
         if key is None:
             raise ValueError(f"unknown builtin molecule {name!r}; available: {', '.join(_builtin_names())}")
@@ -532,7 +533,8 @@ def _builtin_names():
 def _load_builtin(key):
     text = _data_dir().joinpath(f"{key}.xyz").read_text()
     ((syms, xyz, _),) = _parse_frames(text, f" in builtin {key}.xyz", single=True)
-    return Molecule.from_arrays(syms, xyz, 0, 0, key)
+    n_electrons = sum(_Z_OF[s.lower()] for s in syms)
+    return Molecule.from_arrays(syms, xyz, 0, n_electrons % 2, key)  # a radical: spin 1 (doublet)
 
 
 def as_molecule(mol, what="mol"):

@@ -71,7 +71,8 @@ _ARRAYS = ("fock", "mo_energy", "mo_coeff", "density", "overlap")
 
 @dataclasses.dataclass(frozen=True)
 class Label(FrontierOrbitals):
-    """A converged PySCF RKS calculation of one geometry, in its canonical frame.
+    """A converged PySCF RKS (UKS for an open shell) calculation of one geometry, in its
+    canonical frame.
 
     energy:    total energy, Hartree.
     fock:      (N, N) Kohn-Sham matrix F[D] of the converged density, Hartree.
@@ -79,7 +80,9 @@ class Label(FrontierOrbitals):
     mo_coeff:  (N, N) AO coefficients, columns are orbitals (F C = S C eps).
     density:   (N, N) converged density matrix, D = 2 C_occ C_occ^T.
     overlap:   (N, N) AO overlap S.
-    n_occ:     number of doubly occupied orbitals.
+    n_occ:     number of doubly occupied orbitals (n_beta for an open shell).
+    spin:      2S (0: closed shell). Open shell: fock, mo_energy, mo_coeff and density
+               gain a leading spin axis (alpha, beta), D_s = C_s,occ C_s,occ^T.
     converged: PySCF's flag;  n_iter: SCF iterations (Fock builds, as `SCFResult.n_iter`).
     seconds:   wall time of the original PySCF run (also when read from the cache).
     cpu_seconds: this process's CPU time (all threads) of the original run; nan for a
@@ -101,6 +104,16 @@ class Label(FrontierOrbitals):
     cpu_seconds: float = float("nan")
     cached: bool = False
     key: str = ""
+    spin: int = 0
+
+    @property
+    def unrestricted(self) -> bool:
+        return bool(self.spin) or np.ndim(self.mo_energy) == 2
+
+    @property
+    def occupations(self) -> tuple:
+        """(n_alpha, n_beta) occupied orbitals per spin."""
+        return (self.n_occ + int(self.spin), self.n_occ)
 
     @property
     def n_cycles(self) -> int:
@@ -185,6 +198,7 @@ def _save(path: Path, lab: Label) -> None:
         n_iter=lab.n_iter,
         seconds=lab.seconds,
         cpu_seconds=lab.cpu_seconds,
+        spin=lab.spin,
         **{k: getattr(lab, k) for k in _ARRAYS},
     )
     atomic_write_bytes(path, buf.getvalue())
@@ -202,6 +216,7 @@ def _load(path: Path, key: str) -> Optional[Label]:
                 cpu_seconds=float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan"),
                 cached=True,
                 key=key,
+                spin=int(z["spin"]) if "spin" in z.files else 0,
                 **{k: np.array(z[k]) for k in _ARRAYS},
             )
     except Exception:  # truncated, not a zip (BadZipFile), missing keys: recompute
@@ -239,17 +254,13 @@ def compute_label(
             )
         t0, c0 = time.perf_counter(), time.process_time()
         pmol = can.to_pyscf(basis)
-        if pmol.nelectron % 2 or mol.spin:
-            raise ValueError(
-                f"Labels are closed-shell RKS only: {pmol.nelectron} electrons, spin={mol.spin}."
-            )
         mf = make_rks(pmol, xc=xc, grid_level=grid_level, eri=eri, **_rks_settings(**rks))
         mf.kernel()
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         dm = mf.make_rdm1()
         s = mf.get_ovlp()
         fock = mf.get_fock(dm=dm)
-        fock = 0.5 * (fock + fock.T)
+        fock = 0.5 * (fock + np.swapaxes(fock, -1, -2))
         # orbitals of the Fock matrix of the converged density (self-consistent to conv_tol)
         mo_energy, mo_coeff = mf.eig(fock, s)
     return Label(
@@ -259,12 +270,13 @@ def compute_label(
         mo_coeff=np.asarray(mo_coeff),
         density=np.asarray(dm),
         overlap=np.asarray(s),
-        n_occ=pmol.nelectron // 2,
+        n_occ=(pmol.nelectron - pmol.spin) // 2,
         converged=bool(mf.converged),
         n_iter=int(mf.cycles),
         seconds=seconds,
         cpu_seconds=cpu_seconds,
         cached=False,
+        spin=int(pmol.spin),
     )
 
 
@@ -288,8 +300,9 @@ def _compute_label_qpt(can, basis, *, xc, grid_level, eri, auxbasis, conv_tol, d
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     s = np.asarray(res.tensors.overlap)
     fock = np.asarray(res.fock)
-    fock = 0.5 * (fock + fock.T)
-    mo_energy, mo_coeff = scipy.linalg.eigh(fock, s)
+    fock = 0.5 * (fock + np.swapaxes(fock, -1, -2))
+    pairs = [scipy.linalg.eigh(f, s) for f in fock] if fock.ndim == 3 else [scipy.linalg.eigh(fock, s)]
+    mo_energy, mo_coeff = (np.stack(x) if fock.ndim == 3 else x[0] for x in zip(*pairs))
     return Label(
         energy=float(res.energy),
         fock=fock,
@@ -303,6 +316,7 @@ def _compute_label_qpt(can, basis, *, xc, grid_level, eri, auxbasis, conv_tol, d
         seconds=seconds,
         cpu_seconds=cpu_seconds,
         cached=False,
+        spin=int(getattr(res.tensors, "spin", 0)),
     )
 
 

@@ -10,6 +10,12 @@ Pure physics; knows nothing about the network. With H = H_init + W:
 `refine` generalises this to `n_refine` eigen-solves (n_refine = 3 above), the
 mix applied at the second one.  Gradients flow through every eigen-solve
 (`qpt_nb.dft.linalg.eigh_guarded`).
+
+Open shells (tensors with ``t.spin != 0``): the same iterations with a spin axis, as
+unrestricted Kohn-Sham (`qpt_nb.dft.uks`): H_init, W, H and every Fock matrix are pairs
+(2, N, N) (alpha, beta), D_k = (D_alpha, D_beta) from `uks_aufbau` (n_alpha, n_beta
+orbitals), and the loss is E[D_alpha, D_beta] (`uks_energy`). The research code is
+closed-shell; the unrestricted sandwich is this toolkit's extension of it.
 """
 
 from __future__ import annotations
@@ -19,17 +25,20 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from qpt_nb.dft.kohn_sham import XCLike, coulomb, energy, energy_and_fock, exchange, xc_potential
-from qpt_nb.dft.linalg import density_from_fock, solve_fock
+from qpt_nb.dft.kohn_sham import XCLike, coulomb, exchange, xc_potential
 from qpt_nb.dft.tensors import DFTTensors
+from qpt_nb.dft.uks import initial_density, scf_aufbau, scf_energy, scf_fock, uks_xc_energy_and_potential
 from qpt_nb.dft.xc import get_xc
 
 
 class InitialIteration(NamedTuple):
     """The first (network-free) DFT iteration from the minao guess D0.
 
-    All (N, N), Hartree except dm0: dm0, coulomb J(D0), exchange K(D0),
-    vxc V_xc(D0) and h_init = H_core + J - a_x/2 K + V_xc = F[D0]."""
+    Hartree except dm0. Closed shell, all (N, N): dm0, coulomb J(D0), exchange K(D0),
+    vxc V_xc(D0) and h_init = H_core + J - a_x/2 K + V_xc = F[D0]. Open shell, with the
+    spin axis first: dm0 (2, N, N) (the minao guess halved per spin), coulomb J(D0_a + D0_b)
+    (N, N), exchange (2, N, N) K(D0_s), vxc (2, N, N) V_xc,s and h_init (2, N, N) the UKS
+    Fock pair F_s = H_core + J - a_x K_s + V_xc,s."""
 
     dm0: jnp.ndarray
     coulomb: jnp.ndarray
@@ -39,12 +48,18 @@ class InitialIteration(NamedTuple):
 
 
 def initial_iteration(t: DFTTensors, xc: XCLike = "b3lyp5") -> InitialIteration:
-    """One DFT iteration from `t.dm0` (PySCF's minao guess): H_init = F[D0] and its parts."""
+    """One DFT iteration from `t.dm0` (PySCF's minao guess): H_init = F[D0] and its parts
+    (restricted, or unrestricted for open-shell tensors: see `InitialIteration`)."""
     func = get_xc(xc)
-    d0 = t.dm0
-    j, k = coulomb(d0, t), exchange(d0, t)
-    v = xc_potential(d0, t, func)
-    return InitialIteration(d0, j, k, v, t.hcore + j - 0.5 * func.hyb * k + v)
+    d0 = initial_density(t)
+    if d0.ndim == 2:
+        j, k = coulomb(d0, t), exchange(d0, t)
+        v = xc_potential(d0, t, func)
+        return InitialIteration(d0, j, k, v, t.hcore + j - 0.5 * func.hyb * k + v)
+    j = coulomb(d0[0] + d0[1], t)
+    k = jnp.stack([exchange(d0[0], t), exchange(d0[1], t)])
+    v = uks_xc_energy_and_potential(d0, t, func)[1] if func.family != "hf" else jnp.zeros_like(k)
+    return InitialIteration(d0, j, k, v, t.hcore + j - func.hyb * k + v)
 
 
 def mix_schedule(n_refine: int, mix: float = 0.5, mix_at: Optional[int] = 2) -> jnp.ndarray:
@@ -62,19 +77,20 @@ def mix_schedule(n_refine: int, mix: float = 0.5, mix_at: Optional[int] = 2) -> 
 def refine(
     h, t: DFTTensors, xc: XCLike = "b3lyp5", n_refine: int = 3, *, mix: float = 0.5, mix_at: Optional[int] = 2
 ):
-    """Density after `n_refine` DFT eigen-solves starting from Hamiltonian `h` (N, N).
+    """Density after `n_refine` DFT eigen-solves starting from Hamiltonian `h` (N, N),
+    or (2, N, N) (alpha, beta) for open-shell tensors.
 
     The density is mixed at solve `mix_at` (`mix_schedule`; None: at every solve).
 
-    Returns D_{n_refine} (N, N). Fixed iteration count under `lax.scan`.
+    Returns D_{n_refine}, shaped like `h`. Fixed iteration count under `lax.scan`.
     """
     if n_refine < 1:
         raise ValueError(f"n_refine must be >= 1, got {n_refine}.")
     func = get_xc(xc)
-    d1 = density_from_fock(h, t.orthogonalizer, t.n_occ)
+    d1 = scf_aufbau(h, t)[2]
 
     def step(d, alpha):
-        d_new = density_from_fock(energy_and_fock(d, t, func)[1], t.orthogonalizer, t.n_occ)
+        d_new = scf_aufbau(scf_fock(d, t, func)[1], t)[2]
         return alpha * d_new + (1.0 - alpha) * d, None
 
     d, _ = jax.lax.scan(step, d1, mix_schedule(n_refine, mix, mix_at))
@@ -87,7 +103,8 @@ class SandwichOutputs(NamedTuple):
     energy: E[D_n], Hartree.  density: D_n (N, N).  w: the symmetrised correction
     (W + W^T)/2 (N, N), Hartree.  With ``orbitals=True`` also fock: F[D_n] (N, N), Hartree;
     mo_energy: (N,) its eigenvalues, Hartree; mo_coeff: (N, N) its orbitals (columns);
-    otherwise these three are None.
+    otherwise these three are None. Open shells: a leading spin axis (2, ...) on every
+    array but the energy.
     """
 
     energy: jnp.ndarray
@@ -109,7 +126,8 @@ def sandwich_outputs(
     mix_at: Optional[int] = 2,
     orbitals: bool = True,
 ) -> SandwichOutputs:
-    """The one inference path of a Hamiltonian correction W (N, N), Hartree, for one conformer.
+    """The one inference path of a Hamiltonian correction W (N, N), Hartree, for one conformer
+    ((2, N, N), one per spin, for open-shell tensors).
 
     H = H_init + (W + W^T)/2, D_n = `refine`(H) (n_refine eigen-solves, the density mixed as
     `mix_schedule` says), E[D_n]; with ``orbitals=True`` also F[D_n] and its eigenpairs
@@ -125,9 +143,9 @@ def sandwich_outputs(
     w = 0.5 * (w + jnp.swapaxes(w, -1, -2))
     d = refine(h_init + w, t, func, n_refine, mix=mix, mix_at=mix_at)
     if not orbitals:
-        return SandwichOutputs(energy(d, t, func), d, w)
-    e, fk = energy_and_fock(d, t, func)
-    eps, c, _ = solve_fock(fk, t.orthogonalizer, t.n_occ)
+        return SandwichOutputs(scf_energy(d, t, func), d, w)
+    e, fk = scf_fock(d, t, func)
+    eps, c, _ = scf_aufbau(fk, t)
     return SandwichOutputs(e, d, w, fk, eps, c)
 
 

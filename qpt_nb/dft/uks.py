@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qpt_nb.dft.kohn_sham import XCLike, check_density, coulomb, energy_and_fock, exchange
+from qpt_nb.dft.kohn_sham import XCLike, check_density, coulomb, energy, energy_and_fock, exchange
 from qpt_nb.dft.linalg import solve_fock
 from qpt_nb.dft.tensors import DFTTensors
 from qpt_nb.dft.xc import get_xc
@@ -167,14 +167,12 @@ def uks_aufbau(fock, orthogonalizer, n_alpha: int, n_beta: int):
       n_alpha, n_beta: occupied orbitals per spin (static).
     Returns:
       mo_energy (2, N) Hartree, mo_coeff (2, N, N) (columns), density (2, N, N) with
-      D_s = C_s[:, :n_s] C_s[:, :n_s]^T.
+      D_s = C_s[:, :n_s] C_s[:, :n_s]^T. Differentiable with the degeneracy-guarded
+      eigen-solve of `qpt_nb.dft.linalg` (one electron per orbital), so the open-shell
+      sandwich trains through it.
     """
-    x = orthogonalizer
-    hp = jnp.einsum("ai,sab,bj->sij", x, fock, x)
-    eps, q = jnp.linalg.eigh(0.5 * (hp + jnp.swapaxes(hp, -1, -2)))
-    c = jnp.einsum("ij,sjk->sik", x, q)
-    d = jnp.stack([c[s][:, :n] @ c[s][:, :n].T for s, n in ((0, n_alpha), (1, n_beta))])
-    return eps, c, d
+    out = [solve_fock(fock[s], orthogonalizer, n, occupation=1.0) for s, n in ((0, n_alpha), (1, n_beta))]
+    return tuple(jnp.stack([o[k] for o in out]) for k in range(3))
 
 
 def spin_square(mo_coeff, overlap, n_alpha: int, n_beta: int) -> tuple:
@@ -185,10 +183,19 @@ def spin_square(mo_coeff, overlap, n_alpha: int, n_beta: int) -> tuple:
     `mo_coeff` (2, N, N), `overlap` (N, N). Exact (S(S+1)) for a pure spin state."""
     c = np.asarray(mo_coeff)
     ca, cb = c[0][:, :n_alpha], c[1][:, :n_beta]
-    ov = ca.T @ np.asarray(overlap) @ cb
-    sz = 0.5 * (n_alpha - n_beta)
-    ss = sz * (sz + 1) + n_beta - float(np.sum(ov * ov))
+    d = np.stack([ca @ ca.T, cb @ cb.T])
+    ss = float(density_spin_square(d, np.asarray(overlap), n_alpha, n_beta))
     return ss, float(np.sqrt(ss + 0.25) * 2)
+
+
+def density_spin_square(density, overlap, n_alpha: int, n_beta: int):
+    """<S^2> of the determinant with spin densities `density` (2, N, N) (D_s = C_s,occ
+    C_s,occ^T): S_z (S_z + 1) + n_beta - tr(D_a S D_b S), since sum_ij |<a_i|b_j>|^2 =
+    tr(D_a S D_b S). `overlap` (N, N). Works on arrays and tracers (jnp), e.g. on the
+    sandwich's D_n during training."""
+    sz = 0.5 * (n_alpha - n_beta)
+    xp = np if isinstance(density, np.ndarray) else jnp
+    return sz * (sz + 1) + n_beta - xp.sum((density[0] @ overlap) * (density[1] @ overlap).T)
 
 
 # ----------------------------------------------------------------------------- one SCF iteration
@@ -198,6 +205,14 @@ def scf_fock(density, t: DFTTensors, xc: XCLike, occ_coeff=None):
     if density.ndim == 3:
         return uks_energy_and_fock(density, t, xc)
     return energy_and_fock(density, t, xc, occ_coeff=occ_coeff)
+
+
+def scf_energy(density, t: DFTTensors, xc: XCLike):
+    """E[D] (Hartree) for either spin treatment: `energy` of an (N, N) density,
+    `uks_energy` of a (2, N, N) one."""
+    if density.ndim == 3:
+        return uks_energy(density, t, xc)
+    return energy(density, t, xc)
 
 
 def scf_aufbau(fock, t: DFTTensors):

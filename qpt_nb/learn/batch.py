@@ -48,20 +48,18 @@ def network_inputs(t: DFTTensors, init: InitialIteration) -> QPTInputs:
     Bias order: H_core, position Gram, L^-1 H_core L^-T (= X^T H_core X), D0,
     J(D0), K(D0), V_xc(D0), H_init.  Positions are those of `t` (build the
     tensors with frame='canonical' so they are in the principal-axes frame).
+
+    Open shells (an unrestricted `init`, spin axis first): D0 = D0_a + D0_b,
+    K(D0) = K(D0_a) + K(D0_b), and V_xc and H_init averaged over the two spins, so the
+    eight matrices are those of the closed-shell formulas whenever D0_a = D0_b. The spin
+    state reaches the network through the model's two readouts
+    (`qpt_nb.learn.network.QPTConfig.spin_channels`), not through its inputs.
     """
     x = t.orthogonalizer
-    bias = jnp.stack(
-        [
-            t.hcore,
-            position_gram(t.ao_position),
-            x.T @ t.hcore @ x,
-            init.dm0,
-            init.coulomb,
-            init.exchange,
-            init.vxc,
-            init.h_init,
-        ]
-    )
+    dm0, k, v, h = init.dm0, init.exchange, init.vxc, init.h_init
+    if dm0.ndim == 3:  # unrestricted: spin sums / means
+        dm0, k, v, h = dm0.sum(0), k.sum(0), v.mean(0), h.mean(0)
+    bias = jnp.stack([t.hcore, position_gram(t.ao_position), x.T @ t.hcore @ x, dm0, init.coulomb, k, v, h])
     return QPTInputs(
         ao_element=t.ao_element.astype(jnp.int32),
         ao_index=t.ao_index.astype(jnp.int32),

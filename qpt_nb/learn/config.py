@@ -20,7 +20,7 @@ from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.conformers import SAMPLERS
 from qpt_nb.learn.dihedral_sampler import DihedralSampler, parse_range
 from qpt_nb.learn.losses import LOSSES
-from qpt_nb.learn.network import get_config
+from qpt_nb.learn.network import SPIN_READOUTS, get_config, network_fns
 from qpt_nb.learn.schedule import MODES, DataSchedule
 from qpt_nb.validate import check_int, check_number
 
@@ -34,7 +34,8 @@ class TrainConfig:
     molecule: str = "uracil"
     xyz: Optional[str] = None  # xyz text; overrides `molecule` when set
     charge: int = 0
-    spin: int = 0
+    spin: int = 0  # 2S; != 0: an open shell, unrestricted sandwich and two corrections
+    spin_readout: str = "per_spin"  # open shells: 'per_spin' readouts | a spin 'embedding'
     basis: str = "sto-3g"
     xc: str = "b3lyp5"
     grid_level: int = 3  # labels, evaluations and monitors
@@ -88,6 +89,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}.")
         get_xc(self.xc)
         get_config(self.model)
+        if self.spin_readout not in SPIN_READOUTS:
+            raise ValueError(
+                f"TrainConfig.spin_readout must be one of {SPIN_READOUTS}, got {self.spin_readout!r}."
+            )
         if self.loss not in LOSSES:
             raise ValueError(f"Unknown loss {self.loss!r}; choose one of {LOSSES}.")
         if self.data_schedule not in MODES:
@@ -110,6 +115,11 @@ class TrainConfig:
         """Grid level of the training loss: `train_grid_level`, or `grid_level` when unset."""
         return self.grid_level if self.train_grid_level is None else int(self.train_grid_level)
 
+    def network(self):
+        """(init_fn, apply_fn) of this run's network (`qpt_nb.learn.network.network_fns`):
+        the `model` preset, with two spin channels (W_alpha, W_beta) for an open shell."""
+        return network_fns(self.model, spin_channels=2 if self.spin else 1, spin_readout=self.spin_readout)
+
     def data_schedule_object(self) -> DataSchedule:
         """The run's map from optimiser step to conformer batch (`qpt_nb.learn.schedule`)."""
         return DataSchedule(self.data_schedule, reuse=self.reuse, seed=self.seed)
@@ -118,7 +128,7 @@ class TrainConfig:
         if self.xyz:
             return Molecule.from_xyz(self.xyz, charge=self.charge, spin=self.spin, name=self.molecule)
         mol = Molecule.builtin(self.molecule)
-        if self.charge or self.spin:
+        if (self.charge, self.spin) != (mol.charge, mol.spin):
             mol = Molecule.from_arrays(mol.symbols, mol.coords_angstrom, self.charge, self.spin, mol.name)
         return mol
 
@@ -144,7 +154,7 @@ class TrainConfig:
 
 _INT_RANGES = dict(
     charge=(None, None),
-    spin=(0, 0),
+    spin=(0, None),
     grid_level=(0, 9),
     n_refine=(1, None),
     batch_size=(1, None),
@@ -180,12 +190,6 @@ def _check_numbers(cfg) -> None:
     """`qpt_nb.validate` errors naming the field for a numeric setting of the wrong type,
     non-finite or out of range (lr=-1 would be gradient ascent, mix=5 no mixing at all)."""
     for name, (low, high) in _INT_RANGES.items():
-        hint = (
-            " (open shells run in qpt_nb.scf, unrestricted Kohn-Sham, but the network and the "
-            "sandwich are closed-shell so far)"
-            if name == "spin"
-            else ""
-        )
-        check_int(getattr(cfg, name), f"TrainConfig.{name}", low=low, high=high, hint=hint)
+        check_int(getattr(cfg, name), f"TrainConfig.{name}", low=low, high=high)
     for name, (low, high, inclusive) in _FLOAT_RANGES.items():
         check_number(getattr(cfg, name), f"TrainConfig.{name}", low=low, high=high, low_inclusive=inclusive)

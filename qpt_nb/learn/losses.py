@@ -14,7 +14,9 @@ the way FermiNet's Hamiltonian takes any log-psi callable:
 
 D_n is the sandwich: n_refine DFT iterations from H with one density mix, or a mix at every
 iteration (`qpt_nb.dft.sandwich.refine`, `sandwich_settings`). Batch-averaged; the matrix losses are means over the
-N^2 entries (Hartree^2).
+N^2 entries (Hartree^2). Open shells (tensors with spin != 0): W, H and F are (2, N, N)
+pairs (alpha, beta), the sandwich is unrestricted (`qpt_nb.dft.sandwich`), the energy is
+E[D_alpha, D_beta], and the matrix losses average over both spins' 2 N^2 entries.
 
     >>> from qpt_nb.dft.molecule import Molecule
     >>> from qpt_nb.learn.batch import prepare_conformer
@@ -33,9 +35,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from qpt_nb.dft.kohn_sham import energy_and_fock
-from qpt_nb.dft.linalg import density_from_fock
 from qpt_nb.dft.sandwich import SandwichOutputs, refine, sandwich_outputs
+from qpt_nb.dft.uks import density_spin_square, scf_aufbau, scf_fock, spin_occupations
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.batch import QPTBatch
 
@@ -99,10 +100,32 @@ def model_outputs(
     return _per_conformer(one, batch, w)
 
 
-def energy_loss(apply_fn: ApplyFn, params, batch: QPTBatch, *, n_refine: int = 3, mix: float = 0.5, mix_at=2):
-    """The label-free QPT loss: E[D_n] (Hartree) averaged over the batch."""
+def energy_loss(
+    apply_fn: ApplyFn,
+    params,
+    batch: QPTBatch,
+    *,
+    n_refine: int = 3,
+    mix: float = 0.5,
+    mix_at=2,
+    aux: bool = False,
+):
+    """The label-free QPT loss: E[D_n] (Hartree) averaged over the batch.
+
+    ``aux=True`` returns (loss, aux): for an open shell aux holds 'spin_square', the
+    batch's largest <S^2> of D_n (`qpt_nb.dft.uks.density_spin_square`, no extra solve),
+    for the trainer's spin-contamination check; an empty dict for a closed shell."""
     out = model_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at, orbitals=False)
-    return jnp.mean(out.energy)
+    loss = jnp.mean(out.energy)
+    if not aux:
+        return loss
+    extra = {}
+    if out.density.ndim - int(batch.batched) == 3:  # (.., 2, N, N): an open shell
+        t, d = batch.tensors, jax.lax.stop_gradient(out.density)
+        occ = spin_occupations(t)
+        one = lambda di, si: density_spin_square(di, si, *occ)  # noqa: E731
+        extra["spin_square"] = jnp.max(jax.vmap(one)(d, t.overlap) if batch.batched else one(d, t.overlap))
+    return loss, extra
 
 
 qpt_energy = energy_loss  # the name of the public API (qpt_nb.qpt_energy)
@@ -115,8 +138,8 @@ def self_consistency_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
 
     def one(t, init, _, wi):
         h = init.h_init + wi
-        d = density_from_fock(h, t.orthogonalizer, t.n_occ)
-        target = jax.lax.stop_gradient(energy_and_fock(d, t, func)[1])
+        d = scf_aufbau(h, t)[2]
+        target = jax.lax.stop_gradient(scf_fock(d, t, func)[1])
         return jnp.mean((h - target) ** 2)
 
     return jnp.mean(_per_conformer(one, batch, w))
@@ -140,7 +163,7 @@ def refined_target_loss(
     def one(t, init, _, wi):
         h = init.h_init + wi
         d = refine(jax.lax.stop_gradient(h), t, func, n_refine, mix=mix, mix_at=mix_at)
-        target = jax.lax.stop_gradient(energy_and_fock(d, t, func)[1])
+        target = jax.lax.stop_gradient(scf_fock(d, t, func)[1])
         return jnp.mean((h - target) ** 2)
 
     return jnp.mean(_per_conformer(one, batch, w))
@@ -163,14 +186,18 @@ def loss_fn(
     n_refine: int = 3,
     mix: float = 0.5,
     mix_at=2,
+    aux: bool = False,
 ):
-    """Dispatches to the chosen loss (one of `LOSSES`)."""
+    """Dispatches to the chosen loss (one of `LOSSES`). ``aux=True`` returns (loss, aux
+    dict) as `energy_loss` does (the other losses give an empty aux)."""
     if loss == "energy":
-        return energy_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
+        return energy_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at, aux=aux)
     if loss == "self_consistency":
-        return self_consistency_loss(apply_fn, params, batch)
-    if loss == "refined_target":
-        return refined_target_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
-    if loss == "supervised":
-        return supervised_loss(apply_fn, params, batch)
-    raise ValueError(f"Unknown loss {loss!r}; choose one of {LOSSES}.")
+        value = self_consistency_loss(apply_fn, params, batch)
+    elif loss == "refined_target":
+        value = refined_target_loss(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
+    elif loss == "supervised":
+        value = supervised_loss(apply_fn, params, batch)
+    else:
+        raise ValueError(f"Unknown loss {loss!r}; choose one of {LOSSES}.")
+    return (value, {}) if aux else value

@@ -64,6 +64,11 @@ Architecture (arXiv 2402.04030 Sec. 3 and the research code, with deviations mar
    Deviation: the research code has no separate readout weights (it runs
    L - 1 blocks and reads out with the L-th layer's LN and query projection,
    leaving that layer's other weights unused) and no output scale.
+6. Open shells (``spin_channels=2``; an extension, the research code is
+   closed-shell): W is a pair (2, N, N), W_alpha and W_beta, from one trunk.
+   ``spin_readout='per_spin'`` gives each spin its own readout (query
+   projection and output scale); ``'embedding'`` adds a learned spin vector
+   e_s (2, d) to the trunk's output before one shared LN + readout.
 
 Invariance (what holds; tested in tests/test_qpt.py)
 -----------------------------------------------------
@@ -105,6 +110,7 @@ import numpy as np
 
 MAX_Z = 36  # largest atomic number the element lookup accepts (Kr)
 BIAS_EPS = 1e-12  # m / (max|m| + BIAS_EPS)
+SPIN_READOUTS = ("per_spin", "embedding")  # how an open-shell QPT gives W_alpha, W_beta
 BIAS_NAMES = ("H_core", "position_gram", "Linv_H_core_LinvT", "D0", "J(D0)", "K(D0)", "V_xc(D0)", "H_init")
 
 
@@ -148,6 +154,8 @@ class QPTConfig:
     out_scale_init: float = 1e-3  # initial value of the learned output scale
     softmax_over_queries: bool = False  # True: the research code's normalisation
     ln_eps: float = 1e-5
+    spin_channels: int = 1  # 1: W (N, N); 2: an open shell's pair W_alpha, W_beta (2, N, N)
+    spin_readout: str = "per_spin"  # with 2 channels: 'per_spin' readouts or a spin 'embedding'
 
     def __post_init__(self):
         for field in ("d_model", "n_heads", "n_layers", "ff_mult", "max_ao"):
@@ -157,6 +165,12 @@ class QPTConfig:
             raise ValueError("QPTConfig.n_freq must be >= 0")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.spin_channels not in (1, 2):
+            raise ValueError(f"QPTConfig.spin_channels must be 1 or 2, got {self.spin_channels!r}")
+        if self.spin_readout not in SPIN_READOUTS:
+            raise ValueError(
+                f"QPTConfig.spin_readout must be one of {SPIN_READOUTS}, got {self.spin_readout!r}"
+            )
         if not 0 < self.min_period <= self.max_period:
             raise ValueError("need 0 < min_period <= max_period")
         els = tuple(int(z) for z in self.elements)
@@ -321,7 +335,8 @@ def scale_bias(bias: jnp.ndarray) -> jnp.ndarray:
 
 @dataclasses.dataclass
 class QPT(hk.Module):
-    """Quantum Physics Transformer: QPTInputs (unbatched) -> W, (N, N), Hartree.
+    """Quantum Physics Transformer: QPTInputs (unbatched) -> W, (N, N), Hartree
+    ((2, N, N), alpha and beta, with ``config.spin_channels=2``).
 
     Shapes: N AOs, B bias matrices, H heads, d = config.d_model.
     ao_element, ao_index (N,) -> embedding rows (N, d); ao_position (N, 3)
@@ -370,11 +385,24 @@ class QPT(hk.Module):
             block = Block(c, assignment[layer], name=f"block_{layer}")
             x = hk.remat(block)(x, scaled) if c.remat else block(x, scaled)
 
+        if c.spin_channels == 1:
+            return _readout(c, _layer_norm(c.ln_eps, "ln_final")(x), "", dtype)
+        if c.spin_readout == "embedding":
+            e = hk.get_parameter(
+                "spin_embedding", (2, c.d_model), dtype, init=hk.initializers.TruncatedNormal(1.0)
+            )
+            xs = _layer_norm(c.ln_eps, "ln_final")(x[None] + e[:, None, :])  # (2, N, d)
+            return _readout(c, xs, "", dtype)
         x = _layer_norm(c.ln_eps, "ln_final")(x)
-        q = hk.Linear(c.d_model, name="readout_query")(x)  # (N, d)
-        m = (q @ q.T) / np.sqrt(c.d_model)
-        scale = hk.get_parameter("out_scale", (), dtype, init=hk.initializers.Constant(c.out_scale_init))
-        return scale * (0.5 * (m + m.T))
+        return jnp.stack([_readout(c, x, "", dtype), _readout(c, x, "_beta", dtype)])
+
+
+def _readout(c: QPTConfig, x: jnp.ndarray, suffix: str, dtype) -> jnp.ndarray:
+    """(..., N, d) -> W = s q q^T / sqrt(d) (..., N, N), symmetric bit for bit."""
+    q = hk.Linear(c.d_model, name="readout_query" + suffix)(x)  # (..., N, d)
+    m = (q @ jnp.swapaxes(q, -1, -2)) / np.sqrt(c.d_model)
+    scale = hk.get_parameter("out_scale" + suffix, (), dtype, init=hk.initializers.Constant(c.out_scale_init))
+    return scale * (0.5 * (m + jnp.swapaxes(m, -1, -2)))
 
 
 def make_qpt(config: Union[str, QPTConfig]) -> hk.Transformed:
@@ -401,15 +429,23 @@ def _transformed(config: QPTConfig) -> hk.Transformed:
     return make_qpt(config)
 
 
-def network_fns(model: Union[str, QPTConfig] = "nano"):
+def network_fns(
+    model: Union[str, QPTConfig] = "nano", *, spin_channels: int = 1, spin_readout: str = "per_spin"
+):
     """(init_fn, apply_fn) of a QPT preset or config, the pair the losses and the Trainer use.
+
+    ``spin_channels=2`` (an open-shell model) returns W_alpha, W_beta (2, N, N) from the
+    preset's trunk, the two readouts made as `spin_readout` says (`QPTConfig`).
 
     ``init_fn(rng, batch)`` initialises from one conformer of a `QPTBatch` (batched
     or not); ``apply_fn(params, inputs)`` maps one conformer's `QPTInputs` to W (N, N).
     Both are the same objects for equal configs (cached), so they are stable keys
     for ``jax.jit(static_argnums=...)``.
     """
-    net = _transformed(get_config(model))
+    cfg = get_config(model)
+    if spin_channels != 1 or spin_readout != cfg.spin_readout:
+        cfg = dataclasses.replace(cfg, spin_channels=int(spin_channels), spin_readout=spin_readout)
+    net = _transformed(cfg)
     return _init_fn(net), net.apply
 
 

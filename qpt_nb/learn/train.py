@@ -39,13 +39,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from qpt_nb.dft.uks import SPIN_CONTAMINATION
 from qpt_nb.fileio import atomic_write_text, save_json
 from qpt_nb.learn import checkpoint as ckpt
 from qpt_nb.learn.batch import QPTBatch, prepare_conformer, stack_batch, without_grid
 from qpt_nb.learn.config import TrainConfig
 from qpt_nb.learn.conformers import ConformerStream
 from qpt_nb.learn.losses import loss_fn, sandwich_settings
-from qpt_nb.learn.network import count_params, network_fns
+from qpt_nb.learn.network import count_params
 from qpt_nb.learn.parallel import data_mesh, replicate, shard_batch
 from qpt_nb.learn.prefetch import Prefetcher
 from qpt_nb.learn.runlock import RunLock
@@ -91,7 +92,7 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 def init_state(cfg: TrainConfig, example: QPTBatch) -> TrainState:
     """Initial parameters (seeded by cfg.seed) and optimiser state."""
-    init_fn, _ = network_fns(cfg.model)
+    init_fn, _ = cfg.network()
     params = init_fn(jax.random.PRNGKey(cfg.seed), example)
     return TrainState(params, make_optimizer(cfg).init(params), jnp.zeros((), jnp.int32), params)
 
@@ -106,6 +107,11 @@ def ema_update(ema, params, step, decay: float):
 
 
 _UPDATE_FIELDS = (
+    "molecule",  # with xyz, charge and spin: the config must validate; spin picks the readouts
+    "xyz",
+    "charge",
+    "spin",
+    "spin_readout",
     "loss",
     "model",
     "n_refine",
@@ -128,7 +134,8 @@ def make_update(cfg: TrainConfig) -> Callable:
     """Returns the pure, jitted `update(state, batch) -> (state, metrics)`.
 
     metrics: 'loss' (Hartree for the energy loss, Hartree^2 otherwise),
-    'grad_norm', 'lr'. Cached by the settings it depends on, so a new or
+    'grad_norm', 'lr'; for an open shell's energy loss also 'spin_square', the batch's
+    largest <S^2> of the sandwich density D_n. Cached by the settings it depends on, so a new or
     resumed Trainer with the same settings reuses the compiled function.
     """
     return _make_update(tuple((k, getattr(cfg, k)) for k in _UPDATE_FIELDS))
@@ -139,15 +146,15 @@ def _make_update(key) -> Callable:
     cfg = TrainConfig(**dict(key))
     opt = make_optimizer(cfg)
     schedule = make_schedule(cfg)
-    _, apply_fn = network_fns(cfg.model)
-    loss = functools.partial(loss_fn, apply_fn, loss=cfg.loss, **sandwich_settings(cfg))
+    _, apply_fn = cfg.network()
+    loss = functools.partial(loss_fn, apply_fn, loss=cfg.loss, aux=True, **sandwich_settings(cfg))
 
     @jax.jit
     def update(state: TrainState, batch: QPTBatch):
-        value, grads = jax.value_and_grad(loss)(state.params, batch)
+        (value, extra), grads = jax.value_and_grad(loss, has_aux=True)(state.params, batch)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = dict(loss=value, grad_norm=optax.global_norm(grads), lr=schedule(state.step))
+        metrics = dict(loss=value, grad_norm=optax.global_norm(grads), lr=schedule(state.step), **extra)
         ema = ema_update(state.ema_params, params, state.step, cfg.ema_decay)
         return TrainState(params, opt_state, state.step + 1, ema), metrics
 
@@ -180,6 +187,7 @@ class Trainer:
         self.history: list = list(_history or [])
         self._wall_offset = self.history[-1]["wall_s"] if self.history else 0.0
         self._last_jump_warning = -(10**9)  # step of the last loss-jump warning
+        self._last_spin_warning = -(10**9)  # step of the last spin-contamination warning
         self.monitor: Optional[Callable] = None  # monitor(params) -> dict of test metrics
         self.monitor_every = 0
         self.timing = dict(step_s=0.0, wait_s=0.0, compile_s=0.0, steps=0)
@@ -381,6 +389,7 @@ class Trainer:
             if step % c.log_every == 0 or step == 1:
                 rec = self._record(step, metrics)
                 self._check_jump(rec)
+                self._check_spin(rec)
                 if self.monitor is not None and self.monitor_every and step % self.monitor_every == 0:
                     rec.update({f"test_{k}": v for k, v in self.monitor(self.params).items()})
                 self.history.append(rec)
@@ -444,6 +453,30 @@ class Trainer:
                 RuntimeWarning,
                 stacklevel=3,
             )
+
+    def _check_spin(self, rec: dict):
+        """Open shells: marks a logged step whose sandwich density is spin-contaminated
+        (rec['spin_contaminated'] = True when |<S^2> - S(S+1)| > `SPIN_CONTAMINATION`, the
+        limit `qpt_nb.dft.uks.warn_spin_contamination` uses), with a RuntimeWarning once per
+        batch: the conformer may have drifted where the UKS state mixes in higher spins
+        (a stretched bond), or the model pushes D_n there."""
+        if "spin_square" not in rec:
+            return
+        s = 0.5 * self.config.spin
+        if abs(rec["spin_square"] - s * (s + 1)) <= SPIN_CONTAMINATION:
+            return
+        rec["spin_contaminated"] = True
+        if rec["step"] - self._last_spin_warning < self.config.reuse:
+            return
+        self._last_spin_warning = rec["step"]
+        warnings.warn(
+            f"step {rec['step']}: spin contamination in the sandwich density, <S^2> = "
+            f"{rec['spin_square']:.3f} against {s * (s + 1):.3f} for 2S = {self.config.spin} "
+            f"(limit {SPIN_CONTAMINATION}); check the conformers (a stretched bond mixes in "
+            "higher spin states) or lower the learning rate.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     @property
     def steady_steps_per_s(self) -> float:
