@@ -156,8 +156,9 @@ def test_model_of_the_other_spin_is_refused(ch2):
 def test_train_config_spin():
     cfg = TrainConfig(molecule="allyl", spin=1, grid_level=0)
     assert cfg.molecule_object().spin == 1
-    with pytest.raises(ValueError, match="spin=1"):
-        TrainConfig(molecule="allyl")  # 23 electrons: a doublet
+    assert TrainConfig(molecule="allyl", grid_level=0).spin == 1  # the radical builtin's doublet
+    with pytest.raises(ValueError, match="does not fit"):
+        TrainConfig(molecule="allyl", spin=2)  # 23 electrons: not a triplet
     with pytest.raises(ValueError, match="spin_readout"):
         TrainConfig(molecule="allyl", spin=1, spin_readout="shared")
     init_fn, apply_fn = cfg.network()

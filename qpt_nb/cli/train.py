@@ -26,6 +26,7 @@ _FIELDS = dict(
     molecule="molecule",
     charge="charge",
     spin="spin",
+    spin_readout="spin_readout",
     basis="basis",
     xc="xc",
     grid_level="grid_level",
@@ -61,7 +62,12 @@ def _add_train_args(p):
     g.add_argument("--molecule", help="built-in molecule name (see `qpt-nb list`; default uracil)")
     g.add_argument("--xyz", help="xyz file (Angstrom) instead of a built-in molecule")
     g.add_argument("--charge", type=int)
-    g.add_argument("--spin", type=int)
+    g.add_argument("--spin", type=int, help="2S (default 0; a radical builtin such as allyl: 1)")
+    g.add_argument(
+        "--spin-readout",
+        choices=("per_spin", "embedding"),
+        help="open shells: W_alpha, W_beta from one readout per spin (default) or a spin embedding",
+    )
     g.add_argument("--basis")
     g.add_argument("--xc", help="functional, PySCF's meaning (default b3lyp5)")
     g.add_argument("--grid-level", type=int, help="PySCF grid level 0..9 (default 3)")

@@ -34,7 +34,8 @@ class TrainConfig:
     molecule: str = "uracil"
     xyz: Optional[str] = None  # xyz text; overrides `molecule` when set
     charge: int = 0
-    spin: int = 0  # 2S; != 0: an open shell, unrestricted sandwich and two corrections
+    spin: int = 0  # 2S; != 0: an open shell, unrestricted sandwich and two corrections (a neutral
+    # radical builtin such as allyl gets its doublet, spin=1, when left at 0)
     spin_readout: str = "per_spin"  # open shells: 'per_spin' readouts | a spin 'embedding'
     basis: str = "sto-3g"
     xc: str = "b3lyp5"
@@ -80,6 +81,8 @@ class TrainConfig:
         self.psi_range = parse_range(self.psi_range, "TrainConfig.psi_range")
         if self.train_grid_level is not None:
             check_int(self.train_grid_level, "TrainConfig.train_grid_level", low=0, high=9, hint=" (or None)")
+        if not self.xyz and self.spin == 0 and self.charge == 0:
+            self.spin = Molecule.builtin(self.molecule).spin  # a radical builtin (allyl): its doublet
         mol = self.molecule_object()  # ValueError: unknown built-in molecule, bad xyz, charge/spin
         check_basis(self.basis, mol.symbols)  # ValueError: unknown basis, or lacks an element
         if self.eri not in ERI_KINDS:
