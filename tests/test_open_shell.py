@@ -188,3 +188,21 @@ def test_allyl_trains_and_evaluates_with_spin_metrics():
         *[None, None], prepare_conformer(res.test_set[0], "sto-3g", grid_level=0), ws=jnp.zeros((2, 20, 20))
     )
     assert out.mo_energy.shape == (2, 20)
+
+
+def test_predict_and_forces_of_an_open_shell_model(ch2):
+    """`qpt_nb.predict` with an (untrained) open-shell model: spin-axis outputs, the frontier
+    orbitals over both spins, and approximate forces through PySCF's grad.uks."""
+    mol, b, res = ch2
+    cfg = TrainConfig(xyz=CH2, spin=2, molecule="CH2", grid_level=0)
+    init_fn, _ = cfg.network()
+    params = init_fn(jax.random.PRNGKey(0), b)
+    (p,) = qpt_nb.predict((cfg, params), [mol])
+    assert p.spin == 2 and p.occupations == (5, 3) and p.fock.shape == (2, 7, 7)
+    assert p.energy == pytest.approx(res.energy, abs=5e-3)  # an untrained W is small
+    eps = np.asarray(p.mo_energy)
+    assert p.homo == pytest.approx(max(eps[0, 4], eps[1, 2]))
+    g = p.gradient()
+    assert g.shape == (3, 3) and np.abs(g.sum(axis=0)).max() < 1e-6
+    with pytest.raises(ValueError, match="spin"):
+        qpt_nb.predict((cfg, params), [Molecule.from_xyz(CH2, spin=0)])

@@ -57,7 +57,9 @@ class Prediction(FrontierOrbitals):
     index: position in the input.  molecule: the geometry as given (Angstrom).
     energy: E[D_n], Hartree.  fock: F[D_n] (N, N), Hartree.  density: D_n (N, N).
     mo_energy: (N,) eigenvalues of F[D_n], Hartree.  mo_coeff: (N, N), columns are orbitals.
-    n_occ: doubly occupied orbitals.  seconds: {'precompute', 'network', 'sandwich'} per
+    n_occ: doubly occupied orbitals (n_beta for an open shell).  spin: 2S; for an open shell
+    fock, density, mo_energy and mo_coeff have a leading spin axis (alpha, beta).
+    seconds: {'precompute', 'network', 'sandwich'} per
     geometry (a batch's network and sandwich time shared among its geometries; compilation
     excluded, see `Predictions.compile_seconds`).  tensors: the `DFTTensors` built for it
     (canonical frame), or None when not kept (`predict(keep_tensors=)`).
@@ -75,6 +77,12 @@ class Prediction(FrontierOrbitals):
     seconds: dict
     tensors: Optional[DFTTensors] = None
     settings: dict = dataclasses.field(default_factory=dict)  # the model's xc, grid_level, eri
+    spin: int = 0
+
+    @property
+    def occupations(self) -> tuple:
+        """(n_alpha, n_beta) occupied orbitals per spin."""
+        return (self.n_occ + int(self.spin), self.n_occ)
 
     def gradient(self, *, grid_response: bool = True) -> np.ndarray:
         """APPROXIMATE dE/dR (A, 3), Hartree/Bohr, in the input frame: PySCF's analytic
@@ -307,6 +315,7 @@ def _iter_predictions(cfg, params, mols, batch_size, keep_tensors, stats):
                 seconds=dict(precompute=pre_s[j], network=net_s / n, sandwich=sw_s / n),
                 tensors=items[j].tensors if keep else None,
                 settings=dict(xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri),
+                spin=int(items[j].tensors.spin),
             )
             for j, m in enumerate(chunk)
         ]
