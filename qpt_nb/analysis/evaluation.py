@@ -309,17 +309,21 @@ def conformer_row(index: int, lab, scored: dict) -> dict:
 def conformer_rows(config, params, batches, labels) -> list:
     """`conformer_row`s of `params` on prepared conformers (`QPTBatch`es, one `Label` each),
     the rows of the training dashboard, plus predicted_mo_energy, reference_mo_energy
-    ((N,) Hartree) and n_occ for an orbital-energy plot."""
+    ((N,) Hartree) and n_occ for an orbital-energy plot (an open shell's alpha spin, n_occ
+    = n_alpha)."""
     apply_fn = config.network()[1]
     rows = []
     for i, (batch, lab) in enumerate(zip(batches, labels)):
         s = score_conformer(apply_fn, params, batch, lab, **sandwich_settings(config))
+        eps, eps_ref, n_occ = s["outputs"]["mo_energy"][0], lab.mo_energy, lab.n_occ
+        if lab.unrestricted:  # open shell: the alpha spin's levels (n_alpha occupied)
+            eps, eps_ref, n_occ = eps[0], eps_ref[0], lab.occupations[0]
         rows.append(
             dict(
                 conformer_row(i, lab, s),
-                predicted_mo_energy=np.asarray(s["outputs"]["mo_energy"][0]),
-                reference_mo_energy=np.asarray(lab.mo_energy),
-                n_occ=int(lab.n_occ),
+                predicted_mo_energy=np.asarray(eps),
+                reference_mo_energy=np.asarray(eps_ref),
+                n_occ=int(n_occ),
             )
         )
     return rows
