@@ -84,6 +84,11 @@ class Prediction(FrontierOrbitals):
         """(n_alpha, n_beta) occupied orbitals per spin."""
         return (self.n_occ + int(self.spin), self.n_occ)
 
+    def _ao_overlap(self) -> np.ndarray:
+        if self.tensors is not None:
+            return np.asarray(self.tensors.overlap)
+        return self.molecule.canonical().to_pyscf(self.basis).intor("int1e_ovlp")
+
     def gradient(self, *, grid_response: bool = True) -> np.ndarray:
         """APPROXIMATE dE/dR (A, 3), Hartree/Bohr, in the input frame: PySCF's analytic
         gradient formula (`qpt_nb.dft.pyscf_mf.nuclear_gradient`) applied to the

@@ -95,7 +95,8 @@ def density_from_fock(fock, orthogonalizer, n_occ: int):
 
 class FrontierOrbitals:
     """Mixin of every result that holds orbital energies: ``mo_energy`` (N,) in Hartree,
-    ascending, and ``n_occ`` doubly occupied orbitals. The one definition of the frontier
+    ascending, and ``n_occ`` doubly occupied orbitals (or, unrestricted, (2, N) and
+    ``occupations`` (n_alpha, n_beta)). The one definition of the frontier
     orbitals that labels, predictions and SCF results share."""
 
     def _spin_channels(self):
@@ -105,6 +106,20 @@ class FrontierOrbitals:
         if eps.ndim == 2:
             return list(zip(eps, self.occupations))
         return [(eps, self.n_occ)]
+
+    @property
+    def spin_square(self) -> tuple:
+        """(<S^2>, 2S + 1) of an unrestricted determinant (`qpt_nb.dft.uks.spin_square`,
+        PySCF's ``scf.uhf.spin_square``); (0, 1) for a restricted one."""
+        if np.ndim(self.mo_energy) != 2:
+            return 0.0, 1.0
+        from qpt_nb.dft.uks import spin_square
+
+        return spin_square(self.mo_coeff, self._ao_overlap(), *self.occupations)
+
+    def _ao_overlap(self) -> np.ndarray:
+        """(N, N) AO overlap of the frame `mo_coeff` is in (each class says where it lives)."""
+        raise NotImplementedError
 
     @property
     def homo(self) -> float:

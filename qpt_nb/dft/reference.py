@@ -115,6 +115,9 @@ class Label(FrontierOrbitals):
         """(n_alpha, n_beta) occupied orbitals per spin."""
         return (self.n_occ + int(self.spin), self.n_occ)
 
+    def _ao_overlap(self) -> np.ndarray:
+        return np.asarray(self.overlap)
+
     @property
     def n_cycles(self) -> int:
         """Deprecated name of `n_iter` (kept for one release; use ``n_iter``)."""
@@ -263,20 +266,22 @@ def compute_label(
         fock = 0.5 * (fock + np.swapaxes(fock, -1, -2))
         # orbitals of the Fock matrix of the converged density (self-consistent to conv_tol)
         mo_energy, mo_coeff = mf.eig(fock, s)
-    return Label(
-        energy=float(mf.e_tot),
-        fock=np.asarray(fock),
-        mo_energy=np.asarray(mo_energy),
-        mo_coeff=np.asarray(mo_coeff),
-        density=np.asarray(dm),
-        overlap=np.asarray(s),
-        n_occ=(pmol.nelectron - pmol.spin) // 2,
-        converged=bool(mf.converged),
-        n_iter=int(mf.cycles),
-        seconds=seconds,
-        cpu_seconds=cpu_seconds,
-        cached=False,
-        spin=int(pmol.spin),
+    return _checked(
+        Label(
+            energy=float(mf.e_tot),
+            fock=np.asarray(fock),
+            mo_energy=np.asarray(mo_energy),
+            mo_coeff=np.asarray(mo_coeff),
+            density=np.asarray(dm),
+            overlap=np.asarray(s),
+            n_occ=(pmol.nelectron - pmol.spin) // 2,
+            converged=bool(mf.converged),
+            n_iter=int(mf.cycles),
+            seconds=seconds,
+            cpu_seconds=cpu_seconds,
+            cached=False,
+            spin=int(pmol.spin),
+        )
     )
 
 
@@ -303,21 +308,34 @@ def _compute_label_qpt(can, basis, *, xc, grid_level, eri, auxbasis, conv_tol, d
     fock = 0.5 * (fock + np.swapaxes(fock, -1, -2))
     pairs = [scipy.linalg.eigh(f, s) for f in fock] if fock.ndim == 3 else [scipy.linalg.eigh(fock, s)]
     mo_energy, mo_coeff = (np.stack(x) if fock.ndim == 3 else x[0] for x in zip(*pairs))
-    return Label(
-        energy=float(res.energy),
-        fock=fock,
-        mo_energy=np.asarray(mo_energy),
-        mo_coeff=np.asarray(mo_coeff),
-        density=np.asarray(res.density),
-        overlap=s,
-        n_occ=res.tensors.n_occ,
-        converged=bool(res.converged),
-        n_iter=int(res.n_iter),
-        seconds=seconds,
-        cpu_seconds=cpu_seconds,
-        cached=False,
-        spin=int(getattr(res.tensors, "spin", 0)),
+    return _checked(
+        Label(
+            energy=float(res.energy),
+            fock=fock,
+            mo_energy=np.asarray(mo_energy),
+            mo_coeff=np.asarray(mo_coeff),
+            density=np.asarray(res.density),
+            overlap=s,
+            n_occ=res.tensors.n_occ,
+            converged=bool(res.converged),
+            n_iter=int(res.n_iter),
+            seconds=seconds,
+            cpu_seconds=cpu_seconds,
+            cached=False,
+            spin=int(getattr(res.tensors, "spin", 0)),
+        )
     )
+
+
+def _checked(lab: Label) -> Label:
+    """`lab`, after a RuntimeWarning when an open-shell label is spin-contaminated
+    (`qpt_nb.dft.uks.warn_spin_contamination`: |<S^2> - S(S+1)| > 0.1, e.g. a conformer
+    whose bond stretched far enough for the UKS state to mix in higher spins)."""
+    if lab.unrestricted:
+        from qpt_nb.dft.uks import warn_spin_contamination
+
+        warn_spin_contamination(lab)
+    return lab
 
 
 def label(

@@ -102,15 +102,8 @@ class SCFResult(FrontierOrbitals):
         n = self.n_occ
         return (n + int(getattr(self.tensors, "spin", 0)), n) if self.unrestricted else (n, n)
 
-    @property
-    def spin_square(self) -> tuple:
-        """(<S^2>, 2S + 1) of the UKS determinant (`qpt_nb.dft.uks.spin_square`); (0, 1)
-        for a restricted result."""
-        if not self.unrestricted:
-            return 0.0, 1.0
-        from qpt_nb.dft.uks import spin_square
-
-        return spin_square(self.mo_coeff, np.asarray(self.tensors.overlap), *self.occupations)
+    def _ao_overlap(self) -> np.ndarray:
+        return np.asarray(self.tensors.overlap)
 
     @property
     def homo_lumo_gap(self) -> float:

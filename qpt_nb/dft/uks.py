@@ -277,6 +277,12 @@ def initial_density(t: DFTTensors, dm0=None, *, unrestricted: bool = False):
 SPIN_CONTAMINATION = 0.1  # |<S^2> - S(S+1)| above this: a RuntimeWarning (PySCF prints <S^2> only)
 
 
+def spin_contamination(spin_square_value: float, two_s: int) -> float:
+    """|<S^2> - S(S+1)| for a determinant with 2S = `two_s`: 0 for a pure spin state."""
+    s = 0.5 * two_s
+    return abs(float(spin_square_value) - s * (s + 1))
+
+
 def warn_spin_contamination(res, limit: float = SPIN_CONTAMINATION) -> float:
     """|<S^2> - S(S+1)| of a UKS result (`SCFResult`); a RuntimeWarning naming both values
     when it passes `limit` (the determinant mixes in higher spin states: a stretched bond,
@@ -286,7 +292,7 @@ def warn_spin_contamination(res, limit: float = SPIN_CONTAMINATION) -> float:
     ss, _ = res.spin_square
     n_a, n_b = res.occupations
     s = 0.5 * (n_a - n_b)
-    dev = abs(ss - s * (s + 1))
+    dev = spin_contamination(ss, n_a - n_b)
     if dev > limit:
         warnings.warn(
             f"spin contamination: <S^2> = {ss:.3f}, a pure 2S = {n_a - n_b} state has {s * (s + 1):.3f} "

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from qpt_nb.dft.uks import SPIN_CONTAMINATION
+from qpt_nb.dft.uks import SPIN_CONTAMINATION, spin_contamination
 from qpt_nb.fileio import atomic_write_text, save_json
 from qpt_nb.learn import checkpoint as ckpt
 from qpt_nb.learn.batch import QPTBatch, prepare_conformer, stack_batch, without_grid
@@ -462,9 +462,9 @@ class Trainer:
         (a stretched bond), or the model pushes D_n there."""
         if "spin_square" not in rec:
             return
-        s = 0.5 * self.config.spin
-        if abs(rec["spin_square"] - s * (s + 1)) <= SPIN_CONTAMINATION:
+        if spin_contamination(rec["spin_square"], self.config.spin) <= SPIN_CONTAMINATION:
             return
+        s = 0.5 * self.config.spin
         rec["spin_contaminated"] = True
         if rec["step"] - self._last_spin_warning < self.config.reuse:
             return
