@@ -102,7 +102,6 @@ def train_worker(
     from qpt_nb.dft.linalg import solve_fock
     from qpt_nb.dft.xc import get_xc
     from qpt_nb.learn.losses import predict_correction
-    from qpt_nb.learn.network import network_fns
     from qpt_nb.learn.train import TrainConfig, Trainer
 
     cfg = TrainConfig(
@@ -203,7 +202,7 @@ def train_worker(
             for k, fn in fns.items()
         }
         rw = jax.random.normal(key, (1,) + t.dm0.shape)
-        apply_fn = network_fns(cfg.model)[1]
+        apply_fn = cfg.network()[1]
         net = jax.jit(jax.value_and_grad(lambda p: jnp.sum(predict_correction(apply_fn, p, batch) * rw)))
         prof["network"] = common.time_jitted(net, tr.params, repeats=5, min_seconds=0.3)["median_s"]
         est = {k: prof[k] * STEP_COUNT[k] for k in PARTS}

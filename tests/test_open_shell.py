@@ -153,6 +153,16 @@ def test_model_of_the_other_spin_is_refused(ch2):
         score_conformer(apply_fn, params, water, lab)
 
 
+def test_correction_of_the_wrong_spin_shape_is_refused(ch2):
+    _, b, _ = ch2
+    n = b.tensors.n_ao
+    with pytest.raises(ValueError, match="closed-shell .* model on a open-shell"):
+        sandwich_outputs(jnp.zeros((n, n)), b.tensors, "b3lyp5", h_init=b.init.h_init)
+    sup = qpt_nb.learn.batch.prepare_tensors(b.tensors, "b3lyp5", ref_fock=jnp.zeros((2, n, n)))
+    with pytest.raises(ValueError, match="spin it was trained on"):  # a closed-shell model's W
+        loss_fn(lambda p, inp: jnp.zeros((n, n)), None, sup, loss="supervised")
+
+
 def test_train_config_spin():
     cfg = TrainConfig(molecule="allyl", spin=1, grid_level=0)
     assert cfg.molecule_object().spin == 1

@@ -348,6 +348,8 @@ def _chunk_path(folder, config, mols) -> Path:
     for m in mols:
         h.update(np.ascontiguousarray(m.coords_angstrom, dtype=np.float64).tobytes())
         h.update(repr(m.symbols).encode())
+        if m.charge or m.spin:  # (closed-shell neutral keys unchanged: existing caches stay valid)
+            h.update(repr((m.charge, m.spin)).encode())
     return Path(folder) / f"{h.hexdigest()[:32]}.pkl"
 
 

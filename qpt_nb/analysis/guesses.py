@@ -20,7 +20,8 @@ from qpt_nb.settings import label_threads
 
 
 def initial_guess(run_or_params, mol, *, config=None) -> np.ndarray:
-    """Density matrix (N, N) of the trained sandwich for `mol`, in `mol`'s INPUT frame.
+    """Density matrix (N, N) of the trained sandwich for `mol`, in `mol`'s INPUT frame
+    ((2, N, N), alpha and beta, for an open shell: PySCF's UKS takes it as dm0).
 
     Seeds PySCF for the same geometry: ``mf.kernel(dm0=initial_guess(run, mol))``
     with ``mf`` built from ``mol.to_pyscf(basis)``. D_n is computed in the canonical
@@ -28,7 +29,7 @@ def initial_guess(run_or_params, mol, *, config=None) -> np.ndarray:
     """
     (p,) = predict(run_or_params, mol, progress=False, keep_tensors=False, config=config)
     d = p.in_input_frame()["density"]
-    return 0.5 * (d + d.T)
+    return 0.5 * (d + np.swapaxes(d, -1, -2))
 
 
 def guess_speedup(

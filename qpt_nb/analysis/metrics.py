@@ -79,6 +79,11 @@ def _occupied_cosines(c_pred, c_ref, n_occ: int) -> np.ndarray:
     return np.abs((a * b).sum(0)) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0))
 
 
+def _mean_abs(x) -> float:
+    """mean |x|, 0 for an empty array (a spin with no occupied orbital, e.g. H's beta)."""
+    return float(np.abs(x).mean()) if np.size(x) else 0.0
+
+
 def psi_similarity(c_pred, c_ref, n_occ: int) -> float:
     """Mean over occupied i of |<c_i, c_i^ref>| / (|c_i| |c_i^ref|) x 100 (plain dot product)."""
     return float(100.0 * _occupied_cosines(c_pred, c_ref, n_occ).mean())
@@ -89,12 +94,18 @@ def conformer_errors(ref: Label, energy, fock, mo_energy, mo_coeff) -> dict:
 
     Returns energy_error_mev (signed, E - E_ref), hamiltonian_mae_uha,
     mo_energy_mae_occ_uha, mo_energy_mae_all_uha, psi_occ_percent and signed
-    homo/lumo/gap_error_mev; for an open-shell label also the `SPIN_METRIC_KEYS`
-    (arrays with a leading spin axis, see the module docstring).
+    homo/lumo/gap_error_mev; for an open-shell label also hamiltonian_mae_alpha/beta_uha,
+    mo_energy_mae_occ_alpha/beta_uha and the signed spin_square_error (arrays with a leading
+    spin axis, see the module docstring; `summarize` turns them into `SPIN_METRIC_KEYS`).
     """
     eps, eps_ref = np.asarray(mo_energy), np.asarray(ref.mo_energy)
     fock, c = np.asarray(fock), np.asarray(mo_coeff)
-    spins = eps.ndim == 2
+    spins = bool(ref.unrestricted)
+    if eps.shape != eps_ref.shape or fock.shape != np.shape(ref.fock):
+        raise ValueError(
+            f"prediction {fock.shape} and label {np.shape(ref.fock)} differ in shape: an open-shell "
+            "label needs an open-shell prediction (alpha, beta) and the reverse"
+        )
     occ = ref.occupations if spins else (ref.n_occ,)
     if not spins:
         eps, eps_ref, fock, c = eps[None], eps_ref[None], fock[None], c[None]
@@ -126,8 +137,8 @@ def conformer_errors(ref: Label, energy, fock, mo_energy, mo_coeff) -> dict:
         out.update(
             hamiltonian_mae_alpha_uha=float(h_abs[0]) * UHA_PER_HARTREE,
             hamiltonian_mae_beta_uha=float(h_abs[1]) * UHA_PER_HARTREE,
-            mo_energy_mae_occ_alpha_uha=float(np.abs(d_eps[0, : occ[0]]).mean()) * UHA_PER_HARTREE,
-            mo_energy_mae_occ_beta_uha=float(np.abs(d_eps[1, : occ[1]]).mean()) * UHA_PER_HARTREE,
+            mo_energy_mae_occ_alpha_uha=_mean_abs(d_eps[0, : occ[0]]) * UHA_PER_HARTREE,
+            mo_energy_mae_occ_beta_uha=_mean_abs(d_eps[1, : occ[1]]) * UHA_PER_HARTREE,
             spin_square_error=float(s2),
         )
     return out

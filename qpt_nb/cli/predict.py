@@ -142,8 +142,10 @@ def write_frames(path, preds, forces=None) -> None:
 
 def save_hamiltonians(path, preds, frame: str = "input") -> None:
     """An .npz of (M, ...) arrays: energy (M,) Hartree, fock, density, mo_coeff, overlap
-    (M, N, N), mo_energy (M, N) Hartree, n_occ, coords_angstrom (M, A, 3) as given, symbols,
-    and 'frame' ('input' or 'canonical')."""
+    (M, N, N), mo_energy (M, N) Hartree, n_occ, spin (2S), coords_angstrom (M, A, 3) as given,
+    symbols, and 'frame' ('input' or 'canonical'). For an open shell fock, density, mo_coeff
+    are (M, 2, N, N) and mo_energy (M, 2, N), alpha then beta; n_occ is n_beta and
+    n_alpha = n_occ + spin."""
     import numpy as np
 
     from qpt_nb.fileio import atomic_write_bytes
@@ -167,6 +169,7 @@ def save_hamiltonians(path, preds, frame: str = "input") -> None:
         energy=np.asarray([p.energy for p in preds]),
         mo_energy=np.stack([p.mo_energy for p in preds]),
         n_occ=np.asarray(preds[0].n_occ),
+        spin=np.asarray(preds[0].spin),
         coords_angstrom=np.stack([p.molecule.coords_angstrom for p in preds]),
         symbols=np.asarray(preds[0].molecule.symbols),
         frame=np.asarray(frame),

@@ -62,6 +62,19 @@ def initial_iteration(t: DFTTensors, xc: XCLike = "b3lyp5") -> InitialIteration:
     return InitialIteration(d0, j, k, v, t.hcore + j - func.hyb * k + v)
 
 
+def check_correction_shape(w, h_init) -> None:
+    """ValueError unless the correction W has H_init's shape: (N, N) for a closed shell,
+    (2, N, N) for an open one (a closed-shell model on a radical, or the reverse, would
+    otherwise broadcast into a wrong answer). Static shapes: works under jit and vmap."""
+    if tuple(w.shape) != tuple(h_init.shape):
+        kind = {2: "closed-shell (N, N)", 3: "open-shell (2, N, N)"}
+        raise ValueError(
+            f"the correction W has shape {tuple(w.shape)} but H_init {tuple(h_init.shape)}: a "
+            f"{kind.get(len(w.shape), 'other')} model on a {kind.get(len(h_init.shape), 'other')} "
+            "molecule; a model predicts for molecules of the spin it was trained on"
+        )
+
+
 def mix_schedule(n_refine: int, mix: float = 0.5, mix_at: Optional[int] = 2) -> jnp.ndarray:
     """Weights alpha_k (n_refine - 1,) of the new density at eigen-solves 2..n_refine:
     D_k = alpha_k aufbau(F[D_{k-1}]) + (1 - alpha_k) D_{k-1}; alpha = 1 - mix at solve `mix_at`
@@ -140,6 +153,7 @@ def sandwich_outputs(
     func = get_xc(xc)
     if h_init is None:
         h_init = initial_iteration(t, func).h_init
+    check_correction_shape(w, h_init)
     w = 0.5 * (w + jnp.swapaxes(w, -1, -2))
     d = refine(h_init + w, t, func, n_refine, mix=mix, mix_at=mix_at)
     if not orbitals:

@@ -76,7 +76,9 @@ def uks_xc_energy_and_potential(density, t: DFTTensors, xc: XCLike):
     Reverse-mode differentiable in `density` by an explicit rule (`_uks_xc_ev`): since
     V = dE_xc/dD, the cotangent of (E, V) pulls back as e_bar V + K[v_bar], with the XC
     kernel K = d^2 E_xc / dD dD applied by one forward-mode pass over V (forward over
-    reverse), about 3x the forward pass, where reverse over reverse cost 25x."""
+    reverse), about 3x the forward pass, where reverse over reverse cost 25x; for the energy
+    alone (v_bar zero) the pull-back is e_bar V, no extra grid work. Forward mode (jax.jvp)
+    is not supported, and derivatives with respect to `t` raise NotImplementedError."""
     return _uks_xc_ev(density, t, get_xc(xc))
 
 
@@ -102,20 +104,36 @@ def _uks_xc_ev(density, t, func):
 
 
 def _uks_xc_ev_fwd(density, t, func):
+    from qpt_nb.dft.kohn_sham import _unwrap
+
+    is_primal = lambda x: isinstance(x, jax.custom_derivatives.CustomVJPPrimal)  # noqa: E731
+    if any(leaf.perturbed for leaf in jax.tree_util.tree_leaves(t, is_leaf=is_primal)):
+        raise NotImplementedError(
+            "The UKS XC quadrature is differentiable in the density only: derivatives with respect "
+            "to the DFTTensors (AO values, grid weights; e.g. nuclear forces) are not implemented."
+        )
+    density = _unwrap(density)
+    t = jax.tree_util.tree_map(_unwrap, t, is_leaf=is_primal)
     out = _uks_xc_raw(density, t, func)
-    return out, (density, t)
+    return out, (density, t, out[1])
 
 
 def _uks_xc_ev_bwd(func, res, cotangents):
-    density, t = res
+    density, t, v = res
     e_bar, v_bar = cotangents
-    # V = dE/dD, so dL/dD = e_bar V + (d^2 E / dD dD) v_bar, the Hessian symmetric: a JVP of V
-    v, kv = jax.jvp(lambda d: _uks_xc_raw(d, t, func)[1], (density,), (v_bar.astype(density.dtype),))
-    d_bar = e_bar * v + kv
+    zero = lambda c: isinstance(c, jax.custom_derivatives.SymbolicZero)  # noqa: E731
+    d_bar = jnp.zeros(density.shape, jnp.float64) if zero(e_bar) else e_bar * v
+    if not zero(v_bar):
+        # V = dE/dD, so v_bar pulls back through the symmetric Hessian: one JVP of V
+        s_bar = 0.5 * (v_bar + jnp.swapaxes(v_bar, -1, -2))
+        d_bar = (
+            d_bar
+            + jax.jvp(lambda d: _uks_xc_raw(d, t, func)[1], (density,), (s_bar.astype(density.dtype),))[1]
+        )
     return d_bar.astype(density.dtype), jax.tree_util.tree_map(lambda x: None, t)
 
 
-_uks_xc_ev.defvjp(_uks_xc_ev_fwd, _uks_xc_ev_bwd)
+_uks_xc_ev.defvjp(_uks_xc_ev_fwd, _uks_xc_ev_bwd, symbolic_zeros=True)
 
 
 def _uks_xc_block(func, ao, w, d_lo):

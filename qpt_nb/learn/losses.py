@@ -35,7 +35,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from qpt_nb.dft.sandwich import SandwichOutputs, refine, sandwich_outputs
+from qpt_nb.dft.sandwich import SandwichOutputs, check_correction_shape, refine, sandwich_outputs
 from qpt_nb.dft.uks import density_spin_square, scf_aufbau, scf_fock, spin_occupations
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.batch import QPTBatch
@@ -114,7 +114,9 @@ def energy_loss(
 
     ``aux=True`` returns (loss, aux): for an open shell aux holds 'spin_square', the
     batch's largest <S^2> of D_n (`qpt_nb.dft.uks.density_spin_square`, no extra solve),
-    for the trainer's spin-contamination check; an empty dict for a closed shell."""
+    for the trainer's spin-contamination check; an empty dict for a closed shell. The
+    formula is that of a determinant: exact when the last solve is not mixed (the default
+    sandwich, mix at solve 2 of 3), an approximation for a mixed D_n (``mix_every``)."""
     out = model_outputs(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at, orbitals=False)
     loss = jnp.mean(out.energy)
     if not aux:
@@ -174,6 +176,7 @@ def supervised_loss(apply_fn: ApplyFn, params, batch: QPTBatch):
     if batch.ref_fock.ndim < 2 or batch.ref_fock.shape[-1] == 0:
         raise ValueError("The supervised loss needs PySCF Fock labels (ref_fock) in the batch.")
     w = predict_correction(apply_fn, params, batch)
+    check_correction_shape(w, batch.init.h_init)
     return jnp.mean((batch.init.h_init + w - batch.ref_fock) ** 2)
 
 

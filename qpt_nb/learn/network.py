@@ -430,12 +430,16 @@ def _transformed(config: QPTConfig) -> hk.Transformed:
 
 
 def network_fns(
-    model: Union[str, QPTConfig] = "nano", *, spin_channels: int = 1, spin_readout: str = "per_spin"
+    model: Union[str, QPTConfig] = "nano",
+    *,
+    spin_channels: Optional[int] = None,
+    spin_readout: Optional[str] = None,
 ):
     """(init_fn, apply_fn) of a QPT preset or config, the pair the losses and the Trainer use.
 
     ``spin_channels=2`` (an open-shell model) returns W_alpha, W_beta (2, N, N) from the
-    preset's trunk, the two readouts made as `spin_readout` says (`QPTConfig`).
+    preset's trunk, the two readouts made as `spin_readout` says (`QPTConfig`); None keeps
+    the config's own value.
 
     ``init_fn(rng, batch)`` initialises from one conformer of a `QPTBatch` (batched
     or not); ``apply_fn(params, inputs)`` maps one conformer's `QPTInputs` to W (N, N).
@@ -443,8 +447,10 @@ def network_fns(
     for ``jax.jit(static_argnums=...)``.
     """
     cfg = get_config(model)
-    if spin_channels != 1 or spin_readout != cfg.spin_readout:
-        cfg = dataclasses.replace(cfg, spin_channels=int(spin_channels), spin_readout=spin_readout)
+    given = dict(spin_channels=spin_channels, spin_readout=spin_readout)
+    given = {k: v for k, v in given.items() if v is not None and v != getattr(cfg, k)}
+    if given:
+        cfg = dataclasses.replace(cfg, **given)
     net = _transformed(cfg)
     return _init_fn(net), net.apply
 
