@@ -101,7 +101,7 @@ def measure(basis: str, args) -> dict:
             secs.append(s)
         key = "step_label_free_s" if loss == "energy" else "step_supervised_s"
         out[key] = statistics.median(secs)
-        out[key.replace("_s", "_compile_s")] = compile_s
+        out[key[:-2] + "_compile_s"] = compile_s
         print(f"{basis}: {key} {out[key] * 1e3:.1f} CPU-ms (compile {compile_s:.1f} s)", flush=True)
     for engine in ("qpt_nb", "pyscf"):
         out[f"break_even_{engine}"] = out[f"label_{engine}_s"] / out["step_label_free_s"]
