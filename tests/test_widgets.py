@@ -437,3 +437,12 @@ def test_project_root(tmp_path):
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "notebooks").mkdir()
     assert project_root(tmp_path / "notebooks") == tmp_path.resolve()
+
+
+def test_explorer_radical_builtin_gets_its_spin():
+    ex = MoleculeExplorer("allyl")
+    assert ex.spin_w.value == 1 and ex.state.spin == 1  # 23 electrons: a doublet
+    ex.molecule_w.value = "water"
+    assert (ex.charge_w.value, ex.spin_w.value) == (0, 0)
+    ex.molecule_w.value = "allyl"
+    assert ex.spin_w.value == 1

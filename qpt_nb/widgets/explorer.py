@@ -175,7 +175,7 @@ def _check_molecule(molecule, names):
             f"{', '.join(names)} (or pass a qpt_nb.Molecule, e.g. "
             f"Molecule.from_xyz(path), or {PASTE!r} to paste xyz)"
         )
-    return key, "", 0, 0
+    return key, "", 0, Molecule.builtin(key).spin  # a radical builtin (allyl): its doublet
 
 
 def _check_choice(value, choices, what, accepted):
@@ -327,7 +327,7 @@ class MoleculeExplorer:
         self.channel_w.observe(
             lambda ch: None if self._suspend else self.set_channel(ch["new"]), names="value"
         )
-        self._on_molecule({"new": self.molecule_w.value})
+        self._on_molecule({"new": self.molecule_w.value}, set_boxes=False)
 
         settings = W.VBox(
             [
@@ -354,15 +354,21 @@ class MoleculeExplorer:
             self.run()
 
     # ------------------------------------------------------------------ events
-    def _on_molecule(self, change):
+    def _on_molecule(self, change, set_boxes: bool = True):
+        """A built-in molecule picked: its xyz in the (disabled) text box and, when the user
+        picked it (`set_boxes`), charge 0 and its own spin in the boxes (a radical: 1)."""
         from qpt_nb.dft.molecule import Molecule
 
         name = change["new"]
         if name != PASTE:
             try:
-                self.xyz_w.value = Molecule.builtin(name).to_xyz(decimals=6)
+                mol = Molecule.builtin(name)
             except ValueError:
                 pass
+            else:
+                self.xyz_w.value = mol.to_xyz(decimals=6)
+                if set_boxes:
+                    self.charge_w.value, self.spin_w.value = 0, mol.spin
             self.xyz_w.disabled = True
         else:
             self.xyz_w.disabled = False
@@ -384,7 +390,7 @@ class MoleculeExplorer:
         s = self.state
         if s.molecule != PASTE:
             mol = Molecule.builtin(s.molecule)
-            if s.charge or s.spin:  # ValueError when they do not fit the electron count
+            if (s.charge, s.spin) != (mol.charge, mol.spin):  # ValueError when they do not fit
                 mol = Molecule.from_arrays(mol.symbols, mol.coords_angstrom, s.charge, s.spin, mol.name)
             return mol
         if not s.xyz.strip():
