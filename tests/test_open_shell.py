@@ -100,7 +100,7 @@ def test_network_gives_two_corrections_and_every_loss_runs(ch2, readout):
     assert w.shape == b.init.h_init.shape
     assert np.array_equal(np.asarray(w), np.asarray(jnp.swapaxes(w, -1, -2)))
     assert float(jnp.max(jnp.abs(w[0] - w[1]))) > 0  # the spins get their own corrections
-    if readout != "per_spin":
+    if readout != "embedding":  # the default: every loss runs through it
         return
     # every loss on a UHF batch (no grid: a short compile; the grid terms are the sandwich's)
     hf = prepare_conformer(ch2[0], "sto-3g", grid_level=0, xc="hf")

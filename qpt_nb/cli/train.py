@@ -65,8 +65,8 @@ def _add_train_args(p):
     g.add_argument("--spin", type=int, help="2S (default 0; a radical builtin such as allyl: 1)")
     g.add_argument(
         "--spin-readout",
-        choices=("per_spin", "embedding"),
-        help="open shells: W_alpha, W_beta from one readout per spin (default) or a spin embedding",
+        choices=("embedding", "per_spin"),
+        help="open shells: W_alpha, W_beta from a spin embedding and one readout (default) or one readout per spin",
     )
     g.add_argument("--basis")
     g.add_argument("--xc", help="functional, PySCF's meaning (default b3lyp5)")

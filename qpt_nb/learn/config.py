@@ -36,7 +36,7 @@ class TrainConfig:
     charge: int = 0
     spin: int = 0  # 2S; != 0: an open shell, unrestricted sandwich and two corrections (a neutral
     # radical builtin such as allyl gets its doublet, spin=1, when left at 0)
-    spin_readout: str = "per_spin"  # open shells: 'per_spin' readouts | a spin 'embedding'
+    spin_readout: str = "embedding"  # open shells: a spin 'embedding' | 'per_spin' readouts
     basis: str = "sto-3g"
     xc: str = "b3lyp5"
     grid_level: int = 3  # labels, evaluations and monitors
