@@ -216,3 +216,19 @@ def test_predict_and_forces_of_an_open_shell_model(ch2):
     assert g.shape == (3, 3) and np.abs(g.sum(axis=0)).max() < 1e-6
     with pytest.raises(ValueError, match="spin"):
         qpt_nb.predict((cfg, params), [Molecule.from_xyz(CH2, spin=0)])
+
+
+def test_ase_calculator_on_a_radical():
+    """QPTCalculator's scf mode on OH (spin from the Atoms' info): UKS energy and forces,
+    the forces the negative analytic gradient (PySCF's grad.uks on qpt_nb's orbitals)."""
+    from qpt_nb.ase import QPTCalculator
+    from qpt_nb.units import EV_PER_HARTREE
+
+    mol = Molecule.from_xyz("O 0 0 0\nH 0 0 0.97", spin=1)
+    atoms = mol.to_ase()
+    assert atoms.info["spin"] == 1
+    atoms.calc = QPTCalculator(mode="scf", basis="sto-3g", grid_level=1)
+    e, f = atoms.get_potential_energy(), atoms.get_forces()
+    res = qpt_nb.scf(mol, "sto-3g", grid_level=1)
+    assert res.unrestricted and e == pytest.approx(res.energy * EV_PER_HARTREE, abs=1e-6)
+    assert np.abs(f.sum(axis=0)).max() < 1e-6 and abs(f[1, 2]) > 1.0  # along the bond, off its minimum
