@@ -216,7 +216,7 @@ def test_scf_molecule_types(water, monkeypatch):
 def test_as_molecule(water):
     assert as_molecule(water) is water
     assert as_molecule("water") == water and as_molecule(" H2O ") == water
-    with pytest.raises(ValueError, match="available: alanine_dipeptide, ammonia"):
+    with pytest.raises(ValueError, match="available: alanine_dipeptide, allyl, ammonia"):
         as_molecule("nosuch")
     with pytest.raises(TypeError, match=r"got int"):
         as_molecule(1)
@@ -484,7 +484,7 @@ def test_explorer_rejects_bad_grid_level(explorer_cls):
 def test_explorer_rejects_unknown_molecule(explorer_cls):
     with pytest.raises(
         ValueError,
-        match="unknown molecule 'nosuch': the built-in molecules are alanine_dipeptide, ammonia, benzene, .*water",
+        match="unknown molecule 'nosuch': the built-in molecules are alanine_dipeptide, allyl, ammonia, benzene, .*water",
     ):
         explorer_cls("nosuch")
     with pytest.raises(TypeError, match="molecule must be the name of a built-in molecule"):

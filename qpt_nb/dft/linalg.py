@@ -93,6 +93,29 @@ def density_from_fock(fock, orthogonalizer, n_occ: int):
     return solve_fock(fock, orthogonalizer, n_occ)[2]
 
 
+def spin_square(mo_coeff, overlap, n_alpha: int, n_beta: int) -> tuple:
+    """(<S^2>, 2S + 1) of a UKS/UHF determinant (PySCF's ``scf.uhf.spin_square``):
+
+        <S^2> = S_z (S_z + 1) + n_beta - sum_ij |<a_i|b_j>|^2,   S_z = (n_alpha - n_beta) / 2
+
+    `mo_coeff` (2, N, N), `overlap` (N, N). Exact (S(S+1)) for a pure spin state."""
+    c = np.asarray(mo_coeff)
+    ca, cb = c[0][:, :n_alpha], c[1][:, :n_beta]
+    d = np.stack([ca @ ca.T, cb @ cb.T])
+    ss = float(density_spin_square(d, np.asarray(overlap), n_alpha, n_beta))
+    return ss, float(np.sqrt(ss + 0.25) * 2)
+
+
+def density_spin_square(density, overlap, n_alpha: int, n_beta: int):
+    """<S^2> of the determinant with spin densities `density` (2, N, N) (D_s = C_s,occ
+    C_s,occ^T): S_z (S_z + 1) + n_beta - tr(D_a S D_b S), since sum_ij |<a_i|b_j>|^2 =
+    tr(D_a S D_b S). `overlap` (N, N). Works on arrays and tracers (jnp), e.g. on the
+    sandwich's D_n during training."""
+    sz = 0.5 * (n_alpha - n_beta)
+    xp = np if isinstance(density, np.ndarray) else jnp
+    return sz * (sz + 1) + n_beta - xp.sum((density[0] @ overlap) * (density[1] @ overlap).T)
+
+
 class FrontierOrbitals:
     """Mixin of every result that holds orbital energies: ``mo_energy`` (N,) in Hartree,
     ascending, and ``n_occ`` doubly occupied orbitals (or, unrestricted, (2, N) and
@@ -113,8 +136,6 @@ class FrontierOrbitals:
         PySCF's ``scf.uhf.spin_square``); (0, 1) for a restricted one."""
         if np.ndim(self.mo_energy) != 2:
             return 0.0, 1.0
-        from qpt_nb.dft.uks import spin_square
-
         return spin_square(self.mo_coeff, self._ao_overlap(), *self.occupations)
 
     def _ao_overlap(self) -> np.ndarray:

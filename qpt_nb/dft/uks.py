@@ -23,10 +23,9 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from qpt_nb.dft.kohn_sham import XCLike, check_density, coulomb, energy, energy_and_fock, exchange
-from qpt_nb.dft.linalg import solve_fock
+from qpt_nb.dft.linalg import density_spin_square, solve_fock, spin_square  # noqa: F401 (re-exported)
 from qpt_nb.dft.tensors import DFTTensors
 from qpt_nb.dft.xc import get_xc
 
@@ -224,29 +223,6 @@ def uks_aufbau(fock, orthogonalizer, n_alpha: int, n_beta: int):
     """
     out = [solve_fock(fock[s], orthogonalizer, n, occupation=1.0) for s, n in ((0, n_alpha), (1, n_beta))]
     return tuple(jnp.stack([o[k] for o in out]) for k in range(3))
-
-
-def spin_square(mo_coeff, overlap, n_alpha: int, n_beta: int) -> tuple:
-    """(<S^2>, 2S + 1) of a UKS/UHF determinant (PySCF's ``scf.uhf.spin_square``):
-
-        <S^2> = S_z (S_z + 1) + n_beta - sum_ij |<a_i|b_j>|^2,   S_z = (n_alpha - n_beta) / 2
-
-    `mo_coeff` (2, N, N), `overlap` (N, N). Exact (S(S+1)) for a pure spin state."""
-    c = np.asarray(mo_coeff)
-    ca, cb = c[0][:, :n_alpha], c[1][:, :n_beta]
-    d = np.stack([ca @ ca.T, cb @ cb.T])
-    ss = float(density_spin_square(d, np.asarray(overlap), n_alpha, n_beta))
-    return ss, float(np.sqrt(ss + 0.25) * 2)
-
-
-def density_spin_square(density, overlap, n_alpha: int, n_beta: int):
-    """<S^2> of the determinant with spin densities `density` (2, N, N) (D_s = C_s,occ
-    C_s,occ^T): S_z (S_z + 1) + n_beta - tr(D_a S D_b S), since sum_ij |<a_i|b_j>|^2 =
-    tr(D_a S D_b S). `overlap` (N, N). Works on arrays and tracers (jnp), e.g. on the
-    sandwich's D_n during training."""
-    sz = 0.5 * (n_alpha - n_beta)
-    xp = np if isinstance(density, np.ndarray) else jnp
-    return sz * (sz + 1) + n_beta - xp.sum((density[0] @ overlap) * (density[1] @ overlap).T)
 
 
 # ----------------------------------------------------------------------------- one SCF iteration
