@@ -15,7 +15,8 @@ and the break-even: label-free steps one label buys (label / step_label_free), a
 its share of supervised steps. Medians over --repeats conformers or steps, after a warm-up
 (compilation excluded and reported apart).
 
-  python bench/costs.py                          # STO-3G and def2-SVP
+  export OMP_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+  python bench/costs.py                          # STO-3G and def2-SVP, one thread
   python bench/costs.py --bases sto-3g --repeats 3
 
 Results: bench/results/costs.json (one entry per basis, rewritten after each).
@@ -111,11 +112,9 @@ def measure(basis: str, args) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     import json
-    import os
 
     import qpt_nb  # noqa: F401  (float64)
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     path = Path(args.out)
     data = json.loads(path.read_text()) if path.is_file() else {}
     info = common.machine_info()

@@ -58,8 +58,11 @@ def run_row(row: str, args) -> dict:
     run_dir = ROOT / "runs" / f"open-shell-{row}"
     shutil.rmtree(run_dir, ignore_errors=True)  # an incomplete row starts again
     tr, wall, cpu = tp.train(cfg, run_dir, steps=None, minutes=args.minutes, clock="cpu")
-    meta, _, res = tp.score(tr.config, tr.params, args.n_test, dtype="float64")
+    from qpt_nb.analysis.evaluation import TEST_SEED, evaluate
+
+    res = evaluate((tr.config, tr.params), args.n_test)  # MD test set, seed 12345, PySCF UKS labels
     print(row, "\n" + res.table(), flush=True)
+    meta = res.metadata
     trained, base = res.trained, res.baseline_w0
     s2 = [r.get("spin_square") for r in tr.history if "spin_square" in r]
     return dict(
@@ -74,8 +77,10 @@ def run_row(row: str, args) -> dict:
         hamiltonian_ratio_vs_w0=base["hamiltonian_mae_uha"] / trained["hamiltonian_mae_uha"],
         train_spin_square_max=max(s2) if s2 else None,
         spin_contaminated_steps=sum(bool(r.get("spin_contaminated")) for r in tr.history),
-        test_set=meta["test_set"],
-        labels=meta["labels"],
+        test_set=dict(n=args.n_test, sampler=tr.config.sampler, seed=TEST_SEED, stride=50),
+        labels=dict(
+            basis=meta["basis"], xc=meta["xc"], grid_level=meta["grid_level"], eri_kind=meta["eri_kind"]
+        ),
     )
 
 

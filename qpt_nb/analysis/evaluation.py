@@ -269,7 +269,8 @@ def score_conformer(apply_fn, params, batch, lab, *, n_refine: int = 3, mix: flo
     """The trained W and W = 0 on one prepared conformer against its PySCF `Label`.
 
     Returns dict(trained, baseline: `conformer_errors` dicts; outputs: `predict_pair`'s
-    NumPy arrays; predict_seconds). ValueError when the label has another AO count.
+    NumPy arrays; predict_seconds). ValueError when the label has another AO count, or
+    another spin treatment than the model (`conformer_errors`).
     """
     t0 = time.perf_counter()
     out = predict_pair(apply_fn, params, batch, n_refine=n_refine, mix=mix, mix_at=mix_at)
@@ -277,12 +278,6 @@ def score_conformer(apply_fn, params, batch, lab, *, n_refine: int = 3, mix: flo
     n_ao = out["fock"].shape[-1]
     if lab.fock.shape[-1] != n_ao:
         raise ValueError(f"A label has {lab.fock.shape[-1]} AOs, the tensors {n_ao}: other basis?")
-    if lab.fock.shape != out["fock"].shape[1:]:
-        shell = {2: "closed-shell", 3: "open-shell (alpha, beta)"}
-        raise ValueError(
-            f"The label is {shell[lab.fock.ndim]} but the model's prediction is "
-            f"{shell[out['fock'].ndim - 1]}: a model is scored on molecules of its own spin."
-        )
     trained, base = (
         conformer_errors(lab, *(out[k][j] for k in ("energy", "fock", "mo_energy", "mo_coeff")))
         for j in (0, 1)
