@@ -40,8 +40,12 @@ RECIPE30="--budget-min 30 --eval-at 5 10 20 --q-schedule fit --set train_grid_le
 # sliding window of 16 batches, the cosine fitted to the charged budget; 3 seeds at 30 minutes
 WINDOW="--q-schedule fit --set train_grid_level=0 precision=float32 lr=1e-3 weight_decay=0 data_schedule=window"
 WINDOW30="--budget-min 30 --eval-at 5 10 20 $WINDOW"
+# budget scaling (issue 29): the recipe and label-then-train (qpt_nb labels, cosine fitted) at
+# 15 minutes, the labelling share 50 % and 75 %
+B15="--budget-min 15 --eval-at 2 5 10"
 ORDER=(Q-s0 Q-s1 L-pyscf-s0 L-pyscf-s1 L-qpt-s0 L-qpt-s1 L-qpt25-s0 L-qpt25-s1
-  L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1 Q30-s0 Q30-s1 Qw-s0 Qw-s1 Q30w-s0 Q30w-s1 Q30w-s2)
+  L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1 Q30-s0 Q30-s1 Qw-s0 Qw-s1 Q30w-s0 Q30w-s1 Q30w-s2
+  Q15w-s0 Q15w-s1 L15-qpt-s0 L15-qpt-s1 L15-qpt75-s0 L15-qpt75-s1)
 declare -A ARGS=(
   [Q-s0]="--pipelines Q --seed 0 $RECIPE"
   [Q-s1]="--pipelines Q --seed 1 $RECIPE"
@@ -52,6 +56,12 @@ declare -A ARGS=(
   [Q30w-s0]="--pipelines Q --seed 0 $WINDOW30"
   [Q30w-s1]="--pipelines Q --seed 1 $WINDOW30"
   [Q30w-s2]="--pipelines Q --seed 2 $WINDOW30"
+  [Q15w-s0]="--pipelines Q --seed 0 $B15 $WINDOW"
+  [Q15w-s1]="--pipelines Q --seed 1 $B15 $WINDOW"
+  [L15-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb $B15"
+  [L15-qpt-s1]="--pipelines L --seed 1 --label-engine qpt_nb $B15"
+  [L15-qpt75-s0]="--pipelines L --seed 0 --label-engine qpt_nb --label-fraction 0.75 $B15"
+  [L15-qpt75-s1]="--pipelines L --seed 1 --label-engine qpt_nb --label-fraction 0.75 $B15"
   [L-pyscf-s0]="--pipelines L --seed 0 $FIXED"
   [L-pyscf-s1]="--pipelines L --seed 1 $FIXED"
   [L-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb $FIXED"

@@ -223,6 +223,12 @@ def main(argv=None):
     p.add_argument("--basis")
     p.add_argument("--xc", default="b3lyp5")
     p.add_argument("--grid-level", type=int)
+    p.add_argument(
+        "--test-eri",
+        choices=("auto", "dense", "df"),
+        help="ERIs of the test labels and of the evaluation (default: the training's, "
+        "TrainConfig.eri='auto'); 'dense' scores a density-fitted model against exact integrals",
+    )
     p.add_argument("--model", default="nano")
     p.add_argument(
         "--seed",
@@ -395,11 +401,12 @@ def main(argv=None):
         print(f"L trains with {', '.join(args.l_overrides)}", flush=True)
     t0 = time.perf_counter()
     test = make_test_set(mol, sel["n_test"], sampler=sampler, **cfg.sampler_kwargs())
-    test_labels = reference.label_many(test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri)
+    test_cfg = dataclasses.replace(cfg, eri=args.test_eri) if args.test_eri else cfg
+    test_labels = reference.label_many(test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=test_cfg.eri)
     if args.prelabel_only:
         if args.test_cache:  # fills the tensor cache, keeps nothing in memory
             make_monitor(
-                cfg, test, test_labels, chunk_size=MONITOR_CHUNK, keep_bytes=0, tensor_cache=args.test_cache
+                test_cfg, test, test_labels, chunk_size=MONITOR_CHUNK, keep_bytes=0, tensor_cache=args.test_cache
             )
         print(
             f"{len(test)} test labels in {settings.cache_dir('labels')}"
@@ -407,7 +414,7 @@ def main(argv=None):
         )
         return None
     monitor = make_monitor(
-        cfg,
+        test_cfg,
         test,
         test_labels,
         chunk_size=MONITOR_CHUNK,
