@@ -7,8 +7,8 @@
 #   bash bench/headline_runs.sh --list          # the runs and their arguments
 #
 # Results: bench/results/labels_vs_dft_loss_<run>.json (rewritten after every evaluation, so an
-# interrupted run keeps its curve; a complete one is skipped), logs in $QPT_NB_LOGS (default
-# /tmp/qpt_headline_logs). The held-out test set (100 MD conformers, PySCF labels, tensors in
+# interrupted run keeps its curve; a complete one is skipped; an interrupted one resumes from its
+# checkpoint in $QPT_NB_RUNS), logs appended to $QPT_NB_LOGS (default /tmp/qpt_headline_logs). The held-out test set (100 MD conformers, PySCF labels, tensors in
 # $QPT_NB_TEST_CACHE, about 24 GB) is made first if missing. Runs are listed in pairs: the two
 # seeds of one setting run together, and an L with a smaller labelling budget follows the L
 # that made its labels (the label cache charges a reused label the CPU seconds it cost;
@@ -21,6 +21,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 TEST=${QPT_NB_TEST_CACHE:-/tmp/qpt_test}
 LOGS=${QPT_NB_LOGS:-/tmp/qpt_headline_logs}
+# each run trains in $RUNS/<run>/<pipeline>, checkpointed: rerunning the script resumes an
+# interrupted run where it stopped (bench/labels_vs_dft_loss.py --run-dir); keep RUNS on a disk
+# that outlives the session for the multi-hour runs
+RUNS=${QPT_NB_RUNS:-/tmp/qpt_headline_runs}
 export OMP_NUM_THREADS=1 QPT_NB_LABEL_THREADS=1
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 COMMON="--full --clock cpu --label-threads 1 --monitor-gb 0 --test-cache $TEST --eval-at 5 10 20 30 45"
@@ -43,9 +47,16 @@ WINDOW30="--budget-min 30 --eval-at 5 10 20 $WINDOW"
 # budget scaling (issue 29): the recipe and label-then-train (qpt_nb labels, cosine fitted) at
 # 15 minutes, the labelling share 50 % and 75 %
 B15="--budget-min 15 --eval-at 2 5 10"
+# ... and at 4 hours (one seed each to start with; resumable across sessions, see RUNS)
+B240="--budget-min 240 --eval-at 15 30 60 120 180"
+# def2-SVP, the paper's basis: 2 charged hours, trained with density fitting (eri='auto'), scored
+# against PySCF labels with exact integrals (--test-eri dense); those test tensors are about 3 GB
+# per conformer, so one per monitor call, none kept on disk, no evaluation of the untrained net
+SVP="--basis def2-svp --budget-min 120 --eval-at 30 60 90 --test-eri dense --monitor-chunk 1 --skip-start-eval --test-cache="
 ORDER=(Q-s0 Q-s1 L-pyscf-s0 L-pyscf-s1 L-qpt-s0 L-qpt-s1 L-qpt25-s0 L-qpt25-s1
   L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1 Q30-s0 Q30-s1 Qw-s0 Qw-s1 Q30w-s0 Q30w-s1 Q30w-s2
-  Q15w-s0 Q15w-s1 L15-qpt-s0 L15-qpt-s1 L15-qpt75-s0 L15-qpt75-s1)
+  Q15w-s0 Q15w-s1 L15-qpt-s0 L15-qpt-s1 L15-qpt75-s0 L15-qpt75-s1
+  Qsvp-s0 Lsvp-qpt-s0 Qsvp-s1 Lsvp-qpt-s1 Q240w-s0 L240-qpt-s0)
 declare -A ARGS=(
   [Q-s0]="--pipelines Q --seed 0 $RECIPE"
   [Q-s1]="--pipelines Q --seed 1 $RECIPE"
@@ -62,6 +73,12 @@ declare -A ARGS=(
   [L15-qpt-s1]="--pipelines L --seed 1 --label-engine qpt_nb $B15"
   [L15-qpt75-s0]="--pipelines L --seed 0 --label-engine qpt_nb --label-fraction 0.75 $B15"
   [L15-qpt75-s1]="--pipelines L --seed 1 --label-engine qpt_nb --label-fraction 0.75 $B15"
+  [Q240w-s0]="--pipelines Q --seed 0 $B240 $WINDOW"
+  [L240-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb $B240"
+  [Qsvp-s0]="--pipelines Q --seed 0 $SVP $WINDOW"
+  [Qsvp-s1]="--pipelines Q --seed 1 $SVP $WINDOW"
+  [Lsvp-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb $SVP"
+  [Lsvp-qpt-s1]="--pipelines L --seed 1 --label-engine qpt_nb $SVP"
   [L-pyscf-s0]="--pipelines L --seed 0 $FIXED"
   [L-pyscf-s1]="--pipelines L --seed 1 $FIXED"
   [L-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb $FIXED"
@@ -100,7 +117,7 @@ done
 run_one() {
   echo "$(date -u +%H:%M) start $1"
   # shellcheck disable=SC2086
-  $PY bench/labels_vs_dft_loss.py $COMMON ${ARGS[$1]} --tag "$1" > "$LOGS/$1.log" 2>&1 \
+  $PY bench/labels_vs_dft_loss.py $COMMON ${ARGS[$1]} --tag "$1" --run-dir "$RUNS/$1" >> "$LOGS/$1.log" 2>&1 \
     && echo "$(date -u +%H:%M) done $1" || echo "$(date -u +%H:%M) FAILED $1 (see $LOGS/$1.log)"
 }
 for ((i = 0; i < ${#todo[@]}; i += 2)); do

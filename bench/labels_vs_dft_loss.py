@@ -277,6 +277,12 @@ def main(argv=None):
         "labelling) instead of every --eval-every-min",
     )
     p.add_argument(
+        "--skip-start-eval",
+        action="store_true",
+        help="no evaluation before the first step (the untrained network; the crossing ratios "
+        "never use it): for test sets that take long to evaluate",
+    )
+    p.add_argument(
         "--clock",
         choices=("cpu", "wall"),
         default="wall",
@@ -285,12 +291,24 @@ def main(argv=None):
     p.add_argument(
         "--test-cache",
         metavar="DIR",
-        help="keep the precomputed test tensors in DIR (about 0.25 GB per uracil "
-        "conformer at grid 3), shared by processes run side by side",
+        help="keep the precomputed test tensors in DIR (about 0.25 GB per uracil/STO-3G "
+        "conformer at grid 3), shared by processes run side by side; --test-cache= keeps none",
     )
     p.add_argument("--monitor-gb", type=float, default=4.0, help="test tensors kept in memory")
     p.add_argument(
-        "--save-runs", metavar="DIR", help="save Q's and SC's final states as run directories DIR/Q, DIR/SC"
+        "--monitor-chunk",
+        type=int,
+        default=MONITOR_CHUNK,
+        help=f"test conformers per jitted monitor call (default {MONITOR_CHUNK}; uracil/def2-SVP "
+        "with exact integrals is about 3 GB per conformer: use 1)",
+    )
+    p.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="train each pipeline in the run directory DIR/L, DIR/Q, DIR/SC, checkpointed at every "
+        "evaluation and every 10 charged minutes; the same command run again resumes an "
+        "interrupted pipeline from there (charged clock, curve and fitted schedule as they "
+        "stood, `qpt_nb.analysis.budget`) and keeps a finished one",
     )
     p.add_argument(
         "--set",
@@ -331,6 +349,12 @@ def main(argv=None):
         help="only label the test set into the cache ($QPT_NB_CACHE) and stop",
     )
     p.add_argument(
+        "--prelabel-reverse",
+        action="store_true",
+        help="with --prelabel-only, label from the last test conformer back: a second process "
+        "started so shares the labelling with a first one (each skips what the other cached)",
+    )
+    p.add_argument(
         "--combine",
         nargs="+",
         metavar="[NAME=]JSON",
@@ -339,6 +363,7 @@ def main(argv=None):
         "a file's one run, e.g. Q-s1=..._Q_s1.json (a name is its pipeline, then '-' and tags)",
     )
     args = p.parse_args(argv)
+    args.test_cache = args.test_cache or None  # --test-cache= : none
     if args.combine:
         return combine(args)
     sel = dict(FULL if args.full else QUICK)
@@ -402,11 +427,13 @@ def main(argv=None):
     t0 = time.perf_counter()
     test = make_test_set(mol, sel["n_test"], sampler=sampler, **cfg.sampler_kwargs())
     test_cfg = dataclasses.replace(cfg, eri=args.test_eri) if args.test_eri else cfg
+    if args.prelabel_only and args.prelabel_reverse:
+        reference.label_many(test[::-1], cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=test_cfg.eri)
     test_labels = reference.label_many(test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=test_cfg.eri)
     if args.prelabel_only:
         if args.test_cache:  # fills the tensor cache, keeps nothing in memory
             make_monitor(
-                test_cfg, test, test_labels, chunk_size=MONITOR_CHUNK, keep_bytes=0, tensor_cache=args.test_cache
+                test_cfg, test, test_labels, chunk_size=args.monitor_chunk, keep_bytes=0, tensor_cache=args.test_cache
             )
         print(
             f"{len(test)} test labels in {settings.cache_dir('labels')}"
@@ -417,7 +444,7 @@ def main(argv=None):
         test_cfg,
         test,
         test_labels,
-        chunk_size=MONITOR_CHUNK,
+        chunk_size=args.monitor_chunk,
         keep_bytes=args.monitor_gb * 1e9,
         tensor_cache=args.test_cache,
     )
@@ -466,15 +493,25 @@ def main(argv=None):
 
     eval_at = [60.0 * m for m in eval_at_min] if eval_at_min else None
     timed = dict(
-        budget_s=budget, every_s=every, eval_at_s=eval_at, monitor=monitor, clock=clock, on_eval=on_eval
+        budget_s=budget,
+        every_s=every,
+        eval_at_s=eval_at,
+        monitor=monitor,
+        clock=clock,
+        on_eval=on_eval,
+        eval_start=not args.skip_start_eval,
     )
     wanted = args.pipelines.split(",")
+    def run_dir(name):
+        return dict(run_dir=Path(args.run_dir) / name, resume=True) if args.run_dir else {}
+
     if "L" in wanted:
         print("-- L: labels + supervised", flush=True)
         runs["L"] = _result(
             experiments.label_then_train_run(
                 l_cfg,
                 name="L",
+                **run_dir("L"),
                 n_labels=args.n_labels,
                 label_fraction=args.label_fraction,
                 label_threads=args.label_threads,
@@ -488,17 +525,16 @@ def main(argv=None):
     ):
         if name in wanted:
             print(f"-- {name}: label-free, {what}", flush=True)
-            save_dir = Path(args.save_runs) / name if args.save_runs else None
             run = experiments.label_free_run(
                 dataclasses.replace(free_cfg, loss=loss),
                 name=name,
-                run_dir=save_dir,
                 fit_schedule=args.q_schedule == "fit",
+                **run_dir(name),
                 **timed,
             )
             runs[name] = _result(run)
-            if save_dir is not None:
-                print(f"   [{name}] saved to {save_dir}", flush=True)
+            if args.run_dir:
+                print(f"   [{name}] saved to {Path(args.run_dir) / name}", flush=True)
 
     summary = report(runs, budget)
     info = dict(common.machine_info(), clock=args.clock)

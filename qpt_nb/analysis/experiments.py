@@ -16,7 +16,9 @@ included and evaluations excluded; a cached label is charged the seconds it cost
 when it was made, on the same clock (a label cached without its CPU seconds is redone
 under the CPU clock). With a budget, the ``monitor`` is evaluated on a `Schedule` of
 charged times into ``PaperRun.curve``; `crossing` and `crossing_summary` compare two
-such curves (the wall-clock ratio of the paper, arXiv 2402.04030: 786 h / 31 h).
+such curves (the wall-clock ratio of the paper, arXiv 2402.04030: 786 h / 31 h). A budget
+run with a ``run_dir`` and ``resume=True`` continues where an earlier process stopped
+(`qpt_nb.analysis.budget`).
 
 Every run returns a `PaperRun`: history (wall_s = training seconds), label_seconds
 (labelling before training; 0 for label-free), metrics and per-conformer rows of
@@ -33,6 +35,7 @@ import typing
 from pathlib import Path
 from typing import Callable, Optional
 
+from qpt_nb.analysis import budget
 from qpt_nb.analysis.runs import (
     PER_CONFORMER,
     project_root,
@@ -275,63 +278,6 @@ def _label_training_set(
     run.label_wall_seconds = time.perf_counter() - wall0
 
 
-def _on_budget(
-    run, tr, n_steps, callback, meter, monitor, *, budget_s, every_s, eval_at_s, on_eval, phase, fit_schedule
-):
-    """`Trainer.run` until `budget_s` charged seconds (or `n_steps`), the monitor evaluated
-    (not charged) at the start, on the `Schedule` and at the end, into ``run.curve``; with
-    `fit_schedule`, the cosine refitted to the charged budget once the step rate is steady
-    (`recipe.BudgetFit`; the latest fit in ``run.timing['schedule_fit']``, all of them in
-    ``run.timing['schedule_fits']``)."""
-    from qpt_nb.learn.recipe import BudgetFit
-
-    fit = BudgetFit(budget_s) if fit_schedule else None
-
-    def evaluate_now(charged, **extra):
-        with meter.paused():
-            t0 = time.perf_counter()
-            m = monitor(tr.params)
-            run.curve.append(
-                dict(
-                    t_s=charged,
-                    step=tr.step,
-                    eval_s=time.perf_counter() - t0,
-                    wall_s=meter.wall_seconds,
-                    **m,
-                    **extra,
-                )
-            )
-            if on_eval is not None:
-                on_eval(run)
-
-    if monitor is not None:
-        evaluate_now(meter.seconds, **({"phase": phase} if phase else {}))
-    schedule = Schedule(meter.seconds, budget_s, every_s, eval_at_s)
-
-    def should_stop():
-        charged = meter.seconds
-        done = charged >= budget_s
-        if fit is not None and not fit.done and not done:
-            n = len(fit.fits)
-            fit(tr, charged)
-            if len(fit.fits) > n:
-                run.timing["schedule_fit"] = fit.result
-                run.timing["schedule_fits"] = list(fit.fits)
-                print(
-                    f"   [{run.name}] schedule fitted: {fit.result['rate']:.1f} steps per charged s "
-                    f"-> decay_steps {fit.result['decay_steps']} (at step {tr.step})",
-                    flush=True,
-                )
-        if monitor is not None and (schedule.due(charged) or done):
-            evaluate_now(charged)
-        return done
-
-    if meter.seconds < budget_s and n_steps != 0:
-        tr.run(n_steps, callback, should_stop=should_stop)
-        if monitor is not None and run.curve[-1]["step"] != tr.step:  # n_steps came first
-            evaluate_now(meter.seconds)
-
-
 def _train(
     run: PaperRun,
     n_steps,
@@ -349,17 +295,36 @@ def _train(
     on_eval=None,
     phase=None,
     fit_schedule=False,
+    resume=False,
+    eval_start=True,
 ) -> PaperRun:
     """Trains ``run.config`` with one `Trainer.run` (n_steps and/or budget_s), then
     evaluates on `test_set` when given; fills `run` in (``run.config`` ends as the Trainer's:
-    with `fit_schedule` and a budget, its ``decay_steps`` is the fitted one)."""
+    with `fit_schedule` and a budget, its ``decay_steps`` is the fitted one). With `resume`,
+    a budget run kept in `run_dir` continues where it stopped (`qpt_nb.analysis.budget`)."""
     from qpt_nb.analysis.evaluation import evaluate, make_monitor
     from qpt_nb.learn.train import Trainer
 
     before = meter.seconds
-    tr = Trainer(run.config, run_dir)
+    state = budget.resumable(run_dir) if resume and budget_s is not None else None
+    if state is not None:
+        tr = Trainer.resume(run_dir)
+        try:
+            budget.check_same_run(tr.config, run.config, state, budget_s)
+        except ValueError:
+            tr.close()
+            raise
+        with meter.paused():
+            tr.build_dataset()  # L's labelled set, as its first epoch built it (not charged twice)
+        meter.restore(state["charged_s"], state["wall_s"])
+        budget.restore_run(run, state)
+        run.config = tr.config
+        print(f"   [{run.name}] resumed from step {tr.step} at {state['charged_s']:.0f} charged s", flush=True)
+    else:
+        tr = Trainer(run.config, run_dir)
     try:
-        run.timing["setup_s"] = meter.seconds - before
+        if state is None:
+            run.timing["setup_s"] = meter.seconds - before
         if test_set and monitor is None:
             with meter.paused():
                 monitor = make_monitor(run.config, test_set, labels)
@@ -374,7 +339,7 @@ def _train(
                 tr.monitor, tr.monitor_every = monitor, max(int(monitor_every), 1)
             tr.run(n_steps, callback)
         else:
-            _on_budget(
+            budget.train_on_budget(
                 run,
                 tr,
                 n_steps,
@@ -387,6 +352,8 @@ def _train(
                 on_eval=on_eval,
                 phase=phase,
                 fit_schedule=fit_schedule,
+                resumed=state,
+                eval_start=eval_start,
             )
         if bar is not None:
             bar.update(tr.step - bar.n)
@@ -443,7 +410,9 @@ def label_free_run(
     test set) is evaluated into ``run.curve`` after setup, at the `Schedule`
     (``every_s`` / ``eval_at_s``) and at the end, ``on_eval(run)`` after each evaluation;
     ``fit_schedule=True`` refits the cosine to the budget once the step rate is steady
-    (`qpt_nb.learn.recipe.BudgetFit`; the fitted ``decay_steps`` ends in ``run.config``).
+    (`qpt_nb.learn.recipe.BudgetFit`; the fitted ``decay_steps`` ends in ``run.config``);
+    ``resume=True`` with a ``run_dir`` and a budget continues the budget run kept there, if
+    any (`qpt_nb.analysis.budget`: charged clock, curve and fitted schedule as they stood).
     """
     _check_length(n_steps, budget_s)
     name = name or loss_display_name(config.loss)
@@ -493,6 +462,10 @@ def label_then_train_run(
     name = name or loss_display_name(config.loss)
     run = PaperRun(name=name, kind="label-then-train", config=config, path=_path(run_dir))
     meter = ChargedTime(clock)
+    kept = budget.resumable(run_dir) if train.get("resume") and budget_s is not None else None
+    if kept is not None:  # labelled before it stopped: `_train` restores the record
+        run.config = dataclasses.replace(config, dataset_size=max(int(kept["labels"]["n_labels"]), 1))
+        return _train_or_error(run, n_steps, test_set, labels, meter=meter, budget_s=budget_s, **train)
     if n_labels is None and budget_s is not None and not config.dataset_size:
         _label_training_set(
             run, config, meter, budget_s=budget_s * label_fraction, threads=label_threads, progress=progress

@@ -33,8 +33,14 @@ class ChargedTime:
 
     @property
     def wall_seconds(self) -> float:
-        """Wall-clock seconds since creation, paused time included."""
+        """Wall-clock seconds since creation (or as `restore` set them), paused time included."""
         return time.perf_counter() - self._wall_start
+
+    def restore(self, seconds: float, wall_seconds: float = 0.0) -> None:
+        """Continues an interrupted pipeline's meter: `seconds` charged and `wall_seconds`
+        elapsed so far (what it read when its checkpoint was written)."""
+        self._offset += float(seconds) - self.seconds
+        self._wall_start = time.perf_counter() - float(wall_seconds)
 
     def charge(self, seconds: float) -> None:
         self._offset += float(seconds)
@@ -63,6 +69,10 @@ class Schedule:
             self.times = [start + every_s * (k + 1) for k in range(n)]
         else:
             self.times = []
+
+    def skip_to(self, charged) -> None:
+        """Drops the evaluation times at or before `charged` (a resumed run has made them)."""
+        self.times = [t for t in self.times if t > charged]
 
     def due(self, charged) -> bool:
         """True (once) when `charged` has passed the next evaluation time."""

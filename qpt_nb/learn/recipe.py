@@ -191,6 +191,17 @@ class BudgetFit:
     def result(self) -> Optional[dict]:
         return self.fits[-1] if self.fits else None
 
+    def state(self) -> dict:
+        """Where the fitting stands, as plain JSON-able data (kept with a checkpoint)."""
+        return dict(start=list(self._start) if self._start else None, due=list(self._due), fits=list(self.fits))
+
+    def load_state(self, state: dict) -> "BudgetFit":
+        """Continues from `state` (from `state()`): a resumed run refits when the first run would."""
+        start = state.get("start")
+        self._start = tuple(start) if start else None
+        self._due, self.fits = list(state.get("due", [])), [dict(f) for f in state.get("fits", [])]
+        return self
+
     @property
     def done(self) -> bool:
         """True once the first fit is made and no refit is left."""

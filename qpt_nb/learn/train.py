@@ -192,6 +192,9 @@ class Trainer:
         self.monitor_every = 0
         self.timing = dict(step_s=0.0, wait_s=0.0, compile_s=0.0, steps=0)
         self.label_seconds = 0.0
+        # plain JSON-able data a driver keeps with the checkpoint (`save`), restored by `resume`
+        # (e.g. a budget run's charged seconds and curve, `qpt_nb.analysis.budget`)
+        self.extra: dict = {}
         self._built: dict = {}  # supervised conformers of a fixed data set, by geometry (make_batch)
         self._update = make_update(config)
         self.schedule = config.data_schedule_object()
@@ -289,6 +292,19 @@ class Trainer:
             self._window[self._next_batch] = shard_batch(next(self._stream), self.mesh)
             self._next_batch += 1
         return self._window[want]
+
+    def build_dataset(self) -> int:
+        """Builds every conformer of a fixed supervised data set now (``dataset_size`` > 0;
+        `make_batch` keeps them), as its first epoch would; returns how many are built. A
+        resumed label-then-train run calls it so that rebuilding is not mixed into its steps."""
+        c = self.config
+        if not (c.loss == "supervised" and c.dataset_size):
+            return 0
+        stream = ConformerStream(self.mol, c.sampler, seed=c.seed, **c.sampler_kwargs())
+        pool = list(itertools.islice(stream, c.dataset_size))
+        for i in range(0, len(pool), c.batch_size):
+            self.make_batch(pool[i : i + c.batch_size])
+        return len(self._built)
 
     @property
     def data_ready(self) -> bool:
@@ -503,7 +519,13 @@ class Trainer:
         path = self.run_dir / CHECKPOINT
         ckpt.save_keeping_previous(
             path,
-            dict(state=self.state._asdict(), config=self.config.to_json(), step=self.step, format=1),
+            dict(
+                state=self.state._asdict(),
+                config=self.config.to_json(),
+                step=self.step,
+                extra=self.extra,
+                format=1,
+            ),
             params_key="state",
         )
         return path
@@ -536,6 +558,7 @@ class Trainer:
             tr = cls(saved, run_dir, _state=state, _history=history)
         finally:
             lock.release()  # the Trainer holds its own
+        tr.extra = dict(data.get("extra") or {})
         atomic_write_text(run_dir / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
         return tr
 

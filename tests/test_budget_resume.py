@@ -1,0 +1,113 @@
+"""Budget runs resume across processes (`qpt_nb.analysis.budget`): a pipeline killed part-way
+continues from its last checkpoint with its charged clock, curve, evaluation times, fitted
+cosine and labelling record, and a finished one is not trained again. On a fake clock (one
+second per reading), so the runs are deterministic."""
+
+import dataclasses
+import itertools
+
+import pytest
+
+from qpt_nb.analysis import budget
+from qpt_nb.analysis import experiments as ex
+
+
+class Killed(Exception):
+    """Stands for the process being killed after an evaluation."""
+
+
+def _clock():
+    ticks = itertools.count()
+    return lambda: float(next(ticks))
+
+
+@pytest.fixture
+def h2(tmp_path, monkeypatch):
+    from qpt_nb.analysis.evaluation import make_monitor, make_test_set
+    from qpt_nb.dft import reference
+    from qpt_nb.learn.train import TrainConfig
+
+    monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(
+        molecule="h2",
+        basis="sto-3g",
+        xc="lda,vwn",
+        grid_level=0,
+        model="nano",
+        sampler="wiggle",
+        reuse=2,
+        warmup_steps=1,
+        decay_steps=10**6,
+        log_every=10**9,
+        checkpoint_every=10**9,
+    )
+    test = make_test_set(cfg.molecule_object(), 2, sampler="wiggle")
+    labels = reference.label_many(test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level)
+    return cfg, make_monitor(cfg, test, labels)
+
+
+def _kill_after(n_evals):
+    def on_eval(run):
+        if len(run.curve) == n_evals:
+            raise Killed
+
+    return on_eval
+
+
+def test_a_killed_label_free_run_resumes_where_its_checkpoint_stood(tmp_path, h2):
+    cfg, monitor = h2
+    kw = dict(budget_s=900.0, every_s=150.0, monitor=monitor, name="Q", fit_schedule=True, resume=True)
+    with pytest.raises(Killed):
+        ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", on_eval=_kill_after(4), **kw)
+    kept = budget.resumable(tmp_path / "q")
+    assert kept["kind"] == budget.RESUME_KIND and len(kept["curve"]) == 3  # the 4th was not saved
+    assert kept["fit"]["fits"], "the cosine was fitted before the kill"
+    run = ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", **kw)
+    assert run.error is None, run.error
+    assert run.curve[:3] == kept["curve"]  # the saved evaluations, as they were
+    t = [r["t_s"] for r in run.curve]
+    steps = [r["step"] for r in run.curve]
+    assert t == sorted(t) and steps == sorted(steps) and t[-1] >= 900.0
+    assert t[3] > kept["charged_s"]  # the clock went on from the checkpoint's charged seconds
+    # the evaluation times are the first run's: every 150 charged seconds after the start
+    start = kept["schedule_start"]
+    assert all(abs((a - start) - 150.0 * k) < 20.0 for k, a in enumerate(t[1:-1], 1))
+    fits = run.timing["schedule_fits"]
+    assert fits[: len(kept["fit"]["fits"])] == kept["fit"]["fits"] and len(fits) == 4
+    assert run.config.decay_steps == fits[-1]["decay_steps"]
+    # a finished run found again is returned as it is, not trained further
+    again = ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", **kw)
+    assert again.curve == run.curve and again.steps == run.steps
+
+
+def test_a_killed_label_then_train_run_keeps_its_labels_and_does_not_relabel(tmp_path, h2, monkeypatch):
+    cfg, monitor = h2
+    kw = dict(n_labels=2, budget_s=600.0, every_s=100.0, monitor=monitor, name="L", resume=True)
+    with pytest.raises(Killed):
+        ex.label_then_train_run(cfg, clock=_clock(), run_dir=tmp_path / "l", on_eval=_kill_after(3), **kw)
+    kept = budget.resumable(tmp_path / "l")
+    assert kept["labels"]["n_labels"] == 2 and kept["curve"][0]["phase"] == "labelled"
+
+    def no_labelling(*a, **k):
+        raise AssertionError("a resumed run must not label again")
+
+    monkeypatch.setattr(ex, "_label_training_set", no_labelling)
+    run = ex.label_then_train_run(cfg, clock=_clock(), run_dir=tmp_path / "l", **kw)
+    assert run.error is None, run.error
+    assert run.n_labels == 2 and run.label_seconds == kept["labels"]["label_seconds"] > 0
+    assert run.config.dataset_size == 2 and run.config.loss == "supervised"
+    assert run.curve[:2] == kept["curve"] and run.curve[-1]["t_s"] >= 600.0
+    assert run.timing["labels_end_s"] == kept["timing"]["labels_end_s"]
+
+
+def test_resuming_with_another_budget_or_setting_is_refused(tmp_path, h2):
+    cfg, monitor = h2
+    kw = dict(every_s=100.0, monitor=monitor, name="Q", resume=True, run_dir=tmp_path / "q")
+    ex.label_free_run(cfg, budget_s=200.0, clock=_clock(), **kw)
+    run = ex.label_free_run(cfg, budget_s=300.0, clock=_clock(), **kw)
+    assert "budget of 200 s" in run.error
+    run = ex.label_free_run(dataclasses.replace(cfg, lr=5e-3), budget_s=200.0, clock=_clock(), **kw)
+    assert "lr=" in run.error
+    # without resume=True the directory is a fresh run's (the old behaviour)
+    fresh = ex.label_free_run(cfg, budget_s=50.0, clock=_clock(), **dict(kw, resume=False))
+    assert fresh.error is None and fresh.curve[0]["step"] == 0 and fresh.curve[-1]["t_s"] < 200.0
