@@ -411,15 +411,19 @@ def table(rows: list, columns: list) -> str:
 
 
 def fit_power_law(x, y):
-    """(exponent, prefactor) of a least-squares fit y = a x^k in log-log space."""
+    """(exponent, prefactor) of a least-squares fit y = a x^k in log-log space
+    (`qpt_nb.analysis.scaling.fit_power_law` with x0 = 1); nan, nan where it cannot fit."""
     import numpy as np
+
+    from qpt_nb.analysis.scaling import fit_power_law as fit
 
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = (x > 0) & (y > 0) & np.isfinite(y)
-    if ok.sum() < 2 or len(set(x[ok])) < 2:
+    try:
+        law = fit(x[ok], y[ok], x0=1.0)
+    except ValueError:
         return float("nan"), float("nan")
-    k, loga = np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)
-    return float(k), float(np.exp(loga))
+    return -law.alpha, float(np.exp(law.log_a))
 
 
 if __name__ == "__main__":
