@@ -13,6 +13,11 @@ when no metric moves by 1 % or more (`qpt_nb.pretrained.save`; each .npz <= 2 MB
   python bench/train_pretrained.py --molecule uracil --minutes 30
   python bench/train_pretrained.py --molecule uracil --steps 20000 --grid-level 1 --n-test 50
 
+  # ship a model trained elsewhere (a benchmark's run directory, e.g. bench/headline_runs.sh's
+  # def2-SVP runs), scored and predicting with exact integrals though trained with density fitting
+  python bench/train_pretrained.py --from-run RUNS/Qsvp-s0/Q --eri dense --n-test 100 \
+      --name uracil_def2-svp_b3lyp5_nano
+
 Single process; PySCF labels of the test set are cached (`qpt_nb.dft.reference`). The .npz
 and .json land in qpt_nb/pretrained/ (--folder elsewhere); nothing else in the checkout is
 touched except the run directory (default runs/pretrained-NAME).
@@ -21,6 +26,7 @@ touched except the run directory (default runs/pretrained-NAME).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 import time
@@ -58,7 +64,30 @@ def parse_args(argv=None):
     p.add_argument("--run-dir", help="run directory (default runs/pretrained-NAME; must not hold a run)")
     p.add_argument("--folder", help="where the .npz/.json go (default qpt_nb/pretrained/)")
     p.add_argument("--dtype", choices=("auto", "float32", "float64"), default="auto")
+    p.add_argument(
+        "--from-run",
+        metavar="DIR",
+        help="ship the model of this run directory instead of training one (its settings; "
+        "--molecule, --basis, --minutes and the other training options are ignored)",
+    )
+    p.add_argument(
+        "--eri",
+        choices=("auto", "dense", "df"),
+        help="ERIs the shipped model predicts with and is scored with (default: the training's); "
+        "'dense' for a model trained with density fitting that should match exact-integral labels",
+    )
     return p.parse_args(argv)
+
+
+def from_run(run_dir):
+    """(config, params, steps, CPU seconds charged or None) of a finished run directory; the
+    seconds are the budget run's charged time (`qpt_nb.analysis.budget`) when it was one."""
+    from qpt_nb.analysis import budget
+    from qpt_nb.analysis.runs import resolve_model
+
+    cfg, params, step = resolve_model(str(run_dir))
+    state = budget.resumable(run_dir)
+    return cfg, params, step, (state["charged_s"] if state else None)
 
 
 def git_commit() -> str:
@@ -177,24 +206,38 @@ def main(argv=None):
     from qpt_nb import pretrained
     from qpt_nb.learn.network import count_params
 
-    cfg = base_config(args)
-    name = args.name or f"{cfg.molecule}_{cfg.basis}_{cfg.xc}_{cfg.model}".lower().replace("*", "s")
-    run_dir = Path(args.run_dir or ROOT / "runs" / f"pretrained-{name}")
-    if (run_dir / "checkpoint.ckpt").exists():
-        raise SystemExit(f"{run_dir} already holds a run: pass another --run-dir (or move it away)")
     info = common.machine_info()
-    print(f"{name}: {common.machine_line(info)}\nrun dir {run_dir}", flush=True)
-    tr, wall, cpu = train(cfg, run_dir, steps=args.steps, minutes=args.minutes, clock=args.clock)
-    print(f"trained {tr.step} steps in {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
-    cfg, params = tr.config, tr.params
+    if args.from_run:
+        run_dir = Path(args.from_run)
+        cfg, params, steps, cpu = from_run(run_dir)
+        wall = None
+        trained_eri = cfg.eri
+        print(f"{run_dir}: {steps} steps, {cpu or float('nan'):.0f} CPU s charged", flush=True)
+    else:
+        cfg = base_config(args)
+    name = args.name or f"{cfg.molecule}_{cfg.basis}_{cfg.xc}_{cfg.model}".lower().replace("*", "s")
+    if not args.from_run:
+        run_dir = Path(args.run_dir or ROOT / "runs" / f"pretrained-{name}")
+        if (run_dir / "checkpoint.ckpt").exists():
+            raise SystemExit(f"{run_dir} already holds a run: pass another --run-dir (or move it away)")
+        print(f"{name}: {common.machine_line(info)}\nrun dir {run_dir}", flush=True)
+        tr, wall, cpu = train(cfg, run_dir, steps=args.steps, minutes=args.minutes, clock=args.clock)
+        print(f"trained {tr.step} steps in {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
+        cfg, params, steps, trained_eri = tr.config, tr.params, tr.step, tr.config.eri
+    if args.eri:
+        cfg = dataclasses.replace(cfg, eri=args.eri)
     meta, dtype, res = score(cfg, params, args.n_test, dtype=args.dtype)
     from qpt_nb.viz.plots import save_run_plots
 
     res.save(run_dir, plot=save_run_plots)
     print(res.table(), flush=True)
+    from qpt_nb.viz import comparison_table
+
+    print(comparison_table({name: meta["test_errors"]}, basis=cfg.basis, molecule=cfg.molecule), flush=True)
     meta.update(
         config=cfg.to_json(),
-        steps=tr.step,
+        steps=steps,
+        trained_eri=trained_eri,
         n_params=count_params(params),
         train_wall_seconds=wall,
         train_cpu_seconds=cpu,
