@@ -142,26 +142,9 @@ def summarise(runs: dict, pending: list) -> dict:
 
 
 def report(summary: dict) -> None:
-    for e in summary["budgets"]:
-        head = f"{e['basis']:8s} {e['budget_min']:4d} min"
-        if "energy_mae_mev" not in e:
-            print(f"{head}: no ratio yet (pending {', '.join(e['pending'])})")
-            continue
-        for metric, unit in (("energy_mae_mev", "meV"), ("hamiltonian_mae_uha", "uHa")):
-            r = e[metric]
-            each = ", ".join(
-                f"{q} {x:.2f}{'' if r['reached'][q] else ' (converse)'}" if x else f"{q} n/a"
-                for q, x in sorted(r["ratios"].items())
-            )
-            print(
-                f"{head} {metric:20s} best L {r['best_l']} {r['best_l_error']:.3g} {unit}; "
-                f"ratio {each}" + (f"   [pending {', '.join(e['pending'])}]" if e["pending"] else "")
-            )
-    for key, r in summary["extrapolation"]["ratios"].items():
-        print(
-            f"extrapolated to {summary['extrapolation']['hours']:.0f} h, {key}: ratio {r['ratio']:.2g} "
-            f"(16-84 %: {r['lo']:.2g} to {r['hi']:.2g})   [paper: {PAPER_RATIO:.0f}x]"
-        )
+    from qpt_nb.analysis.scaling import summary_lines
+
+    print("\n".join(summary_lines(summary)))
 
 
 def main(argv=None):

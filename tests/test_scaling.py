@@ -95,3 +95,18 @@ def test_ratio_vs_budget_draws_measured_points_and_the_marked_extrapolation():
     dots = [ln for ln in energy.lines if ln.get_marker() == "o"]
     assert sorted(ln.get_ydata()[0] for ln in dots) == [0.8, 2.0]
     assert [ln.get_markerfacecolor() for ln in dots if ln.get_ydata()[0] == 0.8] == ["white"]  # converse
+
+
+def test_the_shipped_summary_loads_and_reads_as_sentences(tmp_path):
+    s = scaling.load_summary()  # bench/results/budget_scaling.json of this checkout
+    lines = scaling.summary_lines(s)
+    assert any(line.startswith("sto-3g 60 CPU min, energy: best L") for line in lines)
+    assert all(("pending" in line) or ("ratio" in line) for line in lines)
+    with pytest.raises(FileNotFoundError, match="budget_scaling.py"):
+        scaling.load_summary(tmp_path / "none.json")
+    (tmp_path / "cut.json").write_text('{"benchmark": "budget_scal')
+    with pytest.raises(ValueError, match="truncated"):
+        scaling.load_summary(tmp_path / "cut.json")
+    (tmp_path / "other.json").write_text('{"benchmark": "costs"}')
+    with pytest.raises(ValueError, match="not a budget_scaling summary"):
+        scaling.load_summary(tmp_path / "other.json")

@@ -27,7 +27,9 @@ Definitions, per metric (energy MAE, Hamiltonian MAE of F[D3]):
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -42,6 +44,8 @@ __all__ = [
     "fit_power_law",
     "through_point",
     "extrapolated_ratio",
+    "load_summary",
+    "summary_lines",
 ]
 
 METRICS = ("energy_mae_mev", "hamiltonian_mae_uha")
@@ -186,3 +190,51 @@ def extrapolated_ratio(l_law: PowerLaw, q_law: PowerLaw, t_s, *, samples: int = 
             vals.append(r)
     lo, hi = (np.percentile(vals, [16, 84]).tolist() if vals else (None, None))
     return dict(ratio=central, lo=lo, hi=hi, t_s=float(t_s))
+
+
+SUMMARY = "budget_scaling"
+
+
+def load_summary(path=None) -> dict:
+    """bench/budget_scaling.py's summary (default bench/results/budget_scaling.json of this
+    checkout); FileNotFoundError / ValueError naming the path when it is missing or not one."""
+    from qpt_nb.analysis.experiments import project_root
+
+    path = Path(path) if path is not None else project_root() / "bench" / "results" / f"{SUMMARY}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no budget-scaling summary {path}: run python bench/budget_scaling.py")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON (truncated?): {exc}") from None
+    if data.get("benchmark") != SUMMARY or "budgets" not in data:
+        raise ValueError(f"{path} is not a {SUMMARY} summary")
+    return data
+
+
+def summary_lines(summary: dict) -> list:
+    """The summary in sentences: per basis and budget the best label-then-train error and each
+    label-free seed's ratio ('converse' where it never reached it), the runs still pending,
+    and the extrapolation to the paper's budget, marked as one."""
+    out = []
+    for e in summary["budgets"]:
+        head = f"{e['basis']} {e['budget_min']:g} CPU min"
+        if "energy_mae_mev" not in e:
+            out.append(f"{head}: not measured yet (pending {', '.join(e['pending'])})")
+            continue
+        for metric, what, unit in (("energy_mae_mev", "energy", "meV"), ("hamiltonian_mae_uha", "H", "uHa")):
+            r = e[metric]
+            each = ", ".join(
+                f"{q} {x:.2f}" + ("" if r["reached"][q] else " (converse)") if x else f"{q} n/a"
+                for q, x in sorted(r["ratios"].items())
+            )
+            out.append(f"{head}, {what}: best L {r['best_l']} {r['best_l_error']:.3g} {unit}; ratio {each}")
+        if e["pending"]:
+            out.append(f"  (pending: {', '.join(e['pending'])})")
+    ex = summary.get("extrapolation") or {}
+    for key, r in (ex.get("ratios") or {}).items():
+        out.append(
+            f"extrapolated (a power-law model, not measured) to {ex['hours']:g} h, {key}: ratio "
+            f"{r['ratio']:.2g} (16-84 %: {r['lo']:.2g} to {r['hi']:.2g}); paper {summary['paper_ratio']:.0f}x"
+        )
+    return out
