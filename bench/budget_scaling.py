@@ -95,7 +95,9 @@ def summarise(runs: dict, pending: list) -> dict:
             if q and lc:
                 entry[metric] = scaling.ratio_at_budget(lc, q, metric)
             for n, c in q.items():
-                points.setdefault((basis, "Q", metric), []).append((60.0 * minutes, scaling.best_error(c, metric)))
+                points.setdefault((basis, "Q", metric), []).append(
+                    (60.0 * minutes, scaling.best_error(c, metric))
+                )
             for seed in sorted({seed_of(n) for n in lc}):
                 best = min(scaling.best_error(c, metric) for n, c in lc.items() if seed_of(n) == seed)
                 points.setdefault((basis, "L", metric), []).append((60.0 * minutes, best))

@@ -429,11 +429,18 @@ def main(argv=None):
     test_cfg = dataclasses.replace(cfg, eri=args.test_eri) if args.test_eri else cfg
     if args.prelabel_only and args.prelabel_reverse:
         reference.label_many(test[::-1], cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=test_cfg.eri)
-    test_labels = reference.label_many(test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=test_cfg.eri)
+    test_labels = reference.label_many(
+        test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=test_cfg.eri
+    )
     if args.prelabel_only:
         if args.test_cache:  # fills the tensor cache, keeps nothing in memory
             make_monitor(
-                test_cfg, test, test_labels, chunk_size=args.monitor_chunk, keep_bytes=0, tensor_cache=args.test_cache
+                test_cfg,
+                test,
+                test_labels,
+                chunk_size=args.monitor_chunk,
+                keep_bytes=0,
+                tensor_cache=args.test_cache,
             )
         print(
             f"{len(test)} test labels in {settings.cache_dir('labels')}"
@@ -502,6 +509,7 @@ def main(argv=None):
         eval_start=not args.skip_start_eval,
     )
     wanted = args.pipelines.split(",")
+
     def run_dir(name):
         return dict(run_dir=Path(args.run_dir) / name, resume=True) if args.run_dir else {}
 

@@ -82,7 +82,11 @@ def test_ratio_vs_budget_draws_measured_points_and_the_marked_extrapolation():
         budgets=[dict(basis="sto-3g", budget_min=60, energy_mae_mev=r, hamiltonian_mae_uha=r)],
         extrapolation=dict(
             hours=31.0,
-            curves={"sto-3g_energy_mae_mev": dict(hours=[1.0, 31.0], ratio=[2.0, 5.0], lo=[1.5, 3.0], hi=[2.5, 8.0])},
+            curves={
+                "sto-3g_energy_mae_mev": dict(
+                    hours=[1.0, 31.0], ratio=[2.0, 5.0], lo=[1.5, 3.0], hi=[2.5, 8.0]
+                )
+            },
         ),
         paper_ratio=25.4,
     )
@@ -110,3 +114,43 @@ def test_the_shipped_summary_loads_and_reads_as_sentences(tmp_path):
     (tmp_path / "other.json").write_text('{"benchmark": "costs"}')
     with pytest.raises(ValueError, match="not a budget_scaling summary"):
         scaling.load_summary(tmp_path / "other.json")
+
+
+def test_bench_summary_from_run_files(tmp_path):
+    """bench/budget_scaling.py on made-up run files: the ratio per budget, the best share per
+    seed in L's power law, pending runs listed, the extrapolation written."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import budget_scaling
+
+    def write(name, pipeline, times, errors, complete=True):
+        run = dict(curve=_curve(times, errors), steps=100)
+        data = dict(complete=complete, runs={pipeline: run}, machine=dict(cpu_model="cpu", date="2026-12-06"))
+        (tmp_path / f"labels_vs_dft_loss_{name}.json").write_text(json.dumps(data))
+
+    write("Q15w-s0", "Q", [300, 900], [8.0, 4.0])
+    write("L15-qpt-s0", "L", [600, 900], [9.0, 6.0])  # Q reaches 6.0 by 900 s: ratio 1
+    write("L15-qpt75-s0", "L", [800, 900], [7.0, 5.0])  # the better share: Q reaches 5 at 900 s
+    write("Qw-s0", "Q", [900, 3600], [3.0, 1.0])
+    write("L-qpt-fit-s0", "L", [1800, 3600], [4.0, 2.0])  # Q reaches 2 at 3600 s: ratio 1
+    write("Qsvp-s0", "Q", [1800, 7200], [9.0, 5.0], complete=False)  # not complete: pending
+    s = budget_scaling.main(["--results", str(tmp_path), "--out", str(tmp_path)])
+    b15 = s["budgets"][0]
+    assert (
+        b15["energy_mae_mev"]["best_l"] == "L15-qpt75-s0"
+        and b15["energy_mae_mev"]["ratios"]["Q15w-s0"] == 1.0
+    )
+    assert "Q15w-s1" in b15["pending"] and "Qsvp-s0" in s["pending"]
+    assert [tuple(p) for p in s["points"]["sto-3g_L_energy_mae_mev"]] == [
+        (900.0, 5.0),
+        (3600.0, 2.0),
+    ]  # best share
+    law = s["laws"]["sto-3g_Q_energy_mae_mev"]
+    assert law["alpha"] == pytest.approx(math.log(4.0) / math.log(4.0))  # 4 meV at 15 min, 1 at 1 h
+    assert (
+        "sto-3g_energy_mae_mev" in s["extrapolation"]["ratios"] and "def2-svp_energy_mae_mev" not in s["laws"]
+    )
+    assert (tmp_path / "budget_scaling.json").is_file() and (tmp_path / "budget_scaling.png").is_file()

@@ -153,7 +153,14 @@ def train_on_budget(
             t0 = time.perf_counter()
             m = monitor(tr.params)
             run.curve.append(
-                dict(t_s=charged, step=tr.step, eval_s=time.perf_counter() - t0, wall_s=meter.wall_seconds, **m, **extra)
+                dict(
+                    t_s=charged,
+                    step=tr.step,
+                    eval_s=time.perf_counter() - t0,
+                    wall_s=meter.wall_seconds,
+                    **m,
+                    **extra,
+                )
             )
             if on_eval is not None:
                 on_eval(run)

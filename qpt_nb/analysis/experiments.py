@@ -319,7 +319,9 @@ def _train(
         meter.restore(state["charged_s"], state["wall_s"])
         budget.restore_run(run, state)
         run.config = tr.config
-        print(f"   [{run.name}] resumed from step {tr.step} at {state['charged_s']:.0f} charged s", flush=True)
+        print(
+            f"   [{run.name}] resumed from step {tr.step} at {state['charged_s']:.0f} charged s", flush=True
+        )
     else:
         tr = Trainer(run.config, run_dir)
     try:

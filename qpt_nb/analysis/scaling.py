@@ -185,10 +185,14 @@ def extrapolated_ratio(l_law: PowerLaw, q_law: PowerLaw, t_s, *, samples: int = 
     dl, dq = draws(l_law), draws(q_law)
     vals = []
     for (la, aa), (lq, aq) in zip(dl, dq):
-        r = _ratio(dataclasses.replace(l_law, log_a=la, alpha=aa), dataclasses.replace(q_law, log_a=lq, alpha=aq), t_s)
+        r = _ratio(
+            dataclasses.replace(l_law, log_a=la, alpha=aa),
+            dataclasses.replace(q_law, log_a=lq, alpha=aq),
+            t_s,
+        )
         if math.isfinite(r) and r > 0:
             vals.append(r)
-    lo, hi = (np.percentile(vals, [16, 84]).tolist() if vals else (None, None))
+    lo, hi = np.percentile(vals, [16, 84]).tolist() if vals else (None, None)
     return dict(ratio=central, lo=lo, hi=hi, t_s=float(t_s))
 
 

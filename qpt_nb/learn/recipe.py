@@ -193,7 +193,9 @@ class BudgetFit:
 
     def state(self) -> dict:
         """Where the fitting stands, as plain JSON-able data (kept with a checkpoint)."""
-        return dict(start=list(self._start) if self._start else None, due=list(self._due), fits=list(self.fits))
+        return dict(
+            start=list(self._start) if self._start else None, due=list(self._due), fits=list(self.fits)
+        )
 
     def load_state(self, state: dict) -> "BudgetFit":
         """Continues from `state` (from `state()`): a resumed run refits when the first run would."""

@@ -538,11 +538,15 @@ def ratio_vs_budget(summary: dict, *, figsize=(9.0, 3.6)):
             if m != metric:
                 continue
             colour = _BASIS_COLOURS.get(basis, "k")
-            ax.plot(c["hours"], c["ratio"], "--", color=colour, lw=1, label=f"{basis}, power-law extrapolation")
+            ax.plot(
+                c["hours"], c["ratio"], "--", color=colour, lw=1, label=f"{basis}, power-law extrapolation"
+            )
             if all(v is not None for v in c["lo"] + c["hi"]):
                 ax.fill_between(c["hours"], c["lo"], c["hi"], color=colour, alpha=0.12)
         if summary.get("paper_ratio"):
-            ax.plot(hours, summary["paper_ratio"], "*", ms=11, color="k", label=f"paper ({hours:.0f} h, def2-SVP)")
+            ax.plot(
+                hours, summary["paper_ratio"], "*", ms=11, color="k", label=f"paper ({hours:.0f} h, def2-SVP)"
+            )
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
