@@ -56,28 +56,59 @@ def _kill_after(n_evals):
 
 def test_a_killed_label_free_run_resumes_where_its_checkpoint_stood(tmp_path, h2):
     cfg, monitor = h2
-    kw = dict(budget_s=900.0, every_s=150.0, monitor=monitor, name="Q", fit_schedule=True, resume=True)
+    kw = dict(budget_s=450.0, every_s=75.0, monitor=monitor, name="Q", resume=True)
     with pytest.raises(Killed):
         ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", on_eval=_kill_after(4), **kw)
     kept = budget.resumable(tmp_path / "q")
     assert kept["kind"] == budget.RESUME_KIND and len(kept["curve"]) == 3  # the 4th was not saved
-    assert kept["fit"]["fits"], "the cosine was fitted before the kill"
     run = ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", **kw)
     assert run.error is None, run.error
     assert run.curve[:3] == kept["curve"]  # the saved evaluations, as they were
     t = [r["t_s"] for r in run.curve]
     steps = [r["step"] for r in run.curve]
-    assert t == sorted(t) and steps == sorted(steps) and t[-1] >= 900.0
+    assert t == sorted(t) and steps == sorted(steps) and t[-1] >= 450.0
     assert t[3] > kept["charged_s"]  # the clock went on from the checkpoint's charged seconds
-    # the evaluation times are the first run's: every 150 charged seconds after the start
+    assert steps[3] > kept["curve"][-1]["step"]
+    # the evaluation times are the first run's: every 75 charged seconds after the start
     start = kept["schedule_start"]
-    assert all(abs((a - start) - 150.0 * k) < 20.0 for k, a in enumerate(t[1:-1], 1))
-    fits = run.timing["schedule_fits"]
-    assert fits[: len(kept["fit"]["fits"])] == kept["fit"]["fits"] and len(fits) == 4
-    assert run.config.decay_steps == fits[-1]["decay_steps"]
+    assert all(abs((a - start) - 75.0 * k) < 10.0 for k, a in enumerate(t[1:-1], 1))
     # a finished run found again is returned as it is, not trained further
     again = ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", **kw)
     assert again.curve == run.curve and again.steps == run.steps
+
+
+class _FakeTrainer:
+    """What `BudgetFit` reads and calls: step, data_ready, timing, config, reschedule."""
+
+    def __init__(self):
+        from qpt_nb.learn.train import TrainConfig
+
+        self.step, self.data_ready, self.timing = 0, True, dict(compile_s=0.0)
+        self.config = TrainConfig(molecule="h2", warmup_steps=1, decay_steps=10**6)
+
+    def reschedule(self, *, decay_steps, warmup_steps=None):
+        self.config = dataclasses.replace(self.config, decay_steps=decay_steps)
+
+
+def test_a_budget_fit_continued_from_its_state_fits_as_the_uninterrupted_one():
+    from qpt_nb.learn.recipe import BudgetFit
+
+    def drive(fit, tr, charged_steps):
+        for charged, step in charged_steps:
+            tr.step = step
+            fit(tr, charged)
+
+    # 3 steps per charged second, a little faster later; calls every 10 charged seconds
+    calls = [(10.0 * k, int(30 * k + 0.02 * k * k)) for k in range(100)]
+    whole, tr = BudgetFit(1000.0), _FakeTrainer()
+    drive(whole, tr, calls)
+    first, tr1 = BudgetFit(1000.0), _FakeTrainer()
+    drive(first, tr1, calls[:40])
+    assert first.fits and not first.done  # killed between the first fit and the last refit
+    again, tr2 = BudgetFit(1000.0).load_state(first.state()), _FakeTrainer()
+    drive(again, tr2, calls[40:])
+    assert again.fits == whole.fits and len(whole.fits) == 4 and again.done
+    assert tr2.config.decay_steps == tr.config.decay_steps
 
 
 def test_a_killed_label_then_train_run_keeps_its_labels_and_does_not_relabel(tmp_path, h2, monkeypatch):
