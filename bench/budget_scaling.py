@@ -6,7 +6,9 @@ qpt_nb's labels, cosine fitted, at each labelling share tried), and computes wit
 `qpt_nb.analysis.scaling`:
 
 * per budget and metric, the best L (lowest best error over seeds and shares) and each Q
-  seed's ratio t_L*(best) / t_Q(reaches it), or the converse (below 1) when Q misses;
+  seed's ratio t_L*(best) / t_Q(reaches it) within the runs of that budget, or the converse
+  (below 1) when Q misses; and the envelope ratio to the same error, each pipeline using any of
+  its runs of the basis (any budget: `scaling.envelope_ratios`);
 * per basis, pipeline and metric, a power law of the error reached against the budget (all
   seeds pooled; the L point of a seed is its best share), and the ratio it implies at the
   paper's 31 hours, with a band from the fits. def2-SVP, measured at one budget, borrows
@@ -91,9 +93,16 @@ def summarise(runs: dict, pending: list) -> dict:
             cpus=sorted({runs[n]["cpu"] for n in list(q) + list(lc) if runs[n]["cpu"]}),
             dates=sorted({runs[n]["date"] for n in list(q) + list(lc)}),
         )
+        same_basis = [n for (b, _), sp in STUDY.items() if b == basis for n in sp["Q"] + sp["L"] if n in runs]
+        all_l = [runs[n]["curve"] for n in same_basis if runs[n]["kind"] == "L"]
+        q_by_seed = {}
+        for n in same_basis:
+            if runs[n]["kind"] == "Q":
+                q_by_seed.setdefault(seed_of(n), []).append(runs[n]["curve"])
         for metric in scaling.METRICS:
             if q and lc:
-                entry[metric] = scaling.ratio_at_budget(lc, q, metric)
+                entry[metric] = r = scaling.ratio_at_budget(lc, q, metric)
+                r["envelope"] = scaling.envelope_ratios(all_l, q_by_seed, metric, r["best_l_error"])
             for n, c in q.items():
                 points.setdefault((basis, "Q", metric), []).append(
                     (60.0 * minutes, scaling.best_error(c, metric))

@@ -38,6 +38,20 @@ def test_ratio_against_the_best_l_and_its_converse():
         scaling.ratio_at_budget({}, q_curves, "energy_mae_mev")
 
 
+def test_envelope_ratio_uses_the_earliest_run_of_any_budget():
+    l_runs = [_curve([600, 900], [9.0, 6.0]), _curve([1800, 3600], [5.0, 3.0])]
+    q = {
+        "s0": [_curve([300, 900], [7.0, 5.0]), _curve([600, 3600], [8.0, 2.0])],
+        "s1": [_curve([900], [7.0])],
+    }
+    assert scaling.first_reach(l_runs, "energy_mae_mev", 6.0) == 900
+    r = scaling.envelope_ratios(l_runs, q, "energy_mae_mev", 6.0)
+    assert r == {"s0": pytest.approx(900 / 900), "s1": None}
+    assert scaling.envelope_ratios(l_runs, q, "energy_mae_mev", 7.0)["s0"] == pytest.approx(900 / 300)
+    with pytest.raises(ValueError, match="no label-then-train run"):
+        scaling.envelope_ratios(l_runs, q, "energy_mae_mev", 1.0)
+
+
 def test_the_power_law_fit_recovers_a_known_law_and_its_spread():
     t = np.array([900, 900, 3600, 3600, 14400, 14400], dtype=float)
     law = scaling.PowerLaw(log_a=math.log(4.0), alpha=0.8)
@@ -93,7 +107,7 @@ def test_ratio_vs_budget_draws_measured_points_and_the_marked_extrapolation():
     fig = ratio_vs_budget(summary)
     energy, ham = fig.axes[:2]
     labels = [t.get_text() for t in energy.get_legend().get_texts()]
-    assert "sto-3g, measured" in labels and "sto-3g, power-law extrapolation" in labels
+    assert "sto-3g, in the budget's runs" in labels and "sto-3g, power-law extrapolation" in labels
     assert any(t.startswith("paper (31 h") for t in labels)
     assert "sto-3g, power-law extrapolation" not in [t.get_text() for t in ham.get_legend().get_texts()]
     dots = [ln for ln in energy.lines if ln.get_marker() == "o"]
