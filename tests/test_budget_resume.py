@@ -142,3 +142,27 @@ def test_resuming_with_another_budget_or_setting_is_refused(tmp_path, h2):
     # without resume=True the directory is a fresh run's (the old behaviour)
     fresh = ex.label_free_run(cfg, budget_s=50.0, clock=_clock(), **dict(kw, resume=False))
     assert fresh.error is None and fresh.curve[0]["step"] == 0 and fresh.curve[-1]["t_s"] < 200.0
+
+
+def test_an_evaluation_refused_for_memory_waits_and_tries_again():
+    from qpt_nb.dft.memory import InsufficientMemoryError
+
+    calls, slept = [], []
+
+    def evaluate():
+        calls.append(1)
+        if len(calls) < 3:
+            raise InsufficientMemoryError("not enough memory for the DFT precompute")
+        return {"energy_mae_mev": 1.0}
+
+    assert budget._with_memory_retries(evaluate, "Q", wait_s=5.0, tries=4, sleep=slept.append) == {
+        "energy_mae_mev": 1.0
+    }
+    assert len(calls) == 3 and slept == [5.0, 5.0]
+
+    def never():
+        raise InsufficientMemoryError("not enough memory")
+
+    with pytest.raises(InsufficientMemoryError):
+        budget._with_memory_retries(never, "Q", wait_s=1.0, tries=2, sleep=slept.append)
+    assert slept == [5.0, 5.0, 1.0]  # the last refusal is raised, not waited for

@@ -104,6 +104,31 @@ def check_same_run(saved_config, config, state: dict, budget_s: float) -> None:
         )
 
 
+MEMORY_WAIT_S = 60.0  # seconds between tries of an evaluation refused for lack of memory
+MEMORY_TRIES = 30
+
+
+def _with_memory_retries(evaluate, name, *, wait_s=None, tries=None, sleep=time.sleep):
+    """`evaluate()`, tried again after `wait_s` seconds (up to `tries` times) while the memory
+    check of `qpt_nb.dft.memory` refuses it: a neighbour's peak (another run's evaluation) must
+    not end a multi-hour run. The waiting is inside the caller's paused meter (not charged);
+    the last refusal is raised."""
+    from qpt_nb.dft.memory import InsufficientMemoryError
+
+    wait_s = MEMORY_WAIT_S if wait_s is None else wait_s
+    tries = MEMORY_TRIES if tries is None else tries
+    for k in range(tries):
+        try:
+            return evaluate()
+        except InsufficientMemoryError as exc:
+            if k == tries - 1:
+                raise
+            print(
+                f"   [{name}] evaluation waits {wait_s:.0f} s for memory ({exc.args[0][:80]}...)", flush=True
+            )
+            sleep(wait_s)
+
+
 def train_on_budget(
     run,
     tr,
@@ -151,7 +176,7 @@ def train_on_budget(
     def evaluate_now(charged, **extra):
         with meter.paused():
             t0 = time.perf_counter()
-            m = monitor(tr.params)
+            m = _with_memory_retries(lambda: monitor(tr.params), run.name)
             run.curve.append(
                 dict(
                     t_s=charged,
