@@ -45,6 +45,18 @@ def save_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_json(path, *, missing: str):
+    """The JSON in `path`: FileNotFoundError with the message `missing` when there is no such
+    file, ValueError naming the path when it is not valid JSON (e.g. truncated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(missing)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON (truncated?): {exc}") from None
+
+
 # ----------------------------------------------------------------------------- checksummed arrays
 class ChecksumError(ValueError):
     """A checksummed file that is unreadable, not what it should be, or whose SHA-256

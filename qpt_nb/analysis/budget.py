@@ -20,7 +20,6 @@ trained further. Multi-hour benchmark runs can therefore span sessions::
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Optional
@@ -224,4 +223,3 @@ def train_on_budget(
             snapshot()  # the checkpoint Trainer.run writes last carries the final state
     elif monitor is not None and not run.curve:  # the budget ran out before the first step
         evaluate_now(meter.seconds)
-    run.config = dataclasses.replace(tr.config)

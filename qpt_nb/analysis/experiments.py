@@ -314,8 +314,7 @@ def _train(
         except ValueError:
             tr.close()
             raise
-        with meter.paused():
-            tr.build_dataset()  # L's labelled set, as its first epoch built it (not charged twice)
+        tr.build_dataset()  # L's labelled set, as its first epoch built it (restore: not charged)
         meter.restore(state["charged_s"], state["wall_s"])
         budget.restore_run(run, state)
         run.config = tr.config

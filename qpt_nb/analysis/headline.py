@@ -16,7 +16,6 @@ time ratios the benchmark computed (how much sooner one pipeline reaches another
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from qpt_nb.analysis.timing import display_name  # noqa: F401 - the pipelines' names, one table
@@ -140,13 +139,12 @@ def load_headline(path=None) -> Headline:
     Raises FileNotFoundError (missing) or ValueError (not a complete full-mode result of
     that benchmark) with the path named.
     """
+    from qpt_nb.fileio import read_json
+
     path = Path(path) if path is not None else default_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"no headline result {path}: run python bench/labels_vs_dft_loss.py --full")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON (truncated?): {exc}") from None
+    data = read_json(
+        path, missing=f"no headline result {path}: run python bench/labels_vs_dft_loss.py --full"
+    )
     check_result(data, path)
     curves, offsets, rows = {}, {}, []
     for key, run in data["runs"].items():

@@ -27,7 +27,6 @@ Definitions, per metric (energy MAE, Hamiltonian MAE of F[D3]):
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -80,10 +79,11 @@ def ratio_at_budget(l_curves: dict, q_curves: dict, key: str) -> dict:
         raise ValueError("ratio_at_budget needs at least one label-then-train and one label-free curve")
     best_l = min(l_curves, key=lambda n: best_error(l_curves[n], key))
     ref = l_curves[best_l]
-    out = dict(best_l=best_l, best_l_error=best_error(ref, key), ratios={}, reached={}, q_best={})
+    best = best_error(ref, key)
+    out = dict(best_l=best_l, best_l_error=best, t_best_l_s=first_reach([ref], key, best))
+    out.update(ratios={}, reached={}, q_best={})
     for name, curve in q_curves.items():
         c = crossing(ref, curve, key)
-        out["t_best_l_s"] = c["t_ref_s"]
         out["q_best"][name] = best_error(curve, key)
         if c["ratio"]:
             out["ratios"][name], out["reached"][name] = c["ratio"], True
@@ -231,14 +231,10 @@ def load_summary(path=None) -> dict:
     """bench/budget_scaling.py's summary (default bench/results/budget_scaling.json of this
     checkout); FileNotFoundError / ValueError naming the path when it is missing or not one."""
     from qpt_nb.analysis.experiments import project_root
+    from qpt_nb.fileio import read_json
 
     path = Path(path) if path is not None else project_root() / "bench" / "results" / f"{SUMMARY}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no budget-scaling summary {path}: run python bench/budget_scaling.py")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON (truncated?): {exc}") from None
+    data = read_json(path, missing=f"no budget-scaling summary {path}: run python bench/budget_scaling.py")
     if data.get("benchmark") != SUMMARY or "budgets" not in data:
         raise ValueError(f"{path} is not a {SUMMARY} summary")
     return data
