@@ -77,10 +77,17 @@ def test_pretrained_registry(model, tmp_path):
         pretrained.load("water", folder=tmp_path)
 
 
+def _n_check(name) -> int:
+    """Conformers drawn to check a shipped model: 3, or 1 beyond STO-3G (a def2-SVP label with
+    exact integrals takes about 40 CPU-s)."""
+    return 3 if pretrained.info(name)["labels"]["basis"].lower() == "sto-3g" else 1
+
+
 @pytest.mark.parametrize("name", pretrained.list())
 def test_shipped_model_matches_pyscf_within_its_recorded_error(name):
     """A fresh draw (another seed than the recorded test set's): errors within 3x the
-    recorded MAE, plus 1 ueV / 1 uHa of floor."""
+    recorded MAE, plus 1 ueV / 1 uHa of floor; with a single conformer the energy may reach
+    1.5x the recorded largest error instead."""
     from qpt_nb.analysis.evaluation import make_test_set
     from qpt_nb.analysis.metrics import conformer_errors
 
@@ -94,14 +101,18 @@ def test_shipped_model_matches_pyscf_within_its_recorded_error(name):
             require_md()
         except ImportError:
             sampler = "normal_modes"
-    test = make_test_set(cfg.molecule_object(), 3, sampler=sampler, seed=777, **cfg.sampler_kwargs())
+    n = _n_check(name)
+    test = make_test_set(cfg.molecule_object(), n, sampler=sampler, seed=777, **cfg.sampler_kwargs())
     labels = label_many(test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=meta["labels"]["eri_kind"])
     preds = qpt_nb.predict(m, test, progress=False, batch_size=4)
     errs = [conformer_errors(lab, p.energy, p.fock, p.mo_energy, p.mo_coeff) for p, lab in zip(preds, labels)]
     rec = meta["test_errors"]
     e_mae = np.mean([abs(e["energy_error_mev"]) for e in errs])
     h_mae = np.mean([e["hamiltonian_mae_uha"] for e in errs])
-    assert e_mae <= 3 * rec["energy_mae_mev"] + 1e-3, (e_mae, rec["energy_mae_mev"])
+    e_bound = (
+        3 * rec["energy_mae_mev"] if n >= 3 else max(3 * rec["energy_mae_mev"], 1.5 * rec["energy_max_mev"])
+    )
+    assert e_mae <= e_bound + 1e-3, (e_mae, rec["energy_mae_mev"], rec["energy_max_mev"])
     assert h_mae <= 3 * rec["hamiltonian_mae_uha"] + 1.0, (h_mae, rec["hamiltonian_mae_uha"])
     # baseline sanity: the trained model beats the W = 0 sandwich by far
     assert e_mae < 0.1 * meta["baseline_w0"]["energy_mae_mev"]
