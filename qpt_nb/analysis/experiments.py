@@ -478,7 +478,7 @@ def label_then_train_run(
         run.config = config = dataclasses.replace(config, dataset_size=max(run.n_labels, 1))
     run.timing["labels_end_s"] = meter.seconds
     if run_dir is not None:
-        note = "PySCF seconds of the training labels (cached labels keep their own)"
+        note = f"charged seconds of the {config.label_engine} training labels (a cached label: what it cost)"
         save_json(
             Path(run_dir) / LABELLING_FILE,
             dict(label_seconds=run.label_seconds, n_labels=run.n_labels, note=note),
