@@ -166,3 +166,37 @@ def test_an_evaluation_refused_for_memory_waits_and_tries_again():
     with pytest.raises(InsufficientMemoryError):
         budget._with_memory_retries(never, "Q", wait_s=1.0, tries=2, sleep=slept.append)
     assert slept == [5.0, 5.0, 1.0]  # the last refusal is raised, not waited for
+
+
+def test_evaluations_of_runs_side_by_side_take_turns(tmp_path, capsys):
+    """Another process holds the machine's evaluation lock for 1.5 s: this run's evaluation
+    waits for it (and says so), then runs; without a holder it runs at once."""
+    import subprocess
+    import sys
+    import time
+
+    lock = tmp_path / budget.EVAL_LOCK_FILE
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, json, sys, time; f = open(sys.argv[1], 'a+'); "
+            "fcntl.flock(f.fileno(), fcntl.LOCK_EX); "
+            "f.write(json.dumps(dict(pid=1, host='h', since='then'))); f.flush(); "
+            "print('held', flush=True); time.sleep(1.5)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    t0 = time.perf_counter()
+    assert budget._one_at_a_time(lambda: time.perf_counter() - t0, "Q", lock_dir=tmp_path) > 1.0
+    holder.wait()
+    assert (
+        "[Q] evaluation waits for another run's evaluation (pid 1 on h, since then)"
+        in capsys.readouterr().out
+    )
+    t0 = time.perf_counter()
+    assert budget._one_at_a_time(lambda: time.perf_counter() - t0, "Q", lock_dir=tmp_path) < 0.5
+    assert "waits" not in capsys.readouterr().out

@@ -20,6 +20,8 @@ trained further. Multi-hour benchmark runs can therefore span sessions::
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -105,6 +107,28 @@ def check_same_run(saved_config, config, state: dict, budget_s: float) -> None:
 
 MEMORY_WAIT_S = 60.0  # seconds between tries of an evaluation refused for lack of memory
 MEMORY_TRIES = 30
+EVAL_LOCK_FILE = "qpt_nb-evaluation.lock"
+
+
+def evaluation_lock_dir() -> Path:
+    """Where budget runs on one machine take turns at evaluating: $QPT_NB_EVAL_LOCK_DIR, else
+    the temporary directory."""
+    return Path(os.environ.get("QPT_NB_EVAL_LOCK_DIR") or tempfile.gettempdir())
+
+
+def _one_at_a_time(evaluate, name, lock_dir=None):
+    """`evaluate()` while holding the machine's evaluation lock (`RunLock` on
+    `EVAL_LOCK_FILE`, waiting for another process's evaluation to end). Each run's memory
+    check passes on its own, but two exact-integral def2-SVP evaluations started a minute
+    apart both passed it and together outgrew the machine: the kernel killed one run
+    (2026-12-06). In turn, each sees the other's memory."""
+    from qpt_nb.learn.runlock import RunLock
+
+    def say(holder):
+        print(f"   [{name}] evaluation waits for another run's evaluation ({holder})", flush=True)
+
+    with RunLock(lock_dir or evaluation_lock_dir(), EVAL_LOCK_FILE).acquire(wait=True, on_wait=say):
+        return evaluate()
 
 
 def _with_memory_retries(evaluate, name, *, wait_s=None, tries=None, sleep=time.sleep):
@@ -175,7 +199,7 @@ def train_on_budget(
     def evaluate_now(charged, **extra):
         with meter.paused():
             t0 = time.perf_counter()
-            m = _with_memory_retries(lambda: monitor(tr.params), run.name)
+            m = _with_memory_retries(lambda: _one_at_a_time(lambda: monitor(tr.params), run.name), run.name)
             run.curve.append(
                 dict(
                     t_s=charged,

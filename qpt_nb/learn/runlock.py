@@ -5,7 +5,9 @@ holder's pid, host and start time into it. The kernel releases the lock when the
 holding process exits, however it dies (SIGKILL included), so a lock left by a
 killed run is recognised as stale by simply being lockable again; its file's
 contents then only describe the dead holder. A second process asking for a held
-lock gets `RunLocked`, a ValueError whose one-line message names the holder.
+lock gets `RunLocked`, a ValueError whose one-line message names the holder, or with
+``acquire(wait=True)`` waits for it (how budget runs side by side take turns at their
+memory-hungry evaluations, `qpt_nb.analysis.budget`).
 
     with RunLock("runs/uracil"):
         ...                                  # train, checkpoint, write history
@@ -34,17 +36,19 @@ class RunLock:
     still alive); exclusive between processes.
     """
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, file: str = LOCK_FILE):
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_FILE
+        self.path = self.run_dir / file
         self._fh = None
 
     @property
     def held(self) -> bool:
         return self._fh is not None
 
-    def acquire(self) -> "RunLock":
-        """Takes the lock or raises `RunLocked` naming the process that holds it."""
+    def acquire(self, *, wait: bool = False, on_wait=None) -> "RunLock":
+        """Takes the lock or raises `RunLocked` naming the process that holds it; with
+        `wait`, blocks until the holder releases it instead (``on_wait(holder)`` is called
+        once before waiting, with the holder's description)."""
         if self._fh is not None:
             return self
         try:
@@ -63,11 +67,15 @@ class RunLock:
         except OSError:
             fh.seek(0)
             holder = _describe(fh.read())
-            fh.close()
-            raise RunLocked(
-                f"{self.run_dir} is in use by another qpt-nb process ({holder}); "
-                "wait for it to finish or use another --out."
-            ) from None
+            if not wait:
+                fh.close()
+                raise RunLocked(
+                    f"{self.run_dir} is in use by another qpt-nb process ({holder}); "
+                    "wait for it to finish or use another --out."
+                ) from None
+            if on_wait is not None:
+                on_wait(holder)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         fh.seek(0)
         fh.truncate()
         fh.write(
