@@ -51,8 +51,10 @@ B15="--budget-min 15 --eval-at 2 5 10"
 B240="--budget-min 240 --eval-at 15 30 60 120 180"
 # def2-SVP, the paper's basis: 2 charged hours, trained with density fitting (eri='auto'), scored
 # against PySCF labels with exact integrals (--test-eri dense); those test tensors are about 3 GB
-# per conformer, so one per monitor call, none kept on disk, no evaluation of the untrained net
-SVP="--basis def2-svp --budget-min 120 --eval-at 30 60 90 --test-eri dense --monitor-chunk 1 --skip-start-eval --test-cache="
+# per conformer, so one per monitor call, none kept on disk, no evaluation of the untrained net;
+# one such evaluation at a time on the machine (a def2-SVP process peaks at 10-13 GB: run these
+# one at a time on a 24 GB machine, e.g. each beside a STO-3G run)
+SVP="--basis def2-svp --budget-min 120 --eval-at 30 60 90 --test-eri dense --monitor-chunk 1 --skip-start-eval --test-cache= --eval-turns"
 ORDER=(Q-s0 Q-s1 L-pyscf-s0 L-pyscf-s1 L-qpt-s0 L-qpt-s1 L-qpt25-s0 L-qpt25-s1
   L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1 Q30-s0 Q30-s1 Qw-s0 Qw-s1 Q30w-s0 Q30w-s1 Q30w-s2
   Q15w-s0 Q15w-s1 L15-qpt-s0 L15-qpt-s1 L15-qpt75-s0 L15-qpt75-s1

@@ -283,6 +283,12 @@ def main(argv=None):
         "never use it): for test sets that take long to evaluate",
     )
     p.add_argument(
+        "--eval-turns",
+        action="store_true",
+        help="evaluate only while no other run on the machine does (a lock file): for test "
+        "sets whose evaluation is too large for two runs at once (def2-SVP, exact integrals)",
+    )
+    p.add_argument(
         "--clock",
         choices=("cpu", "wall"),
         default="wall",
@@ -507,6 +513,7 @@ def main(argv=None):
         clock=clock,
         on_eval=on_eval,
         eval_start=not args.skip_start_eval,
+        eval_turns=args.eval_turns,
     )
     wanted = args.pipelines.split(",")
 

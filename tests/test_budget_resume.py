@@ -61,8 +61,11 @@ def test_a_killed_label_free_run_resumes_where_its_checkpoint_stood(tmp_path, h2
         ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", on_eval=_kill_after(4), **kw)
     kept = budget.resumable(tmp_path / "q")
     assert kept["kind"] == budget.RESUME_KIND and len(kept["curve"]) == 3  # the 4th was not saved
-    run = ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", **kw)
+    lock = budget.evaluation_lock_dir() / budget.EVAL_LOCK_FILE  # the session's, conftest.py
+    lock.unlink(missing_ok=True)
+    run = ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", eval_turns=True, **kw)
     assert run.error is None, run.error
+    assert lock.exists()  # the resumed run evaluated in turn
     assert run.curve[:3] == kept["curve"]  # the saved evaluations, as they were
     t = [r["t_s"] for r in run.curve]
     steps = [r["step"] for r in run.curve]

@@ -169,6 +169,7 @@ def train_on_budget(
     resumed: Optional[dict] = None,
     save_every_s: float = SAVE_EVERY_S,
     eval_start: bool = True,
+    eval_turns: bool = False,
 ):
     """`Trainer.run` until `budget_s` charged seconds (or `n_steps`), the monitor evaluated
     (not charged) at the start, on the `Schedule` and at the end, into ``run.curve``; with
@@ -179,7 +180,9 @@ def train_on_budget(
     the checkpoint `tr` was resumed from (the meter and `run` already restored to it): the
     first evaluation is not repeated and the evaluation times and fits continue.
     ``eval_start=False`` skips the evaluation before the first step (the untrained network,
-    the same for every pipeline of a seed; worth skipping where an evaluation is expensive)."""
+    the same for every pipeline of a seed; worth skipping where an evaluation is expensive).
+    ``eval_turns=True`` evaluates only while holding the machine's evaluation lock
+    (`_one_at_a_time`): for evaluations large enough that two runs' side by side would not fit."""
     from qpt_nb.learn.recipe import BudgetFit
 
     fit = BudgetFit(budget_s) if fit_schedule else None
@@ -196,10 +199,15 @@ def train_on_budget(
             tr.save()
         last_save[0] = meter.seconds
 
+    def call_monitor():
+        if eval_turns:
+            return _one_at_a_time(lambda: monitor(tr.params), run.name)
+        return monitor(tr.params)
+
     def evaluate_now(charged, **extra):
         with meter.paused():
             t0 = time.perf_counter()
-            m = _with_memory_retries(lambda: _one_at_a_time(lambda: monitor(tr.params), run.name), run.name)
+            m = _with_memory_retries(call_monitor, run.name)
             run.curve.append(
                 dict(
                     t_s=charged,

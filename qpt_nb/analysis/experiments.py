@@ -297,6 +297,7 @@ def _train(
     fit_schedule=False,
     resume=False,
     eval_start=True,
+    eval_turns=False,
 ) -> PaperRun:
     """Trains ``run.config`` with one `Trainer.run` (n_steps and/or budget_s), then
     evaluates on `test_set` when given; fills `run` in (``run.config`` ends as the Trainer's:
@@ -355,6 +356,7 @@ def _train(
                 fit_schedule=fit_schedule,
                 resumed=state,
                 eval_start=eval_start,
+                eval_turns=eval_turns,
             )
         if bar is not None:
             bar.update(tr.step - bar.n)
@@ -413,7 +415,9 @@ def label_free_run(
     ``fit_schedule=True`` refits the cosine to the budget once the step rate is steady
     (`qpt_nb.learn.recipe.BudgetFit`; the fitted ``decay_steps`` ends in ``run.config``);
     ``resume=True`` with a ``run_dir`` and a budget continues the budget run kept there, if
-    any (`qpt_nb.analysis.budget`: charged clock, curve and fitted schedule as they stood).
+    any (`qpt_nb.analysis.budget`: charged clock, curve and fitted schedule as they stood);
+    ``eval_start=False`` skips the evaluation of the untrained network and ``eval_turns=True``
+    evaluates only while no other budget run on the machine does (a lock file).
     """
     _check_length(n_steps, budget_s)
     name = name or loss_display_name(config.loss)
