@@ -448,6 +448,7 @@ def make_monitor(
             de.append(np.abs(np.asarray(e) - e_ref[s]))
             diff = np.abs(np.asarray(fk) - f_ref[s])
             dh.append(diff.reshape(diff.shape[0], -1).mean(axis=1))  # both spins for an open shell
+            del b  # a rebuilt chunk is freed before the next is built (3 GB at def2-SVP, exact ERIs)
         return dict(
             energy_mae_mev=float(np.concatenate(de).mean() * MEV_PER_HARTREE),
             hamiltonian_mae_uha=float(np.concatenate(dh).mean() * UHA_PER_HARTREE),
