@@ -3,12 +3,8 @@
 `water_config(**changes)` is the smallest training run the tests use (water/STO-3G, grid
 level 0, wiggled conformers, short schedule); a test changes only what it is about.
 `isolated_caches` points the label cache at the session's temporary folder and turns the
-JAX compile cache off, so tests never read or write the user's caches. Every test takes
-the budget runs' evaluation lock in its own folder, so it never waits for a benchmark's
-evaluation running beside it.
+JAX compile cache off, so tests never read or write the user's caches.
 """
-
-import os
 
 import pytest
 
@@ -35,14 +31,3 @@ def water_config(**changes) -> TrainConfig:
 def isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("QPT_NB_JAX_CACHE", "off")
-
-
-@pytest.fixture(autouse=True, scope="session")
-def private_evaluation_lock(tmp_path_factory):
-    old = os.environ.get("QPT_NB_EVAL_LOCK_DIR")
-    os.environ["QPT_NB_EVAL_LOCK_DIR"] = str(tmp_path_factory.mktemp("evaluation-lock"))
-    yield
-    if old is None:
-        os.environ.pop("QPT_NB_EVAL_LOCK_DIR", None)
-    else:
-        os.environ["QPT_NB_EVAL_LOCK_DIR"] = old

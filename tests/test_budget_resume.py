@@ -54,15 +54,16 @@ def _kill_after(n_evals):
     return on_eval
 
 
-def test_a_killed_label_free_run_resumes_where_its_checkpoint_stood(tmp_path, h2):
+def test_a_killed_label_free_run_resumes_where_its_checkpoint_stood(tmp_path, h2, monkeypatch):
     cfg, monitor = h2
     kw = dict(budget_s=450.0, every_s=75.0, monitor=monitor, name="Q", resume=True)
     with pytest.raises(Killed):
         ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", on_eval=_kill_after(4), **kw)
     kept = budget.resumable(tmp_path / "q")
     assert kept["kind"] == budget.RESUME_KIND and len(kept["curve"]) == 3  # the 4th was not saved
-    lock = budget.evaluation_lock_dir() / budget.EVAL_LOCK_FILE  # the session's, conftest.py
-    lock.unlink(missing_ok=True)
+    monkeypatch.setenv("QPT_NB_EVAL_LOCK_DIR", str(tmp_path / "lock"))  # not the machine's
+    (tmp_path / "lock").mkdir()
+    lock = budget.evaluation_lock_dir() / budget.EVAL_LOCK_FILE
     run = ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", eval_turns=True, **kw)
     assert run.error is None, run.error
     assert lock.exists()  # the resumed run evaluated in turn

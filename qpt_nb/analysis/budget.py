@@ -121,7 +121,8 @@ def _one_at_a_time(evaluate, name, lock_dir=None):
     `EVAL_LOCK_FILE`, waiting for another process's evaluation to end). Each run's memory
     check passes on its own, but two exact-integral def2-SVP evaluations started a minute
     apart both passed it and together outgrew the machine: the kernel killed one run
-    (2026-12-06). In turn, each sees the other's memory."""
+    (2026-12-06). In turn, each memory check sees the other's evaluation; a neighbour's
+    training peak is not covered (two def2-SVP runs still outgrow a 24 GB machine)."""
     from qpt_nb.learn.runlock import RunLock
 
     def say(holder):
