@@ -47,8 +47,11 @@ WINDOW30="--budget-min 30 --eval-at 5 10 20 $WINDOW"
 # budget scaling (issue 29): the recipe and label-then-train (qpt_nb labels, cosine fitted) at
 # 15 minutes, the labelling share 50 % and 75 %
 B15="--budget-min 15 --eval-at 2 5 10"
-# ... and at 4 hours (one seed each to start with; resumable across sessions, see RUNS)
-B240="--budget-min 240 --eval-at 15 30 60 120 180"
+# ... and at 4 hours (one seed each to start with; resumable across sessions, see RUNS); they run
+# beside the def2-SVP runs, so they take turns at evaluating with them and evaluate 2 conformers
+# at a time (8 at a time took 6 GB: with a def2-SVP evaluation beside it, the kernel killed the
+# def2-SVP run on 2026-12-06); neither changes what is trained or measured
+B240="--budget-min 240 --eval-at 15 30 60 120 180 --monitor-chunk 2 --eval-turns"
 # def2-SVP, the paper's basis: 2 charged hours, trained with density fitting (eri='auto'), scored
 # against PySCF labels with exact integrals (--test-eri dense); those test tensors are about 3 GB
 # per conformer, so one per monitor call, none kept on disk, no evaluation of the untrained net;
