@@ -15,8 +15,9 @@ when no metric moves by 1 % or more (`qpt_nb.pretrained.save`; each .npz <= 2 MB
 
   # ship a model trained elsewhere (a benchmark's run directory, e.g. bench/headline_runs.sh's
   # def2-SVP runs), scored and predicting with exact integrals though trained with density fitting
+  # (--eval-turns: its two evaluations take turns with the budget runs beside it)
   python bench/train_pretrained.py --from-run RUNS/Qsvp-s0/Q --eri dense --n-test 100 \
-      --name uracil_def2-svp_b3lyp5_nano
+      --eval-turns --name uracil_def2-svp_b3lyp5_nano
 
 Single process; PySCF labels of the test set are cached (`qpt_nb.dft.reference`). The .npz
 and .json land in qpt_nb/pretrained/ (--folder elsewhere); nothing else in the checkout is
@@ -75,6 +76,12 @@ def parse_args(argv=None):
         choices=("auto", "dense", "df"),
         help="ERIs the shipped model predicts with and is scored with (default: the training's); "
         "'dense' for a model trained with density fitting that should match exact-integral labels",
+    )
+    p.add_argument(
+        "--eval-turns",
+        action="store_true",
+        help="score while holding the machine's evaluation lock, taking turns with budget runs "
+        "beside it that evaluate with --eval-turns (qpt_nb.analysis.budget.one_at_a_time)",
     )
     return p.parse_args(argv)
 
@@ -158,14 +165,22 @@ def train(cfg, run_dir: Path, *, steps, minutes, clock="wall"):
     return tr, time.perf_counter() - wall0, time.process_time() - cpu0
 
 
-def score(cfg, params, n_test, *, dtype):
+def score(cfg, params, n_test, *, dtype, turns=False):
     """(metadata pieces, dtype) from `evaluate` on the held-out set with float64 parameters
-    and with them rounded to float32."""
+    and with them rounded to float32; with `turns`, each evaluation holds the machine's
+    evaluation lock."""
     import jax
     import numpy as np
 
-    from qpt_nb.analysis.evaluation import TEST_SEED, evaluate, make_test_set
+    from qpt_nb.analysis import budget
+    from qpt_nb.analysis.evaluation import TEST_SEED, make_test_set
+    from qpt_nb.analysis.evaluation import evaluate as evaluate_now
     from qpt_nb.dft.reference import label_many
+
+    def evaluate(model, test, labels):
+        if turns:
+            return budget.one_at_a_time(lambda: evaluate_now(model, test, labels=labels), "score")
+        return evaluate_now(model, test, labels=labels)
 
     kw = cfg.sampler_kwargs()
     test = make_test_set(cfg.molecule_object(), n_test, sampler=cfg.sampler, seed=TEST_SEED, **kw)
@@ -226,7 +241,7 @@ def main(argv=None):
         cfg, params, steps, trained_eri = tr.config, tr.params, tr.step, tr.config.eri
     if args.eri:
         cfg = dataclasses.replace(cfg, eri=args.eri)
-    meta, dtype, res = score(cfg, params, args.n_test, dtype=args.dtype)
+    meta, dtype, res = score(cfg, params, args.n_test, dtype=args.dtype, turns=args.eval_turns)
     from qpt_nb.viz.plots import save_run_plots
 
     res.save(run_dir, plot=save_run_plots)

@@ -195,12 +195,12 @@ def test_evaluations_of_runs_side_by_side_take_turns(tmp_path, capsys):
     )
     assert holder.stdout.readline().strip() == "held"
     t0 = time.perf_counter()
-    assert budget._one_at_a_time(lambda: time.perf_counter() - t0, "Q", lock_dir=tmp_path) > 1.0
+    assert budget.one_at_a_time(lambda: time.perf_counter() - t0, "Q", lock_dir=tmp_path) > 1.0
     holder.wait()
     assert (
         "[Q] evaluation waits for another run's evaluation (pid 1 on h, since then)"
         in capsys.readouterr().out
     )
     t0 = time.perf_counter()
-    assert budget._one_at_a_time(lambda: time.perf_counter() - t0, "Q", lock_dir=tmp_path) < 0.5
+    assert budget.one_at_a_time(lambda: time.perf_counter() - t0, "Q", lock_dir=tmp_path) < 0.5
     assert "waits" not in capsys.readouterr().out

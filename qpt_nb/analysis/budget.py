@@ -116,7 +116,7 @@ def evaluation_lock_dir() -> Path:
     return Path(os.environ.get("QPT_NB_EVAL_LOCK_DIR") or tempfile.gettempdir())
 
 
-def _one_at_a_time(evaluate, name, lock_dir=None):
+def one_at_a_time(evaluate, name, lock_dir=None):
     """`evaluate()` while holding the machine's evaluation lock (`RunLock` on
     `EVAL_LOCK_FILE`, waiting for another process's evaluation to end). Each run's memory
     check passes on its own, but two exact-integral def2-SVP evaluations started a minute
@@ -183,7 +183,7 @@ def train_on_budget(
     ``eval_start=False`` skips the evaluation before the first step (the untrained network,
     the same for every pipeline of a seed; worth skipping where an evaluation is expensive).
     ``eval_turns=True`` evaluates only while holding the machine's evaluation lock
-    (`_one_at_a_time`): for evaluations large enough that two runs' side by side would not fit."""
+    (`one_at_a_time`): for evaluations large enough that two runs' side by side would not fit."""
     from qpt_nb.learn.recipe import BudgetFit
 
     fit = BudgetFit(budget_s) if fit_schedule else None
@@ -202,7 +202,7 @@ def train_on_budget(
 
     def call_monitor():
         if eval_turns:
-            return _one_at_a_time(lambda: monitor(tr.params), run.name)
+            return one_at_a_time(lambda: monitor(tr.params), run.name)
         return monitor(tr.params)
 
     def evaluate_now(charged, **extra):

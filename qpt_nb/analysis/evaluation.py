@@ -221,15 +221,16 @@ def evaluate(
 
         it = tqdm(it, desc="QPT predictions", unit="conf")
     rows, trained, base, times = [], [], [], []
+    # one conformer's tensors alive at a time (uracil/def2-SVP with exact integrals: 3.1 GB each)
     for i in it:
         t1 = time.perf_counter()
-        batch = (
-            first
-            if i == 0
-            else prepare_conformer(test_set[i], basis, xc=xc, grid_level=grid_level, eri=cfg.eri)
-        )
+        if i == 0:
+            batch, first = first, None
+        else:
+            batch = prepare_conformer(test_set[i], basis, xc=xc, grid_level=grid_level, eri=cfg.eri)
         pre_s = time.perf_counter() - t1
         scored = score_conformer(apply_fn, params, batch, labels[i], **sandwich_settings(cfg))
+        del batch
         times.append((pre_s, scored["predict_seconds"]))
         trained.append(scored["trained"])
         base.append(scored["baseline"])
