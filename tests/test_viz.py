@@ -183,7 +183,11 @@ def test_published_table_marks_published_rows():
 
     ours = {
         "label-free": dict(
-            hamiltonian_mae_uha=1500.0, mo_energy_mae_occ_uha=900.0, psi_occ_percent=99.95, energy_mae_mev=3.2
+            hamiltonian_mae_uha=1500.0,
+            mo_energy_mae_occ_uha=900.0,
+            psi_occ_percent=99.95,
+            energy_mae_mev=3.2,
+            gap_mae_mev=12.5,
         )
     }
     text = comparison_table(ours, basis="sto-3g")
@@ -191,6 +195,9 @@ def test_published_table_marks_published_rows():
     assert "this run (uracil, sto-3g)" in lines[2]
     assert sum("published, def2-SVP" in l for l in lines) == len(PUBLISHED_URACIL)
     assert "227.8" in text and "0.524" in text and "99.950" in text
+    # HOMO/LUMO/gap columns: ours where measured, '-' for the published rows (none reports them)
+    assert "gap MAE (meV)" in lines[0] and lines[2].rstrip().endswith("12.5")
+    assert all(l.rstrip().endswith("-") for l in lines if "published, def2-SVP" in l)
     html = comparison_html(ours, basis="sto-3g")
     assert html.count("font-style:italic") == len(PUBLISHED_URACIL) and "published numbers" in html
 

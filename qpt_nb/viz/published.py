@@ -3,7 +3,8 @@
 All published rows are label-trained models on MD17 uracil at def2-SVP, except the
 QPT paper's own (label-free, arXiv 2402.04030).  They are quoted, not reproduced:
 the tables mark them "published" and state the basis.  Units: Hamiltonian and
-orbital-energy MAE in micro-Hartree (uHa), psi in percent, energy MAE in meV.
+orbital-energy MAE in micro-Hartree (uHa), psi in percent, energy and HOMO/LUMO/gap MAE in meV
+(none of the published rows reports HOMO/LUMO/gap errors: '-').
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ TABLE_COLUMNS = (
     ("mo_energy_mae_all_uha", "all eps MAE (uHa)"),
     ("psi_occ_percent", "psi (%)"),
     ("energy_mae_mev", "E MAE (meV)"),
+    ("homo_mae_mev", "HOMO MAE (meV)"),
+    ("lumo_mae_mev", "LUMO MAE (meV)"),
+    ("gap_mae_mev", "gap MAE (meV)"),
 )
 
 
@@ -80,12 +84,15 @@ def _fmt(v, key: str = "") -> str:
 def comparison_table(ours: dict, *, basis: str, molecule: str = "uracil") -> str:
     """Plain-text table: our metrics beside the published uracil baselines."""
     rows = comparison_rows(ours, basis=basis, molecule=molecule)
-    head = f"{'method':30s} {'source':40s}" + "".join(f"{lab:>19s}" for _, lab in TABLE_COLUMNS)
+    widths = [max(len(lab), 9) + 2 for _, lab in TABLE_COLUMNS]
+    head = f"{'method':30s} {'source':42s}" + "".join(
+        f"{lab:>{w}s}" for (_, lab), w in zip(TABLE_COLUMNS, widths)
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['method'][:30]:30s} {r['source'][:40]:40s}"
-            + "".join(f"{_fmt(r[k], k):>19s}" for k, _ in TABLE_COLUMNS)
+            f"{r['method'][:30]:30s} {r['source'][:42]:42s}"
+            + "".join(f"{_fmt(r[k], k):>{w}s}" for (k, _), w in zip(TABLE_COLUMNS, widths))
         )
     lines.append("published rows: quoted from the papers (MD17 uracil, def2-SVP); not rerun here.")
     return "\n".join(lines)
