@@ -196,6 +196,22 @@ def test_occupied_orbital_df_exchange_matches():
     np.testing.assert_allclose(g2, g1, atol=1e-11)
 
 
+def test_dense_exchange_row_by_row_matches(monkeypatch):
+    """Dense K row by row (tensors past `DENSE_K_ROWS_BYTES`, here set to 0) equals the
+    einsum to 1e-13, batched (vmap, as the evaluation's pair of corrections) and in its
+    gradient."""
+    t = dft_tensors("water", "6-31g", grid_level=0, eri="dense")
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2, t.n_ao, t.n_ao))
+    d = jnp.asarray(a + np.swapaxes(a, 1, 2))
+    ref = jnp.einsum("ikjl,bkl->bij", t.eri, d)
+    loss = lambda x: jnp.sum(jnp.sin(x) * ks.exchange(x, t))  # noqa: E731
+    g_ref = jax.grad(loss)(d[0])
+    monkeypatch.setattr(ks, "DENSE_K_ROWS_BYTES", 0)
+    np.testing.assert_allclose(jax.vmap(lambda x: ks.exchange(x, t))(d), ref, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(jax.jit(jax.grad(loss))(d[0]), g_ref, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "xc,eri,precision",
     [

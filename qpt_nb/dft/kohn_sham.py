@@ -117,10 +117,24 @@ def exchange(density, t: DFTTensors, *, factor=None):
     Gradients flow through `density` only (K is linear in D: the VJP is K[K_bar]).
     """
     if t.eri_kind == "dense":
+        if t.eri.size * t.eri.dtype.itemsize > DENSE_K_ROWS_BYTES:
+            return _dense_exchange_rows(density, t)
         return jnp.einsum("ikjl,kl->ij", t.eri, density)
     if factor is not None:
         return _df_exchange_factored(density, factor, t)
     return _df_exchange(density, t)
+
+
+# dense (ij|kl) tensors larger than this get K row by row: XLA's einsum over the (i, k, j, l)
+# axes makes a transposed copy of the whole tensor (uracil/def2-SVP: 2.4 GB more per call)
+DENSE_K_ROWS_BYTES = 64 * 2**20
+
+
+def _dense_exchange_rows(density, t):
+    """K_ij = sum_kl (ik|jl) D_kl one row i at a time (`lax.map` over (ij|kl)[i], an (N, N, N)
+    slice): no (N, N, N, N) intermediate. Uracil/6-31G (80 AOs) at grid 1: the evaluation's
+    peak memory 1.10 GB instead of 1.64, and its sandwich 1.4 s instead of 2.0 (one thread)."""
+    return jax.lax.map(lambda e_i: jnp.einsum("kjl,kl->j", e_i, density), t.eri)
 
 
 DF_BLOCK = 64  # auxiliary functions per block of the density-fitted K without orbitals
