@@ -60,7 +60,10 @@ def test_a_killed_label_free_run_resumes_where_its_checkpoint_stood(tmp_path, h2
     with pytest.raises(Killed):
         ex.label_free_run(cfg, clock=_clock(), run_dir=tmp_path / "q", on_eval=_kill_after(4), **kw)
     kept = budget.resumable(tmp_path / "q")
-    assert kept["kind"] == budget.RESUME_KIND and len(kept["curve"]) == 3  # the 4th was not saved
+    assert kept["kind"] == budget.RESUME_KIND and len(kept["curve"]) == 3  # the 4th did not end
+    # ... but the checkpoint was saved as it began, marked pending
+    pending = kept["pending_eval"]
+    assert set(pending) == {"t_s"} and kept["charged_s"] - 5 < pending["t_s"] <= kept["charged_s"]
     monkeypatch.setenv("QPT_NB_EVAL_LOCK_DIR", str(tmp_path / "lock"))  # not the machine's
     (tmp_path / "lock").mkdir()
     lock = budget.evaluation_lock_dir() / budget.EVAL_LOCK_FILE
@@ -71,8 +74,9 @@ def test_a_killed_label_free_run_resumes_where_its_checkpoint_stood(tmp_path, h2
     t = [r["t_s"] for r in run.curve]
     steps = [r["step"] for r in run.curve]
     assert t == sorted(t) and steps == sorted(steps) and t[-1] >= 450.0
-    assert t[3] > kept["charged_s"]  # the clock went on from the checkpoint's charged seconds
-    assert steps[3] > kept["curve"][-1]["step"]
+    # the evaluation killed is made first, at its charged time and step: nothing retrained
+    assert t[3] == pending["t_s"] and steps[3] > kept["curve"][-1]["step"]
+    assert t[4] > kept["charged_s"] and steps[4] > steps[3]  # the clock went on from there
     # the evaluation times are the first run's: every 75 charged seconds after the start
     start = kept["schedule_start"]
     assert all(abs((a - start) - 75.0 * k) < 10.0 for k, a in enumerate(t[1:-1], 1))
@@ -132,6 +136,7 @@ def test_a_killed_label_then_train_run_keeps_its_labels_and_does_not_relabel(tmp
     assert run.n_labels == 2 and run.label_seconds == kept["labels"]["label_seconds"] > 0
     assert run.config.dataset_size == 2 and run.config.loss == "supervised"
     assert run.curve[:2] == kept["curve"] and run.curve[-1]["t_s"] >= 600.0
+    assert run.curve[2]["t_s"] == kept["pending_eval"]["t_s"] <= kept["charged_s"]  # made first
     assert run.timing["labels_end_s"] == kept["timing"]["labels_end_s"]
 
 

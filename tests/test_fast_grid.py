@@ -177,6 +177,20 @@ def test_eval_ao_is_pyscfs_screened_values_in_chunks(monkeypatch):
     np.testing.assert_allclose(lda[0], ref[0], rtol=1e-6, atol=1e-7)
 
 
+def test_two_electron_tensors_are_pyscfs_in_aligned_memory():
+    """The dense (ij|kl) equals PySCF's unpacked int2e, and both it and the DF tensor start on
+    an `ALIGN` boundary (so `to_device` hands them to JAX without a copy)."""
+    from qpt_nb.dft import tensors as tmod
+
+    pmol = qpt_nb.Molecule.builtin("water").to_pyscf("6-31g")
+    eri = tmod.dense_eri(pmol)
+    np.testing.assert_allclose(eri, pmol.intor("int2e"), rtol=0, atol=1e-14)
+    b = tmod.df_tensor(pmol)
+    assert b.shape[1:] == (pmol.nao_nr(),) * 2
+    np.testing.assert_allclose(b, b.transpose(0, 2, 1), rtol=0, atol=0)
+    assert eri.ctypes.data % tmod.ALIGN == 0 and b.ctypes.data % tmod.ALIGN == 0
+
+
 def test_occupied_orbital_df_exchange_matches():
     tdf = dft_tensors("water", "def2-svp", grid_level=0, eri="df")
     assert tdf.eri_kind == "df" and 2 * tdf.n_occ < tdf.n_ao

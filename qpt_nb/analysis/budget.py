@@ -37,9 +37,12 @@ _KEPT_TIMING = ("setup_s", "labels_end_s", "schedule_fit", "schedule_fits")
 _MAY_DIFFER = ("decay_steps", "warmup_steps", "dataset_size", "checkpoint_every", "log_every")
 
 
-def budget_state(run, meter, *, budget_s, schedule_start, fit=None) -> dict:
-    """The budget run's state as plain JSON-able data (kept in ``Trainer.extra``)."""
+def budget_state(run, meter, *, budget_s, schedule_start, fit=None, pending_eval=None) -> dict:
+    """The budget run's state as plain JSON-able data (kept in ``Trainer.extra``).
+    `pending_eval` (dict(t_s=charged seconds, ...)): an evaluation began at this state and had
+    not ended; a run resumed from it makes that evaluation before it trains on."""
     return dict(
+        pending_eval=dict(pending_eval) if pending_eval else None,
         kind=RESUME_KIND,
         name=run.name,
         charged_s=meter.seconds,
@@ -179,7 +182,8 @@ def train_on_budget(
     ``run.timing['schedule_fits']``). With ``tr.run_dir``, checkpoints carry `budget_state`
     at every evaluation and every `save_every_s` charged seconds. `resumed`: the state of
     the checkpoint `tr` was resumed from (the meter and `run` already restored to it): the
-    first evaluation is not repeated and the evaluation times and fits continue.
+    first evaluation is not repeated and the evaluation times and fits continue; an
+    evaluation the checkpoint was saved for but did not see end is made first.
     ``eval_start=False`` skips the evaluation before the first step (the untrained network,
     the same for every pipeline of a seed; worth skipping where an evaluation is expensive).
     ``eval_turns=True`` evaluates only while holding the machine's evaluation lock
@@ -192,11 +196,13 @@ def train_on_budget(
     start = float(resumed["schedule_start"]) if resumed else meter.seconds
     last_save = [meter.seconds]
 
-    def snapshot():
+    def snapshot(pending=None):
         if tr.run_dir is None:
             return
         with meter.paused():
-            tr.extra = budget_state(run, meter, budget_s=budget_s, schedule_start=start, fit=fit)
+            tr.extra = budget_state(
+                run, meter, budget_s=budget_s, schedule_start=start, fit=fit, pending_eval=pending
+            )
             tr.save()
         last_save[0] = meter.seconds
 
@@ -206,6 +212,10 @@ def train_on_budget(
         return monitor(tr.params)
 
     def evaluate_now(charged, **extra):
+        # saved first: an evaluation can take longer than the training since the last save
+        # (a def2-SVP one with exact integrals: 16-25 minutes), and a run killed in it
+        # resumes here and evaluates, instead of training those charged seconds again
+        snapshot(pending=dict(t_s=charged, **extra))
         with meter.paused():
             t0 = time.perf_counter()
             m = _with_memory_retries(call_monitor, run.name)
@@ -225,6 +235,9 @@ def train_on_budget(
 
     if monitor is not None and eval_start and not resumed:
         evaluate_now(meter.seconds, **({"phase": phase} if phase else {}))
+    pending = dict((resumed or {}).get("pending_eval") or {})
+    if monitor is not None and pending:  # killed during this evaluation: it comes first
+        evaluate_now(float(pending.pop("t_s")), **pending)
     schedule = Schedule(start, budget_s, every_s, eval_at_s)
     schedule.skip_to(meter.seconds if resumed else start)
 

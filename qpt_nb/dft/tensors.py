@@ -210,15 +210,31 @@ def df_tensor(pmol, auxbasis: Optional[str] = None) -> np.ndarray:
     if auxbasis is None:
         auxbasis = df.make_auxbasis(pmol)
     cderi = df.incore.cholesky_eri(pmol, auxbasis=auxbasis, aosym="s2ij")
-    return lib.unpack_tril(cderi)
+    n = pmol.nao_nr()
+    # unpacked into aligned memory, which `to_device` hands to JAX without a copy
+    return lib.unpack_tril(cderi, out=aligned_empty((cderi.shape[0], n, n), np.float64))
 
 
 def dense_eri(pmol) -> np.ndarray:
-    """Full (N, N, N, N) electron-repulsion tensor (ij|kl) in chemists' notation."""
+    """Full (N, N, N, N) electron-repulsion tensor (ij|kl) in chemists' notation.
+
+    PySCF's 8-fold packed integrals are unpacked into aligned memory (PySCF's
+    ``ao2mo.restore(1, ...)`` kernel writing into `aligned_empty`), which `to_device` hands to
+    JAX without a copy: the precompute then peaks at the tensor plus its packed eighth, not
+    twice the tensor (uracil/def2-SVP: 2.4 GB each)."""
+    import ctypes
+
     from pyscf import ao2mo
 
     n = pmol.nao_nr()
-    return ao2mo.restore(1, pmol.intor("int2e", aosym="s8"), n)
+    packed = pmol.intor("int2e", aosym="s8")
+    restore = getattr(getattr(ao2mo.addons, "libao2mo", None), "AO2MOrestore_nr8to1", None)
+    if restore is None:  # another PySCF layout: its public restore (and a copy on the way to JAX)
+        return ao2mo.restore(1, packed, n)
+    packed = np.ascontiguousarray(packed, dtype=np.float64)
+    out = aligned_empty((n, n, n, n), np.float64)
+    restore(packed.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(n))
+    return out
 
 
 def _shape_structs(n, n_occ, eri_shape, ao_shape, kind, block, precision) -> DFTTensors:
