@@ -151,6 +151,9 @@ def test_monitor_chunks_and_disk_cache_give_the_same_metrics(tmp_path, h2):
     for mon in (cached, again):  # these read the pickles
         np.testing.assert_allclose(values(mon), a, rtol=1e-12)
     np.testing.assert_allclose(values(whole), a, rtol=1e-9)  # other vmap sizes: rounding only
+    # one conformer a call goes unbatched (no stacked copy): the same metrics
+    single = make_monitor(cfg, test, labels, chunk_size=1, keep_bytes=0)
+    np.testing.assert_allclose(values(single), a, rtol=1e-9)
     with pytest.raises(ValueError, match="chunk_size"):
         make_monitor(cfg, test, labels, keep_bytes=1)  # one chunk that cannot fit
 

@@ -33,6 +33,7 @@ import numpy as np
 from qpt_nb.analysis.metrics import METRIC_KEYS, METRIC_LABELS, SPIN_METRIC_KEYS, conformer_errors, summarize
 from qpt_nb.analysis.runs import resolve_model
 from qpt_nb.dft.reference import label_many
+from qpt_nb.dft.tensors import aligned_empty
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.batch import prepare_conformer
 from qpt_nb.learn.losses import model_outputs, predict_correction, sandwich_settings
@@ -349,6 +350,25 @@ def _chunk_path(folder, config, mols) -> Path:
     return Path(folder) / f"{h.hexdigest()[:32]}.pkl"
 
 
+def _stack_on_host(items):
+    """Prepared conformers stacked along a new leading axis, in NumPy memory that the jitted
+    monitor reads without a copy (`aligned_empty`); one conformer is returned as it is,
+    unbatched. Uracil/def2-SVP with exact integrals is 3.1 GB a conformer: a stacked copy
+    beside the prepared one, XLA's copy of a misaligned stack, and the batched sandwich's
+    transposes had taken the monitor to 14 GB."""
+    if len(items) == 1:
+        return items[0]
+
+    def stack(*xs):
+        xs = [np.asarray(x) for x in xs]
+        out = aligned_empty((len(xs),) + xs[0].shape, xs[0].dtype)
+        for k, x in enumerate(xs):
+            out[k] = x
+        return out
+
+    return jax.tree_util.tree_map(stack, *items)
+
+
 def _prepare_chunk(config, mols, folder=None, items=()):
     """The conformers `mols` precomputed and stacked on the host (NumPy: no small XLA
     compile per leaf shape); read from / written to the disk cache `folder` when given.
@@ -366,7 +386,8 @@ def _prepare_chunk(config, mols, folder=None, items=()):
         prepare_conformer(m, config.basis, xc=config.xc, grid_level=config.grid_level, eri=config.eri)
         for m in mols[len(items) :]
     ]
-    batch = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *items)
+    batch = _stack_on_host(items)
+    del items
     if path is not None:  # atomic: processes run side by side may fill the same cache
         from qpt_nb.fileio import atomic_write_bytes
 
@@ -446,8 +467,9 @@ def make_monitor(
             if b is None:
                 b = _prepare_chunk(config, test_set[s], tensor_cache)
             e, fk = _monitor_outputs(apply_fn, params, b, sw["n_refine"], sw["mix"], sw["mix_at"])
-            de.append(np.abs(np.asarray(e) - e_ref[s]))
-            diff = np.abs(np.asarray(fk) - f_ref[s])
+            e, fk = np.atleast_1d(e), np.asarray(fk).reshape((-1,) + f_ref.shape[1:])  # a lone conformer
+            de.append(np.abs(e - e_ref[s]))
+            diff = np.abs(fk - f_ref[s])
             dh.append(diff.reshape(diff.shape[0], -1).mean(axis=1))  # both spins for an open shell
             del b  # a rebuilt chunk is freed before the next is built (3 GB at def2-SVP, exact ERIs)
         return dict(
