@@ -48,15 +48,16 @@ WINDOW30="--budget-min 30 --eval-at 5 10 20 $WINDOW"
 # 15 minutes, the labelling share 50 % and 75 %
 B15="--budget-min 15 --eval-at 2 5 10"
 # ... and at 4 hours (one seed each to start with; resumable across sessions, see RUNS); they run
-# beside the def2-SVP runs, so they take turns at evaluating with them and evaluate 2 conformers
-# at a time (8 at a time took 6 GB: with a def2-SVP evaluation beside it, the kernel killed the
-# def2-SVP run on 2026-12-06); neither changes what is trained or measured
-B240="--budget-min 240 --eval-at 15 30 60 120 180 --monitor-chunk 2 --eval-turns"
+# beside the def2-SVP runs, so they evaluate 2 conformers at a time (8 at a time took 6 GB: beside
+# a def2-SVP evaluation of the monitor before 2026-12-06 17:30, 14 GB, the kernel killed the
+# def2-SVP run); it does not change what is trained or measured
+B240="--budget-min 240 --eval-at 15 30 60 120 180 --monitor-chunk 2"
 # def2-SVP, the paper's basis: 2 charged hours, trained with density fitting (eri='auto'), scored
 # against PySCF labels with exact integrals (--test-eri dense); those test tensors are about 3 GB
 # per conformer, so one per monitor call, none kept on disk, no evaluation of the untrained net;
-# one such evaluation at a time on the machine (a def2-SVP process peaks at 10-13 GB: run these
-# one at a time on a 24 GB machine, e.g. each beside a STO-3G run)
+# one such evaluation at a time on the machine; run the def2-SVP runs one at a time on a 24 GB
+# machine, each beside a STO-3G run (a def2-SVP process peaked at 10-14 GB in its evaluation
+# until 2026-12-06 17:30, at 8.4 GB since: training 3.7-3.8 GB)
 SVP="--basis def2-svp --budget-min 120 --eval-at 30 60 90 --test-eri dense --monitor-chunk 1 --skip-start-eval --test-cache= --eval-turns"
 ORDER=(Q-s0 Q-s1 L-pyscf-s0 L-pyscf-s1 L-qpt-s0 L-qpt-s1 L-qpt25-s0 L-qpt25-s1
   L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1 Q30-s0 Q30-s1 Qw-s0 Qw-s1 Q30w-s0 Q30w-s1 Q30w-s2
