@@ -232,6 +232,9 @@ def dense_eri(pmol) -> np.ndarray:
     if restore is None:  # another PySCF layout: its public restore (and a copy on the way to JAX)
         return ao2mo.restore(1, packed, n)
     packed = np.ascontiguousarray(packed, dtype=np.float64)
+    npair = n * (n + 1) // 2
+    if packed.size != npair * (npair + 1) // 2:  # not the 8-fold layout the kernel reads
+        return ao2mo.restore(1, packed, n)
     out = aligned_empty((n, n, n, n), np.float64)
     restore(packed.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(n))
     return out
