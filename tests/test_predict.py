@@ -67,6 +67,20 @@ def test_pretrained_registry(model, tmp_path):
     assert "water" in repr(model) and qpt_nb.pretrained is pretrained
     with pytest.raises(ValueError, match="no pretrained model 'caffeine'"):
         pretrained.load("caffeine")
+    # a molecule shipped in several bases: its name alone is the STO-3G model, a longer prefix the other
+    for stem in (
+        "uracil_sto-3g_b3lyp5_nano",
+        "uracil_def2-svp_b3lyp5_nano",
+        "urea_def2-svp_pbe_nano",
+        "urea_6-31g_pbe_nano",
+    ):
+        for suffix in (".json", ".npz"):
+            (tmp_path / f"{stem}{suffix}").write_bytes(b"{}")
+    assert pretrained.resolve_name("uracil", folder=tmp_path) == "uracil_sto-3g_b3lyp5_nano"
+    assert pretrained.resolve_name("uracil_def2", folder=tmp_path) == "uracil_def2-svp_b3lyp5_nano"
+    with pytest.raises(ValueError, match="ambiguous: urea_6-31g_pbe_nano, urea_def2-svp_pbe_nano"):
+        pretrained.resolve_name("urea", folder=tmp_path)  # no STO-3G model to default to
+    assert pretrained.resolve_name("uracil") == "uracil_sto-3g_b3lyp5_nano"  # the shipped pair
     # a damaged install is detected
     for suffix in (".json", ".npz"):
         data = (pretrained.FOLDER / f"{model.name}{suffix}").read_bytes()

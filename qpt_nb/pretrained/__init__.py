@@ -67,7 +67,10 @@ def list(folder=None) -> builtins.list:  # noqa: A001 - the documented name
 
 def resolve_name(name: str, folder=None) -> str:
     """The full name of a shipped model from `name`: the full name, or a prefix / molecule
-    name ('water') that matches exactly one. ValueError naming the choices otherwise."""
+    name ('water') that matches exactly one. A molecule name shipped in several bases picks
+    its STO-3G model (the toolkit's default basis): 'uracil' is uracil_sto-3g_b3lyp5_nano and
+    the def2-SVP one is named in full ('uracil_def2-svp'). ValueError naming the choices
+    otherwise."""
     names = list(folder)
     if not isinstance(name, str):
         raise TypeError(f"a pretrained model is named by a string, got {type(name).__name__}")
@@ -77,6 +80,9 @@ def resolve_name(name: str, folder=None) -> str:
     hits = [n for n in names if n.startswith(key + "_") or n.startswith(key)]
     if len(hits) == 1:
         return hits[0]
+    default = [n for n in hits if n.startswith(key + "_sto-3g_")]
+    if len(default) == 1:
+        return default[0]
     shipped = ", ".join(names) or "none"
     if not hits:
         raise ValueError(f"no pretrained model {name!r} (shipped: {shipped})")
