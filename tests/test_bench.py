@@ -125,14 +125,22 @@ def h2(tmp_path):
     return cfg, test, labels
 
 
-def test_monitor_chunks_and_disk_cache_give_the_same_metrics(tmp_path, h2):
+def test_monitor_chunks_and_disk_cache_give_the_same_metrics(tmp_path, h2, monkeypatch):
+    from qpt_nb.analysis import evaluation
     from qpt_nb.analysis.evaluation import make_monitor
     from qpt_nb.learn.batch import prepare_conformer, stack_batch
     from qpt_nb.learn.train import init_state
 
     cfg, test, labels = h2
     whole = make_monitor(cfg, test, labels)  # one chunk, in memory
+    prepared = []
+    real_prepare = evaluation._prepare_chunk
+    monkeypatch.setattr(
+        evaluation, "_prepare_chunk", lambda *a, **k: prepared.append(1) or real_prepare(*a, **k)
+    )
     plain = make_monitor(cfg, test, labels, chunk_size=2, keep_bytes=0)
+    assert not prepared  # keeping none, it prepares none until called
+    monkeypatch.setattr(evaluation, "_prepare_chunk", real_prepare)
     cached = make_monitor(cfg, test, labels, chunk_size=2, keep_bytes=0, tensor_cache=tmp_path / "t")
     assert len(list((tmp_path / "t").glob("*.pkl"))) == 2  # written at construction
     assert not list((tmp_path / "t").glob("*.tmp"))  # atomically
@@ -154,6 +162,13 @@ def test_monitor_chunks_and_disk_cache_give_the_same_metrics(tmp_path, h2):
     # one conformer a call goes unbatched (no stacked copy): the same metrics
     single = make_monitor(cfg, test, labels, chunk_size=1, keep_bytes=0)
     np.testing.assert_allclose(values(single), a, rtol=1e-9)
+    # chunks read back from the disk cache are aligned once, so jit takes them without a copy
+    from qpt_nb.analysis.evaluation import _aligned
+    from qpt_nb.dft.tensors import ALIGN
+
+    x = np.arange(17.0)[1:]
+    y = _aligned(x)
+    assert y.ctypes.data % ALIGN == 0 and np.array_equal(x, y)
     with pytest.raises(ValueError, match="chunk_size"):
         make_monitor(cfg, test, labels, keep_bytes=1)  # one chunk that cannot fit
 

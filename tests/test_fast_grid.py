@@ -212,18 +212,30 @@ def test_occupied_orbital_df_exchange_matches():
 
 def test_dense_exchange_row_by_row_matches(monkeypatch):
     """Dense K row by row (tensors past `DENSE_K_ROWS_BYTES`, here set to 0) equals the
-    einsum to 1e-13, batched (vmap, as the evaluation's pair of corrections) and in its
-    gradient."""
+    einsum: batched over densities (the evaluation's pair of corrections) and over tensors
+    too (a monitor chunk) to 1e-13, in its gradient, and in the gradient through the Fock
+    matrix (the training loss differentiates F[D] again)."""
     t = dft_tensors("water", "6-31g", grid_level=0, eri="dense")
     rng = np.random.default_rng(0)
     a = rng.normal(size=(2, t.n_ao, t.n_ao))
     d = jnp.asarray(a + np.swapaxes(a, 1, 2))
     ref = jnp.einsum("ikjl,bkl->bij", t.eri, d)
+    stacked = jnp.stack([t.eri, 2.0 * t.eri])
+    ref_stacked = jnp.einsum("bikjl,bkl->bij", stacked, d)
     loss = lambda x: jnp.sum(jnp.sin(x) * ks.exchange(x, t))  # noqa: E731
     g_ref = jax.grad(loss)(d[0])
+
+    def through_fock(x):
+        return jnp.sum(jnp.cos(x) * ks.energy_and_fock(x, t, "b3lyp5")[1])
+
+    d0 = jnp.asarray(scf_loop(t, "b3lyp5", conv_tol=1e-6).density)
+    gf_ref = jax.grad(through_fock)(d0)
     monkeypatch.setattr(ks, "DENSE_K_ROWS_BYTES", 0)
     np.testing.assert_allclose(jax.vmap(lambda x: ks.exchange(x, t))(d), ref, rtol=0, atol=1e-13)
+    k_rows = jax.vmap(lambda e, x: ks.exchange(x, dataclasses.replace(t, eri=e)))(stacked, d)
+    np.testing.assert_allclose(k_rows, ref_stacked, rtol=0, atol=1e-13)
     np.testing.assert_allclose(jax.jit(jax.grad(loss))(d[0]), g_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(jax.grad(through_fock)(d0), gf_ref, rtol=0, atol=1e-11)
 
 
 @pytest.mark.parametrize(

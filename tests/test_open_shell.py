@@ -232,3 +232,26 @@ def test_ase_calculator_on_a_radical():
     res = qpt_nb.scf(mol, "sto-3g", grid_level=1)
     assert res.unrestricted and e == pytest.approx(res.energy * EV_PER_HARTREE, abs=1e-6)
     assert np.abs(f.sum(axis=0)).max() < 1e-6 and abs(f[1, 2]) > 1.0  # along the bond, off its minimum
+
+
+def test_open_shell_monitor_one_conformer_a_call_matches_the_whole(ch2, tmp_path):
+    """The monitor's lone-conformer path (unbatched, (2, N, N) Fock matrices) gives the metrics
+    of one vmapped chunk; restricted labels against the unrestricted model are refused."""
+    from qpt_nb.analysis.evaluation import make_monitor, make_test_set
+    from qpt_nb.dft.reference import label_many
+
+    mol, batch, _ = ch2
+    cfg = TrainConfig(xyz=CH2, spin=2, molecule="CH2", grid_level=0, sampler="wiggle")
+    test = make_test_set(mol, 2, sampler="wiggle")
+    labels = label_many(test, "sto-3g", xc="b3lyp5", grid_level=0, engine="qpt_nb", cache_dir=tmp_path)
+    params = cfg.network()[0](jax.random.PRNGKey(0), batch)
+    whole = make_monitor(cfg, test, labels)(params)
+    single = make_monitor(cfg, test, labels, chunk_size=1, keep_bytes=0)(params)
+    assert whole["hamiltonian_mae_uha"] > 0
+    for k in whole:
+        assert single[k] == pytest.approx(whole[k], rel=1e-9), k
+    closed = make_test_set(Molecule.from_xyz(CH2, spin=0, name="CH2"), 2, sampler="wiggle")
+    wrong = label_many(closed, "sto-3g", xc="b3lyp5", grid_level=0, engine="qpt_nb", cache_dir=tmp_path)
+    assert wrong[0].fock.shape == (7, 7)
+    with pytest.raises(ValueError, match="restricted"):
+        make_monitor(cfg, test, wrong, chunk_size=1, keep_bytes=0)(params)

@@ -28,7 +28,16 @@ from typing import Optional
 
 from qpt_nb.analysis.timing import Schedule
 
-__all__ = ["RESUME_KIND", "budget_state", "resumable", "restore_run", "train_on_budget", "check_same_run"]
+__all__ = [
+    "RESUME_KIND",
+    "budget_state",
+    "resumable",
+    "restore_run",
+    "train_on_budget",
+    "check_same_run",
+    "one_at_a_time",
+    "evaluation_lock_dir",
+]
 
 RESUME_KIND = "budget-run"
 SAVE_EVERY_S = 600.0  # charged seconds between checkpoints of a budget run (and at each evaluation)
@@ -236,7 +245,13 @@ def train_on_budget(
     if monitor is not None and eval_start and not resumed:
         evaluate_now(meter.seconds, **({"phase": phase} if phase else {}))
     pending = dict((resumed or {}).get("pending_eval") or {})
-    if monitor is not None and pending:  # killed during this evaluation: it comes first
+    if pending and monitor is None:
+        print(
+            f"   [{run.name}] the evaluation at {pending['t_s']:.0f} charged s was cut short and "
+            "there is no test set to make it again: that point stays missing from the curve",
+            flush=True,
+        )
+    elif pending:  # killed during this evaluation: it comes first
         evaluate_now(float(pending.pop("t_s")), **pending)
     schedule = Schedule(start, budget_s, every_s, eval_at_s)
     schedule.skip_to(meter.seconds if resumed else start)

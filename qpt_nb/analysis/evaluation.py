@@ -33,7 +33,7 @@ import numpy as np
 from qpt_nb.analysis.metrics import METRIC_KEYS, METRIC_LABELS, SPIN_METRIC_KEYS, conformer_errors, summarize
 from qpt_nb.analysis.runs import resolve_model
 from qpt_nb.dft.reference import label_many
-from qpt_nb.dft.tensors import aligned_empty
+from qpt_nb.dft.tensors import ALIGN, aligned_empty
 from qpt_nb.dft.xc import get_xc
 from qpt_nb.learn.batch import prepare_conformer
 from qpt_nb.learn.losses import model_outputs, predict_correction, sandwich_settings
@@ -350,12 +350,22 @@ def _chunk_path(folder, config, mols) -> Path:
     return Path(folder) / f"{h.hexdigest()[:32]}.pkl"
 
 
+def _aligned(x):
+    """A NumPy leaf in `aligned_empty` memory (copied once if it is not), which jit reads
+    without a copy; other leaves as they are."""
+    if isinstance(x, np.ndarray) and x.ctypes.data % ALIGN:
+        out = aligned_empty(x.shape, x.dtype)
+        out[...] = x
+        return out
+    return x
+
+
 def _stack_on_host(items):
     """Prepared conformers stacked along a new leading axis, in NumPy memory that the jitted
     monitor reads without a copy (`aligned_empty`); one conformer is returned as it is,
     unbatched. Uracil/def2-SVP with exact integrals is 3.1 GB a conformer: a stacked copy
-    beside the prepared one, XLA's copy of a misaligned stack, and the batched sandwich's
-    transposes had taken the monitor to 14 GB."""
+    beside the prepared one, XLA's copy of a misaligned stack, and the dense K's transposed
+    copy had taken the monitor to 14 GB."""
     if len(items) == 1:
         return items[0]
 
@@ -370,16 +380,17 @@ def _stack_on_host(items):
 
 
 def _prepare_chunk(config, mols, folder=None, items=()):
-    """The conformers `mols` precomputed and stacked on the host (NumPy: no small XLA
-    compile per leaf shape); read from / written to the disk cache `folder` when given.
-    `items`: already prepared leading conformers."""
+    """The conformers `mols` precomputed and stacked on the host (`_stack_on_host`: NumPy,
+    no small XLA compile per leaf shape; one conformer unbatched, as prepared); read from
+    (aligned once: `_aligned`) or written to the disk cache `folder` when given. `items`:
+    already prepared leading conformers."""
     import pickle
 
     path = _chunk_path(folder, config, mols) if folder is not None else None
     if path is not None and path.is_file():
         try:
             with open(path, "rb") as fh:
-                return pickle.load(fh)
+                return jax.tree_util.tree_map(_aligned, pickle.load(fh))
         except Exception:  # unreadable, or written by an older layout: precompute again
             pass
     items = list(items) + [
@@ -407,8 +418,8 @@ def make_monitor(
 ):
     """A fast `Trainer.monitor`: callable(params) -> dict(energy_mae_mev, hamiltonian_mae_uha).
 
-    The conformers are precomputed and stacked once; each call is one jitted,
-    vmapped sandwich per chunk of them (compiled on the first call). `labels`
+    The conformers are precomputed and stacked once; each call is one jitted sandwich
+    per chunk of them, vmapped over a chunk of several (compiled on the first call). `labels`
     (canonical frame, one per conformer) are computed (cached in `cache_dir`) when
     not given.
 
@@ -442,18 +453,22 @@ def make_monitor(
                 f"{keep_bytes / 2**30:.0f} GiB): monitor fewer conformers (e.g. 10-20), give a "
                 "chunk_size, or use evaluate(), which streams them, for the full test set."
             )
-    kept, used, kind = {}, 0, None
+    kept, used = {}, 0
     for i, s in enumerate(slices):
-        if used > keep_bytes and tensor_cache is None:
-            break  # the others are precomputed on every call
+        if tensor_cache is None and (used > keep_bytes or keep_bytes <= 0):
+            break  # the others are precomputed on every call (none kept: none prepared here)
         b = _prepare_chunk(config, test_set[s], tensor_cache, first if i == 0 else ())
-        kind = kind or b.tensors.eri_kind
         used += b.tensors.nbytes()
         if used <= keep_bytes:
             kept[i] = b
-    if labels is None:
+    if labels is None:  # eri='auto' resolves for the labels as it does for the tensors
         labels = label_many(
-            test_set, config.basis, xc=config.xc, grid_level=config.grid_level, eri=kind, cache_dir=cache_dir
+            test_set,
+            config.basis,
+            xc=config.xc,
+            grid_level=config.grid_level,
+            eri=config.eri,
+            cache_dir=cache_dir,
         )
     labels = list(labels)[: len(test_set)]
     e_ref = np.asarray([lab.energy for lab in labels])
@@ -468,6 +483,11 @@ def make_monitor(
                 b = _prepare_chunk(config, test_set[s], tensor_cache)
             e, fk = _monitor_outputs(apply_fn, params, b, sw["n_refine"], sw["mix"], sw["mix_at"])
             e, fk = np.atleast_1d(e), np.asarray(fk).reshape((-1,) + f_ref.shape[1:])  # a lone conformer
+            if fk.shape[0] != e.shape[0]:
+                raise ValueError(
+                    f"The model's Fock matrices {np.shape(fk)[1:]} do not match the labels' "
+                    f"{f_ref.shape[1:]}: a restricted model against unrestricted labels, or the converse?"
+                )
             de.append(np.abs(e - e_ref[s]))
             diff = np.abs(fk - f_ref[s])
             dh.append(diff.reshape(diff.shape[0], -1).mean(axis=1))  # both spins for an open shell
