@@ -2,9 +2,9 @@
 
 `water_config(**changes)` is the smallest training run the tests use (water/STO-3G, grid
 level 0, wiggled conformers, short schedule); a test changes only what it is about.
-`isolated_caches` points the label cache at the session's temporary folder and turns the
-JAX compile cache off, so tests never read or write the user's caches. The persistent
-compile cache is off for the whole session (a test that calls the CLI would otherwise turn
+`isolated_caches` points the label cache at the session's temporary folder, so those tests
+never read or write the user's label cache. JAX's persistent compile cache is off for the
+whole session (a test that calls the CLI would otherwise turn
 it on, in the user's folder, for every test after it; `test_cli` turns it on in a temporary
 folder for its own tests), and each module's compiled programs are released when the module
 ends (`_release_compiled_programs`).
@@ -39,7 +39,6 @@ def water_config(**changes) -> TrainConfig:
 @pytest.fixture
 def isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("QPT_NB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.setenv("QPT_NB_JAX_CACHE", "off")
 
 
 @pytest.fixture(scope="module", autouse=True)

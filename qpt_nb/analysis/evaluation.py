@@ -453,12 +453,13 @@ def make_monitor(
                 f"{keep_bytes / 2**30:.0f} GiB): monitor fewer conformers (e.g. 10-20), give a "
                 "chunk_size, or use evaluate(), which streams them, for the full test set."
             )
-    kept, used = {}, 0
+    kept, used, last = {}, 0, 0
     for i, s in enumerate(slices):
-        if tensor_cache is None and (used > keep_bytes or keep_bytes <= 0):
-            break  # the others are precomputed on every call (none kept: none prepared here)
+        if tensor_cache is None and used + last >= keep_bytes:
+            break  # the next chunk (about the last one's size) would not be kept: precomputed on every call
         b = _prepare_chunk(config, test_set[s], tensor_cache, first if i == 0 else ())
-        used += b.tensors.nbytes()
+        last = b.tensors.nbytes()
+        used += last
         if used <= keep_bytes:
             kept[i] = b
     if labels is None:  # eri='auto' resolves for the labels as it does for the tensors
