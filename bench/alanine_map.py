@@ -124,7 +124,7 @@ def _label_rows(cfg, mols, n_per_row, write, what):
     t0, done = time.perf_counter(), 0
     for start in range(0, len(todo), n_per_row):
         chunk = todo[start : start + n_per_row]
-        labs = label_many(chunk, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri)
+        labs = label_many(chunk, cfg.basis, **cfg.dft_settings())
         done += len(chunk)
         fresh = sum(not lab.cached for lab in labs)
         print(

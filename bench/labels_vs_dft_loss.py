@@ -434,10 +434,8 @@ def main(argv=None):
     test = make_test_set(mol, sel["n_test"], sampler=sampler, **cfg.sampler_kwargs())
     test_cfg = dataclasses.replace(cfg, eri=args.test_eri) if args.test_eri else cfg
     if args.prelabel_only and args.prelabel_reverse:
-        reference.label_many(test[::-1], cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=test_cfg.eri)
-    test_labels = reference.label_many(
-        test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=test_cfg.eri
-    )
+        reference.label_many(test[::-1], cfg.basis, **test_cfg.dft_settings())
+    test_labels = reference.label_many(test, cfg.basis, **test_cfg.dft_settings())
     if args.prelabel_only:
         if args.test_cache:  # fills the tensor cache, keeps nothing in memory
             make_monitor(

@@ -184,9 +184,7 @@ def score(cfg, params, n_test, *, dtype, turns=False):
 
     kw = cfg.sampler_kwargs()
     test = make_test_set(cfg.molecule_object(), n_test, sampler=cfg.sampler, seed=TEST_SEED, **kw)
-    labels = label_many(
-        test, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri, progress=sys.stderr.isatty()
-    )
+    labels = label_many(test, cfg.basis, **cfg.dft_settings(), progress=sys.stderr.isatty())
     first = evaluate((cfg, params), test, labels=labels)
     kind = first.metadata["eri_kind"]
     p32 = jax.tree_util.tree_map(lambda x: np.asarray(np.asarray(x, np.float32), np.float64), params)

@@ -82,7 +82,7 @@ class QPTCalculator(Calculator):
 
             cfg, params, _ = resolve_model(model)
             self.model = (cfg, params)
-            own = dict(basis=cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri)
+            own = dict(basis=cfg.basis, **cfg.dft_settings())
             given = dict(basis=basis, xc=xc, grid_level=grid_level, eri=eri)
             for k, v in given.items():
                 if v is not None and mode != "scf" and str(v).lower() != str(own[k]).lower():

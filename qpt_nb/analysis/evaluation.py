@@ -394,8 +394,7 @@ def _prepare_chunk(config, mols, folder=None, items=()):
         except Exception:  # unreadable, or written by an older layout: precompute again
             pass
     items = list(items) + [
-        prepare_conformer(m, config.basis, xc=config.xc, grid_level=config.grid_level, eri=config.eri)
-        for m in mols[len(items) :]
+        prepare_conformer(m, config.basis, **config.dft_settings()) for m in mols[len(items) :]
     ]
     batch = _stack_on_host(items)
     del items
@@ -441,11 +440,7 @@ def make_monitor(
     slices = [slice(i, i + size) for i in range(0, len(test_set), size)]
     first = ()
     if chunk_size is None and tensor_cache is None:  # one chunk: check it fits first
-        first = (
-            prepare_conformer(
-                test_set[0], config.basis, xc=config.xc, grid_level=config.grid_level, eri=config.eri
-            ),
-        )
+        first = (prepare_conformer(test_set[0], config.basis, **config.dft_settings()),)
         nbytes = len(test_set) * first[0].tensors.nbytes()
         if nbytes > keep_bytes:
             raise ValueError(
@@ -463,14 +458,7 @@ def make_monitor(
         if used <= keep_bytes:
             kept[i] = b
     if labels is None:  # eri='auto' resolves for the labels as it does for the tensors
-        labels = label_many(
-            test_set,
-            config.basis,
-            xc=config.xc,
-            grid_level=config.grid_level,
-            eri=config.eri,
-            cache_dir=cache_dir,
-        )
+        labels = label_many(test_set, config.basis, **config.dft_settings(), cache_dir=cache_dir)
     labels = list(labels)[: len(test_set)]
     e_ref = np.asarray([lab.energy for lab in labels])
     f_ref = np.stack([lab.fock for lab in labels])

@@ -254,13 +254,11 @@ def _label_training_set(
     while (run.n_labels < n) if n is not None else (run.label_seconds < budget_s):
         t0 = meter.clock()
         conformer = next(stream)
-        kw = dict(eri=config.eri, threads=threads, engine=config.label_engine)
-        lab = label(conformer, config.basis, xc=config.xc, grid_level=config.grid_level, **kw)
+        kw = dict(config.dft_settings(), threads=threads, engine=config.label_engine)
+        lab = label(conformer, config.basis, **kw)
         if lab.cached and on_cpu and not math.isfinite(lab.cpu_seconds):
             # made before labels kept their CPU seconds: its cost on this clock is unknown
-            lab = label(
-                conformer, config.basis, xc=config.xc, grid_level=config.grid_level, refresh=True, **kw
-            )
+            lab = label(conformer, config.basis, refresh=True, **kw)
         spent = meter.clock() - t0
         if lab.cached:  # it costs what it cost when it was made, on the meter's clock
             cost = lab.cpu_seconds if on_cpu else lab.seconds

@@ -53,7 +53,7 @@ def guess_speedup(
         dm0 = initial_guess((cfg, params), mol)
         make_s.append(time.perf_counter() - t0)
         for g in ("model",) + tuple(guesses):
-            mf = make_rks(pmol, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri, conv_tol=conv_tol)
+            mf = make_rks(pmol, **cfg.dft_settings(), conv_tol=conv_tol)
             if g != "model":
                 mf.init_guess = g
             t0 = time.perf_counter()
@@ -102,7 +102,7 @@ def qpt_nb_guess_speedup(run, test_set, *, config=None, conv_tol: float = 1e-10)
     kw = dict(conv_tol=conv_tol, diis_space=8)
 
     def minao(mol):
-        t = dft_tensors(mol, cfg.basis, grid_level=cfg.grid_level, eri=cfg.eri, xc=cfg.xc, frame="canonical")
+        t = dft_tensors(mol, cfg.basis, **cfg.dft_settings(), frame="canonical")
         return scf(mol, cfg.basis, xc=cfg.xc, tensors=t, **kw)
 
     t0 = time.perf_counter()

@@ -264,9 +264,7 @@ def _iter_predictions(cfg, params, mols, batch_size, keep_tensors, stats):
     """Yields the `Prediction`s of `mols` batch by batch (lists); adds compile seconds to
     stats['compile'] and records the batch size used in stats['batch_size']."""
     apply_fn = cfg.network()[1]
-    prep = functools.partial(
-        prepare_conformer, basis=cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri
-    )
+    prep = functools.partial(prepare_conformer, basis=cfg.basis, **cfg.dft_settings())
     t0 = time.perf_counter()
     first = prep(mols[0])
     first_s = time.perf_counter() - t0
@@ -319,7 +317,7 @@ def _iter_predictions(cfg, params, mols, batch_size, keep_tensors, stats):
                 n_occ=int(items[j].tensors.n_occ),
                 seconds=dict(precompute=pre_s[j], network=net_s / n, sandwich=sw_s / n),
                 tensors=items[j].tensors if keep else None,
-                settings=dict(xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri),
+                settings=cfg.dft_settings(),
                 spin=int(items[j].tensors.spin),
             )
             for j, m in enumerate(chunk)
@@ -378,9 +376,7 @@ def predict(
     out.settings = dict(
         molecule=cfg.molecule,
         basis=cfg.basis,
-        xc=cfg.xc,
-        grid_level=cfg.grid_level,
-        eri=cfg.eri,
+        **cfg.dft_settings(),
         model=cfg.model if isinstance(cfg.model, str) else repr(cfg.model),
         n_refine=cfg.n_refine,
         mix=cfg.mix,

@@ -245,15 +245,7 @@ def test_data(config, n, *, seed, cache_dir, progress):
     test = make_test_set(
         mol, n, sampler=config.sampler, seed=TEST_SEED if seed is None else seed, **config.sampler_kwargs()
     )
-    labels = label_many(
-        test,
-        config.basis,
-        xc=config.xc,
-        grid_level=config.grid_level,
-        eri=config.eri,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
+    labels = label_many(test, config.basis, **config.dft_settings(), cache_dir=cache_dir, progress=progress)
     return test, labels
 
 
@@ -382,9 +374,7 @@ def memory_line(config, monitor_n: int = 0) -> str:
         precision=config.precision,
     )
     if monitor_n:
-        mon = estimate_memory(
-            mol, config.basis, grid_level=config.grid_level, eri=config.eri, xc=config.xc, batch=monitor_n
-        )
+        mon = estimate_memory(mol, config.basis, **config.dft_settings(), batch=monitor_n)
         est["held_bytes"] = min(mon["per_batch_bytes"], MONITOR_MAX_BYTES)
         est["held_what"] = f"monitor of {monitor_n} test conformers"
         est["total_bytes"] += est["held_bytes"]

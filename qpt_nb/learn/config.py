@@ -123,6 +123,16 @@ class TrainConfig:
         the `model` preset, with two spin channels (W_alpha, W_beta) for an open shell."""
         return network_fns(self.model, spin_channels=2 if self.spin else 1, spin_readout=self.spin_readout)
 
+    def dft_settings(self) -> dict:
+        """The DFT settings of this run's labels, evaluations and monitors, as keyword
+        arguments of `label`, `prepare_conformer`, `dft_tensors`, `make_rks`:
+        ``dict(xc=, grid_level=, eri=)`` (the training loss's grid is `loss_grid_level`).
+
+        >>> TrainConfig().dft_settings()
+        {'xc': 'b3lyp5', 'grid_level': 3, 'eri': 'auto'}
+        """
+        return dict(xc=self.xc, grid_level=self.grid_level, eri=self.eri)
+
     def data_schedule_object(self) -> DataSchedule:
         """The run's map from optimiser step to conformer batch (`qpt_nb.learn.schedule`)."""
         return DataSchedule(self.data_schedule, reuse=self.reuse, seed=self.seed)

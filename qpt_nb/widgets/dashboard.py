@@ -246,10 +246,7 @@ class TrainingDashboard:
 
         cfg = self.trainer.config
         self._set_status("labelling")
-        self._batches = [
-            prepare_conformer(m, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=cfg.eri)
-            for m in self.test_set
-        ]
+        self._batches = [prepare_conformer(m, cfg.basis, **cfg.dft_settings()) for m in self.test_set]
         if self.labels is None:
             kind = self._batches[0].tensors.eri_kind
             self.labels = label_many(self.test_set, cfg.basis, xc=cfg.xc, grid_level=cfg.grid_level, eri=kind)
