@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
@@ -358,6 +359,33 @@ def write_json(path, data) -> Path:
     path = Path(path)
     atomic_write_text(path, json.dumps(_nan_to_none(data), indent=1, default=_json_default) + "\n")
     return path
+
+
+COMMAND_FILE = "command.txt"
+
+
+def record_command(run_dir, argv=None) -> Path:
+    """Writes the command that trains into `run_dir` (``command.txt``, one line), so that
+    a model taken from the run later (`bench/train_pretrained.py --from-run`) can say how it
+    was trained. A resumed run appends its command: each line is one start."""
+    from qpt_nb.fileio import atomic_write_text
+
+    path = Path(run_dir) / COMMAND_FILE
+    line = " ".join(["python", Path(sys.argv[0]).as_posix()] + list(sys.argv[1:] if argv is None else argv))
+    old = path.read_text() if path.is_file() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, old + line + "\n")
+    return path
+
+
+def recorded_command(run_dir) -> Optional[str]:
+    """The first command `record_command` wrote for `run_dir` or the folder above it (a
+    pipeline's folder inside a bench run's), or None."""
+    for d in (Path(run_dir), Path(run_dir).parent):
+        if (d / COMMAND_FILE).is_file():
+            lines = (d / COMMAND_FILE).read_text().splitlines()
+            return lines[0] if lines else None
+    return None
 
 
 def _nan_to_none(x):

@@ -518,6 +518,9 @@ def main(argv=None):
     def run_dir(name):
         return dict(run_dir=Path(args.run_dir) / name, resume=True) if args.run_dir else {}
 
+    if args.run_dir:  # how the run's models were trained (bench/train_pretrained.py --from-run)
+        common.record_command(args.run_dir, argv)
+
     if "L" in wanted:
         print("-- L: labels + supervised", flush=True)
         runs["L"] = _result(

@@ -97,6 +97,14 @@ def from_run(run_dir):
     return cfg, params, step, (state["charged_s"] if state else None)
 
 
+def command_line(argv, run_dir=None) -> str:
+    """This script's command line; with a run taken over (``--from-run``), preceded by the
+    command that trained it when the run recorded one (`common.record_command`)."""
+    own = "python bench/train_pretrained.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    trained = common.recorded_command(run_dir) if run_dir is not None else None
+    return f"{trained} && {own}" if trained else own
+
+
 def git_commit() -> str:
     """HEAD's hash, '+dirty' when the work tree has changes, 'unknown' outside git."""
     try:
@@ -257,7 +265,7 @@ def main(argv=None):
         commit=git_commit(),
         created=info["date"],
         machine=common.machine_line(info),
-        command="python bench/train_pretrained.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        command=command_line(argv, run_dir if args.from_run else None),
         units=dict(energy="meV", hamiltonian="uHa", mo_energy="uHa", psi="%", seconds="s"),
     )
     path = pretrained.save(name, params, meta, dtype=dtype, folder=args.folder)

@@ -306,3 +306,26 @@ def test_label_free_run_can_fit_its_cosine_too(h2):
     fits = run.timing["schedule_fits"]
     assert len(fits) == 4 and run.config.decay_steps == fits[-1]["decay_steps"] < 10**6
     assert 0.9 * run.steps <= fits[-1]["decay_steps"] <= run.steps + 1
+
+
+def test_a_model_taken_from_a_run_records_how_the_run_trained(tmp_path, monkeypatch):
+    """bench/labels_vs_dft_loss.py writes its command into --run-dir; bench/train_pretrained.py
+    --from-run RUN/Q puts it before its own (resumed starts append; the first is the one)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import common
+    import train_pretrained
+
+    monkeypatch.setattr(sys, "argv", ["bench/labels_vs_dft_loss.py"])
+    common.record_command(tmp_path, ["--full", "--seed", "1"])
+    common.record_command(tmp_path, ["--full", "--seed", "1", "--resumed"])
+    own = ["--from-run", str(tmp_path / "Q"), "--eri", "dense"]
+    assert train_pretrained.command_line(own, tmp_path / "Q") == (
+        "python bench/labels_vs_dft_loss.py --full --seed 1 && "
+        f"python bench/train_pretrained.py --from-run {tmp_path / 'Q'} --eri dense"
+    )
+    assert train_pretrained.command_line(own, tmp_path / "elsewhere" / "Q").startswith(
+        "python bench/train_pretrained.py"
+    )  # no record: its own command alone
