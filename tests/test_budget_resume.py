@@ -10,6 +10,7 @@ import pytest
 
 from qpt_nb.analysis import budget
 from qpt_nb.analysis import experiments as ex
+from qpt_nb.diagnostics import cpu_model
 
 
 class Killed(Exception):
@@ -148,6 +149,11 @@ def test_resuming_with_another_budget_or_setting_is_refused(tmp_path, h2):
     assert "budget of 200 s" in run.error
     run = ex.label_free_run(dataclasses.replace(cfg, lr=5e-3), budget_s=200.0, clock=_clock(), **kw)
     assert "lr=" in run.error
+    saved = budget.resumable(tmp_path / "q")
+    assert saved["cpu_model"] == cpu_model()
+    with pytest.raises(ValueError, match="charged on a 'Other CPU' CPU"):
+        budget.check_same_run(cfg, cfg, dict(saved, cpu_model="Other CPU"), 200.0)
+    budget.check_same_run(cfg, cfg, dict(saved, cpu_model=None), 200.0)  # older states: not checked
     # without resume=True the directory is a fresh run's (the old behaviour)
     fresh = ex.label_free_run(cfg, budget_s=50.0, clock=_clock(), **dict(kw, resume=False))
     assert fresh.error is None and fresh.curve[0]["step"] == 0 and fresh.curve[-1]["t_s"] < 200.0

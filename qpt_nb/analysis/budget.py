@@ -49,8 +49,12 @@ _MAY_DIFFER = ("decay_steps", "warmup_steps", "dataset_size", "checkpoint_every"
 def budget_state(run, meter, *, budget_s, schedule_start, fit=None, pending_eval=None) -> dict:
     """The budget run's state as plain JSON-able data (kept in ``Trainer.extra``).
     `pending_eval` (dict(t_s=charged seconds, ...)): an evaluation began at this state and had
-    not ended; a run resumed from it makes that evaluation before it trains on."""
+    not ended; a run resumed from it makes that evaluation before it trains on.
+    ``cpu_model``: the CPU that charged it (`check_same_run` resumes on that CPU only)."""
+    from qpt_nb.diagnostics import cpu_model
+
     return dict(
+        cpu_model=cpu_model(),
         pending_eval=dict(pending_eval) if pending_eval else None,
         kind=RESUME_KIND,
         name=run.name,
@@ -99,9 +103,22 @@ def restore_run(run, state: dict) -> None:
     run.label_wall_seconds = lab.get("label_wall_seconds")
 
 
-def check_same_run(saved_config, config, state: dict, budget_s: float) -> None:
+def check_same_run(saved_config, config, state: dict, budget_s: float, *, cpu: Optional[str] = None) -> None:
     """ValueError when the run kept in a run directory is not the one asked for: another
-    budget, or a TrainConfig that differs in more than what a budget run changes itself."""
+    budget, a TrainConfig that differs in more than what a budget run changes itself, or
+    another CPU than the one that charged it (`cpu`, default this machine's; states saved
+    before 2026-12-07 do not say and are not checked). A CPU-time budget charged on two CPUs
+    mixes two clocks: on 2026-12-07 a label-free step cost 3.2x the CPU seconds on this
+    project's AMD EPYC machine that it had on its Intel Xeon one (bench/costs.py)."""
+    from qpt_nb.diagnostics import cpu_model
+
+    cpu = cpu_model() if cpu is None else cpu
+    if state.get("cpu_model") and state["cpu_model"] != cpu:
+        raise ValueError(
+            f"The run directory's run was charged on a {state['cpu_model']!r} CPU, and this machine "
+            f"has a {cpu!r}: its CPU-time budget would be charged on two clocks. Finish it on "
+            "its machine, or give another run directory."
+        )
     if abs(float(state["budget_s"]) - float(budget_s)) > 1e-6:
         raise ValueError(
             f"The run directory holds a run with a budget of {state['budget_s']:.0f} s, not "
