@@ -45,15 +45,24 @@ STUDY = {
 }
 
 
+# the same runs again on another machine (2026-12-07: AMD EPYC, where a label-free step costs
+# 3.2x its CPU seconds on the Intel Xeon of the STUDY runs): does the ratio carry over? Not
+# pooled with STUDY (another clock), and not in the power laws.
+REPLICAS = {
+    ("sto-3g", 15): dict(Q=["Q15w-amd-s0"], L=["L15-qpt-amd-s0"]),
+    ("sto-3g", 60): dict(Q=["Qw-amd-s0"], L=["L-qpt-fit-amd-s0"]),
+}
+
+
 def seed_of(run: str) -> str:
     return run.rsplit("-", 1)[-1]
 
 
 def load_runs(results: Path) -> tuple:
-    """{run: dict(curve, cpu, date, complete)} for every run of `STUDY` with a result file, and
-    the list of runs without a complete one."""
+    """{run: dict(curve, cpu, date, complete)} for every run of `STUDY` and `REPLICAS` with a
+    result file, and the list of runs without a complete one."""
     runs, pending = {}, []
-    for spec in STUDY.values():
+    for spec in list(STUDY.values()) + list(REPLICAS.values()):
         for kind, names in spec.items():
             for name in names:
                 path = results / f"labels_vs_dft_loss_{name}.json"
@@ -76,41 +85,60 @@ def load_runs(results: Path) -> tuple:
     return runs, pending
 
 
+def budget_entry(basis: str, minutes: float, spec: dict, runs: dict, same_basis: list) -> dict:
+    """One budget's record: its runs, CPUs and dates, and per metric the ratio against the best
+    L (`scaling.ratio_at_budget`) with the envelope over `same_basis` (the runs any budget of
+    the basis gives each pipeline)."""
+    from qpt_nb.analysis import scaling
+
+    q = {n: runs[n]["curve"] for n in spec["Q"] if n in runs}
+    lc = {n: runs[n]["curve"] for n in spec["L"] if n in runs}
+    entry = dict(
+        basis=basis,
+        budget_min=minutes,
+        q_runs=sorted(q),
+        l_runs=sorted(lc),
+        pending=[n for n in spec["Q"] + spec["L"] if n not in runs],
+        cpus=sorted({runs[n]["cpu"] for n in list(q) + list(lc) if runs[n]["cpu"]}),
+        dates=sorted({runs[n]["date"] for n in list(q) + list(lc)}),
+    )
+    all_l = [runs[n]["curve"] for n in same_basis if runs[n]["kind"] == "L"]
+    q_by_seed = {}
+    for n in same_basis:
+        if runs[n]["kind"] == "Q":
+            q_by_seed.setdefault(seed_of(n), []).append(runs[n]["curve"])
+    for metric in scaling.METRICS:
+        if q and lc:
+            entry[metric] = r = scaling.ratio_at_budget(lc, q, metric)
+            r["envelope"] = scaling.envelope_ratios(all_l, q_by_seed, metric, r["best_l_error"])
+    return entry
+
+
+def _basis_runs(study: dict, basis: str, runs: dict) -> list:
+    return [n for (b, _), sp in study.items() if b == basis for n in sp["Q"] + sp["L"] if n in runs]
+
+
 def summarise(runs: dict, pending: list) -> dict:
     from qpt_nb.analysis import scaling
 
     budgets, laws, extrap = [], {}, {}
     points = {}  # (basis, kind, metric) -> [(budget_s, error)]
     for (basis, minutes), spec in STUDY.items():
-        q = {n: runs[n]["curve"] for n in spec["Q"] if n in runs}
+        budgets.append(budget_entry(basis, minutes, spec, runs, _basis_runs(STUDY, basis, runs)))
         lc = {n: runs[n]["curve"] for n in spec["L"] if n in runs}
-        entry = dict(
-            basis=basis,
-            budget_min=minutes,
-            q_runs=sorted(q),
-            l_runs=sorted(lc),
-            pending=[n for n in spec["Q"] + spec["L"] if n not in runs],
-            cpus=sorted({runs[n]["cpu"] for n in list(q) + list(lc) if runs[n]["cpu"]}),
-            dates=sorted({runs[n]["date"] for n in list(q) + list(lc)}),
-        )
-        same_basis = [n for (b, _), sp in STUDY.items() if b == basis for n in sp["Q"] + sp["L"] if n in runs]
-        all_l = [runs[n]["curve"] for n in same_basis if runs[n]["kind"] == "L"]
-        q_by_seed = {}
-        for n in same_basis:
-            if runs[n]["kind"] == "Q":
-                q_by_seed.setdefault(seed_of(n), []).append(runs[n]["curve"])
         for metric in scaling.METRICS:
-            if q and lc:
-                entry[metric] = r = scaling.ratio_at_budget(lc, q, metric)
-                r["envelope"] = scaling.envelope_ratios(all_l, q_by_seed, metric, r["best_l_error"])
-            for n, c in q.items():
-                points.setdefault((basis, "Q", metric), []).append(
-                    (60.0 * minutes, scaling.best_error(c, metric))
-                )
+            for n in spec["Q"]:
+                if n in runs:
+                    points.setdefault((basis, "Q", metric), []).append(
+                        (60.0 * minutes, scaling.best_error(runs[n]["curve"], metric))
+                    )
             for seed in sorted({seed_of(n) for n in lc}):
                 best = min(scaling.best_error(c, metric) for n, c in lc.items() if seed_of(n) == seed)
                 points.setdefault((basis, "L", metric), []).append((60.0 * minutes, best))
-        budgets.append(entry)
+    replicas = [
+        budget_entry(basis, minutes, spec, runs, _basis_runs(REPLICAS, basis, runs))
+        for (basis, minutes), spec in REPLICAS.items()
+    ]
     t31 = PAPER_HOURS * 3600.0
     grid_h = [0.25 * (PAPER_HOURS / 0.25) ** (k / 15) for k in range(16)]
     curves = {}
@@ -141,6 +169,7 @@ def summarise(runs: dict, pending: list) -> dict:
     return dict(
         benchmark=NAME,
         budgets=budgets,
+        replicas=replicas,
         laws=laws,
         extrapolation=dict(
             hours=PAPER_HOURS, ratios=extrap, curves=curves, note="a power-law model, not a measurement"

@@ -151,7 +151,17 @@ def test_bench_summary_from_run_files(tmp_path):
     write("Qw-s0", "Q", [900, 3600], [3.0, 1.0])
     write("L-qpt-fit-s0", "L", [1800, 3600], [4.0, 2.0])  # Q reaches 2 at 3600 s: ratio 1
     write("Qsvp-s0", "Q", [1800, 7200], [9.0, 5.0], complete=False)  # not complete: pending
+    write("Qw-amd-s0", "Q", [900, 3600], [6.0, 3.0])  # the 1-hour pair again on another machine
+    write("L-qpt-fit-amd-s0", "L", [1800, 3600], [5.0, 4.0])  # Q reaches 4 by 3600 s: ratio 1
     s = budget_scaling.main(["--results", str(tmp_path), "--out", str(tmp_path)])
+    (b60_amd,) = [e for e in s["replicas"] if e["budget_min"] == 60]
+    r = b60_amd["energy_mae_mev"]
+    assert r["best_l"] == "L-qpt-fit-amd-s0" and r["ratios"]["Qw-amd-s0"] == 1.0
+    assert "Q15w-amd-s0" in s["pending"]
+    assert [tuple(p) for p in s["points"]["sto-3g_Q_energy_mae_mev"]] == [
+        (900.0, 4.0),
+        (3600.0, 1.0),
+    ]  # not pooled
     b15 = s["budgets"][0]
     assert (
         b15["energy_mae_mev"]["best_l"] == "L15-qpt75-s0"

@@ -240,31 +240,40 @@ def load_summary(path=None) -> dict:
     return data
 
 
+def _entry_lines(e: dict, head: str) -> list:
+    """`summary_lines` of one budget entry of `bench/budget_scaling.py`."""
+    if "energy_mae_mev" not in e:
+        return [f"{head}: not measured yet (pending {', '.join(e['pending'])})"]
+    out = []
+    for metric, what, unit in (("energy_mae_mev", "energy", "meV"), ("hamiltonian_mae_uha", "H", "uHa")):
+        r = e[metric]
+        each = ", ".join(
+            f"{q} {x:.2f}" + ("" if r["reached"][q] else " (converse)") if x else f"{q} n/a"
+            for q, x in sorted(r["ratios"].items())
+        )
+        env = ", ".join(
+            f"{k} {v:.2f}" if v else f"{k} never" for k, v in sorted((r.get("envelope") or {}).items())
+        )
+        out.append(
+            f"{head}, {what}: best L {r['best_l']} {r['best_l_error']:.3g} {unit}; ratio {each}"
+            + (f"; with any budget's runs {env}" if env else "")
+        )
+    if e["pending"]:
+        out.append(f"  (pending: {', '.join(e['pending'])})")
+    return out
+
+
 def summary_lines(summary: dict) -> list:
     """The summary in sentences: per basis and budget the best label-then-train error and each
     label-free seed's ratio ('converse' where it never reached it), the runs still pending,
-    and the extrapolation to the paper's budget, marked as one."""
+    the same on another machine (``replicas``), and the extrapolation to the paper's budget,
+    marked as one."""
     out = []
     for e in summary["budgets"]:
-        head = f"{e['basis']} {e['budget_min']:g} CPU min"
-        if "energy_mae_mev" not in e:
-            out.append(f"{head}: not measured yet (pending {', '.join(e['pending'])})")
-            continue
-        for metric, what, unit in (("energy_mae_mev", "energy", "meV"), ("hamiltonian_mae_uha", "H", "uHa")):
-            r = e[metric]
-            each = ", ".join(
-                f"{q} {x:.2f}" + ("" if r["reached"][q] else " (converse)") if x else f"{q} n/a"
-                for q, x in sorted(r["ratios"].items())
-            )
-            env = ", ".join(
-                f"{k} {v:.2f}" if v else f"{k} never" for k, v in sorted((r.get("envelope") or {}).items())
-            )
-            out.append(
-                f"{head}, {what}: best L {r['best_l']} {r['best_l_error']:.3g} {unit}; ratio {each}"
-                + (f"; with any budget's runs {env}" if env else "")
-            )
-        if e["pending"]:
-            out.append(f"  (pending: {', '.join(e['pending'])})")
+        out += _entry_lines(e, f"{e['basis']} {e['budget_min']:g} CPU min")
+    for e in summary.get("replicas") or []:
+        cpu = ", ".join(e.get("cpus") or []) or "another machine"
+        out += _entry_lines(e, f"replica on {cpu}: {e['basis']} {e['budget_min']:g} CPU min")
     ex = summary.get("extrapolation") or {}
     for key, r in (ex.get("ratios") or {}).items():
         out.append(
