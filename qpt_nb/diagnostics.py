@@ -47,16 +47,6 @@ def _version(dist: str, module: str) -> Optional[str]:
         return None
 
 
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo's first, else `platform.processor()`)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            models = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
-        return models[0] if models else platform.processor()
-    except OSError:
-        return platform.processor()
-
-
 def machine_info() -> dict:
     """Where and when a measurement ran, the one description of the machine (benchmarks
     record it beside every figure): date, host, platform, python, cpu_count, cpu_model,
@@ -70,6 +60,8 @@ def machine_info() -> dict:
         python=platform.python_version(),
         cpu_count=os.cpu_count(),
     )
+    from qpt_nb.analysis.timing import cpu_model
+
     info["cpu_model"] = cpu_model()
     try:
         info["load_avg_1m"] = os.getloadavg()[0]

@@ -10,7 +10,7 @@ import pytest
 
 from qpt_nb.analysis import budget
 from qpt_nb.analysis import experiments as ex
-from qpt_nb.diagnostics import cpu_model
+from qpt_nb.analysis.timing import cpu_model
 
 
 class Killed(Exception):

@@ -94,6 +94,9 @@ def test_ratio_vs_budget_draws_measured_points_and_the_marked_extrapolation():
     r = dict(ratios={"Q-s0": 2.0, "Q-s1": 0.8}, reached={"Q-s0": True, "Q-s1": False})
     summary = dict(
         budgets=[dict(basis="sto-3g", budget_min=60, energy_mae_mev=r, hamiltonian_mae_uha=r)],
+        replicas=[
+            dict(basis="sto-3g", budget_min=15, cpus=["AMD EPYC"], energy_mae_mev=r, hamiltonian_mae_uha=r)
+        ],
         extrapolation=dict(
             hours=31.0,
             curves={
@@ -113,6 +116,9 @@ def test_ratio_vs_budget_draws_measured_points_and_the_marked_extrapolation():
     dots = [ln for ln in energy.lines if ln.get_marker() == "o"]
     assert sorted(ln.get_ydata()[0] for ln in dots) == [0.8, 2.0]
     assert [ln.get_markerfacecolor() for ln in dots if ln.get_ydata()[0] == 0.8] == ["white"]  # converse
+    squares = [ln for ln in energy.lines if ln.get_marker() == "s"]
+    assert sorted(ln.get_ydata()[0] for ln in squares) == [0.8, 2.0]
+    assert "sto-3g, both pipelines again on AMD EPYC" in labels
 
 
 def test_the_shipped_summary_loads_and_reads_as_sentences(tmp_path):

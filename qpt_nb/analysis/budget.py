@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from qpt_nb.analysis.timing import Schedule
+from qpt_nb.analysis.timing import Schedule, cpu_model
 
 __all__ = [
     "RESUME_KIND",
@@ -51,8 +51,6 @@ def budget_state(run, meter, *, budget_s, schedule_start, fit=None, pending_eval
     `pending_eval` (dict(t_s=charged seconds, ...)): an evaluation began at this state and had
     not ended; a run resumed from it makes that evaluation before it trains on.
     ``cpu_model``: the CPU that charged it (`check_same_run` resumes on that CPU only)."""
-    from qpt_nb.diagnostics import cpu_model
-
     return dict(
         cpu_model=cpu_model(),
         pending_eval=dict(pending_eval) if pending_eval else None,
@@ -110,8 +108,6 @@ def check_same_run(saved_config, config, state: dict, budget_s: float, *, cpu: O
     before 2026-12-07 do not say and are not checked). A CPU-time budget charged on two CPUs
     mixes two clocks: on 2026-12-07 a label-free step cost 3.2x the CPU seconds on this
     project's AMD EPYC machine that it had on its Intel Xeon one (bench/costs.py)."""
-    from qpt_nb.diagnostics import cpu_model
-
     cpu = cpu_model() if cpu is None else cpu
     if state.get("cpu_model") and state["cpu_model"] != cpu:
         raise ValueError(

@@ -508,7 +508,8 @@ def ratio_vs_budget(summary: dict, *, figsize=(9.0, 3.6)):
     Measured ratios are dots (open: a converse ratio, the label-free run never reached the best
     label-then-train error) joined by the seeds' range; open diamonds, the same error reached by
     any run of either pipeline (any budget, ``envelope``); the power-law extrapolation is a dashed
-    line with its 16-84 % band, marked as such; the paper's 25x at 31 h is a star. Above 1,
+    line with its 16-84 % band, marked as such; the paper's 25x at 31 h is a star; grey squares,
+    the same pairs run again on another CPU (``replicas``). Above 1,
     label-free reaches the best label-then-train error sooner."""
     fig = new_figure(figsize)
     axes = fig.subplots(1, 2, squeeze=False)[0]
@@ -547,6 +548,22 @@ def ratio_vs_budget(summary: dict, *, figsize=(9.0, 3.6)):
                     mfc="none",
                     label=f"{e['basis']}, any budget's runs" if first else None,
                 )
+        for e in summary.get("replicas") or []:  # the same pairs on another CPU: squares, offset right
+            r = e.get(metric)
+            for q, v in sorted((r or {}).get("ratios", {}).items()):
+                if v:
+                    first = "replica" not in seen
+                    seen.add("replica")
+                    cpu = ", ".join(e.get("cpus") or []) or "another CPU"
+                    ax.plot(
+                        1.1 * e["budget_min"] / 60.0,
+                        v,
+                        "s",
+                        ms=5,
+                        color="0.3",
+                        mfc="0.3" if r["reached"][q] else "white",
+                        label=f"{e['basis']}, both pipelines again on {cpu}" if first else None,
+                    )
         for key, c in extrap.items():
             basis, _, m = key.partition("_")
             if m != metric:
