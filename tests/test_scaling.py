@@ -157,13 +157,13 @@ def test_bench_summary_from_run_files(tmp_path):
     write("Qw-s0", "Q", [900, 3600], [3.0, 1.0])
     write("L-qpt-fit-s0", "L", [1800, 3600], [4.0, 2.0])  # Q reaches 2 at 3600 s: ratio 1
     write("Qsvp-s0", "Q", [1800, 7200], [9.0, 5.0], complete=False)  # not complete: pending
-    write("Qw-amd-s0", "Q", [900, 3600], [6.0, 3.0])  # the 1-hour pair again on another machine
-    write("L-qpt-fit-amd-s0", "L", [1800, 3600], [5.0, 4.0])  # Q reaches 4 by 3600 s: ratio 1
+    write("Q15w-amd-s0", "Q", [300, 600, 900], [12.0, 6.5, 5.0])  # the 15-minute pair on another CPU
+    write("L15-qpt-amd-s0", "L", [600, 900], [9.0, 7.0])  # Q reaches 7.0 by 600 s: ratio 1.5
     s = budget_scaling.main(["--results", str(tmp_path), "--out", str(tmp_path)])
-    (b60_amd,) = [e for e in s["replicas"] if e["budget_min"] == 60]
-    r = b60_amd["energy_mae_mev"]
-    assert r["best_l"] == "L-qpt-fit-amd-s0" and r["ratios"]["Qw-amd-s0"] == 1.0
-    assert "Q15w-amd-s0" in s["pending"]
+    (b15_amd,) = s["replicas"]
+    r = b15_amd["energy_mae_mev"]
+    assert r["best_l"] == "L15-qpt-amd-s0" and r["ratios"]["Q15w-amd-s0"] == pytest.approx(1.5)
+    assert b15_amd["pending"] == [] and "Q15w-amd-s0" not in s["pending"]
     assert [tuple(p) for p in s["points"]["sto-3g_Q_energy_mae_mev"]] == [
         (900.0, 4.0),
         (3600.0, 1.0),
