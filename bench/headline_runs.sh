@@ -62,7 +62,7 @@ SVP="--basis def2-svp --budget-min 120 --eval-at 30 60 90 --test-eri dense --mon
 ORDER=(Q-s0 Q-s1 L-pyscf-s0 L-pyscf-s1 L-qpt-s0 L-qpt-s1 L-qpt25-s0 L-qpt25-s1
   L-qpt-fit-s0 L-qpt-fit-s1 L-pyscf-fit-s0 L-pyscf-fit-s1 L-qpt25-fit-s0 L-qpt25-fit-s1 Q30-s0 Q30-s1 Qw-s0 Qw-s1 Q30w-s0 Q30w-s1 Q30w-s2
   Q15w-s0 Q15w-s1 L15-qpt-s0 L15-qpt-s1 L15-qpt75-s0 L15-qpt75-s1
-  Qsvp-s0 Lsvp-qpt-s0 Qsvp-s1 Lsvp-qpt-s1 Q240w-s0 L240-qpt-s0)
+  Qsvp-s0 Lsvp-qpt-s0 Qsvp-s1 Lsvp-qpt-s1 Q240w-s0 L240-qpt-s0 Q15w-amd-s0 L15-qpt-amd-s0)
 declare -A ARGS=(
   [Q-s0]="--pipelines Q --seed 0 $RECIPE"
   [Q-s1]="--pipelines Q --seed 1 $RECIPE"
@@ -79,6 +79,9 @@ declare -A ARGS=(
   [L15-qpt-s1]="--pipelines L --seed 1 --label-engine qpt_nb $B15"
   [L15-qpt75-s0]="--pipelines L --seed 0 --label-engine qpt_nb --label-fraction 0.75 $B15"
   [L15-qpt75-s1]="--pipelines L --seed 1 --label-engine qpt_nb --label-fraction 0.75 $B15"
+  # the 15-minute pair again on another machine (AMD EPYC, 2026-12-07; budget_scaling's REPLICAS)
+  [Q15w-amd-s0]="--pipelines Q --seed 0 $B15 $WINDOW"
+  [L15-qpt-amd-s0]="--pipelines L --seed 0 --label-engine qpt_nb $B15"
   [Q240w-s0]="--pipelines Q --seed 0 $B240 $WINDOW"
   [L240-qpt-s0]="--pipelines L --seed 0 --label-engine qpt_nb $B240"
   [Qsvp-s0]="--pipelines Q --seed 0 $SVP $WINDOW"
