@@ -122,16 +122,19 @@ def summarise(runs: dict, pending: list) -> dict:
     budgets, laws, extrap = [], {}, {}
     points = {}  # (basis, kind, metric) -> [(budget_s, error)]
     for (basis, minutes), spec in STUDY.items():
-        budgets.append(budget_entry(basis, minutes, spec, runs, _basis_runs(STUDY, basis, runs)))
-        lc = {n: runs[n]["curve"] for n in spec["L"] if n in runs}
+        entry = budget_entry(basis, minutes, spec, runs, _basis_runs(STUDY, basis, runs))
+        budgets.append(entry)
         for metric in scaling.METRICS:
-            for n in spec["Q"]:
-                if n in runs:
-                    points.setdefault((basis, "Q", metric), []).append(
-                        (60.0 * minutes, scaling.best_error(runs[n]["curve"], metric))
-                    )
-            for seed in sorted({seed_of(n) for n in lc}):
-                best = min(scaling.best_error(c, metric) for n, c in lc.items() if seed_of(n) == seed)
+            for n in entry["q_runs"]:
+                points.setdefault((basis, "Q", metric), []).append(
+                    (60.0 * minutes, scaling.best_error(runs[n]["curve"], metric))
+                )
+            for seed in sorted({seed_of(n) for n in entry["l_runs"]}):
+                best = min(
+                    scaling.best_error(runs[n]["curve"], metric)
+                    for n in entry["l_runs"]
+                    if seed_of(n) == seed
+                )
                 points.setdefault((basis, "L", metric), []).append((60.0 * minutes, best))
     replicas = [
         budget_entry(basis, minutes, spec, runs, _basis_runs(REPLICAS, basis, runs))

@@ -14,6 +14,8 @@ import platform
 import sys
 from typing import Optional
 
+from qpt_nb.analysis.timing import cpu_model
+
 __all__ = ["doctor", "collect", "machine_info", "PACKAGES"]
 
 # distribution name -> import name (for packages without metadata)
@@ -60,8 +62,6 @@ def machine_info() -> dict:
         python=platform.python_version(),
         cpu_count=os.cpu_count(),
     )
-    from qpt_nb.analysis.timing import cpu_model
-
     info["cpu_model"] = cpu_model()
     try:
         info["load_avg_1m"] = os.getloadavg()[0]

@@ -101,14 +101,14 @@ def restore_run(run, state: dict) -> None:
     run.label_wall_seconds = lab.get("label_wall_seconds")
 
 
-def check_same_run(saved_config, config, state: dict, budget_s: float, *, cpu: Optional[str] = None) -> None:
+def check_same_run(saved_config, config, state: dict, budget_s: float) -> None:
     """ValueError when the run kept in a run directory is not the one asked for: another
     budget, a TrainConfig that differs in more than what a budget run changes itself, or
-    another CPU than the one that charged it (`cpu`, default this machine's; states saved
-    before 2026-12-07 do not say and are not checked). A CPU-time budget charged on two CPUs
+    another CPU than this machine's charged it (states saved before 2026-12-07 do not say
+    and are not checked). A CPU-time budget charged on two CPUs
     mixes two clocks: on 2026-12-07 a label-free step cost 3.2x the CPU seconds on this
     project's AMD EPYC machine that it had on its Intel Xeon one (bench/costs.py)."""
-    cpu = cpu_model() if cpu is None else cpu
+    cpu = cpu_model()
     if state.get("cpu_model") and state["cpu_model"] != cpu:
         raise ValueError(
             f"The run directory's run was charged on a {state['cpu_model']!r} CPU, and this machine "
